@@ -1,0 +1,253 @@
+//! A node's outgoing edges, read on every push without a lock or a read-modify-write.
+//!
+//! Topology changes (adding an operator, `connect`, `disconnect`) are rare; pushes are many. So
+//! the edge list is append-only: slots are `OnceLock`s filled in order under the global topology
+//! lock, and a reader walks them with acquire loads (plain loads on x86) until the first empty
+//! slot. `disconnect` does not remove a slot; it clears the edge's `active` flag (a tombstone),
+//! and reconnecting the same target re-activates that slot.
+//!
+//! Invariants:
+//! - Slots are filled in order, so a reader that sees slot `k` filled also sees slots `0..k`.
+//! - A forward edge owns its target (`Arc`): a graph lives as long as its sources, and a sink
+//!   needs no handle. A feedback edge, one whose target can reach the edge's own node, is a
+//!   `Weak`, so cycles never keep memory alive; the target is owned by its own upstream path.
+//! - Fan-out delivers in edge creation order; every branch but the last gets a clone and the
+//!   last gets the element itself.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+
+use super::ack::Acks;
+use super::cx::Cx;
+use super::node::{NodeDyn, Push};
+use super::sync::Counter;
+
+const CHUNK: usize = 4;
+
+/// Where an edge leads.
+pub(crate) enum Target<T> {
+    Forward(Arc<dyn Push<T>>, Arc<dyn NodeDyn>),
+    Feedback(Weak<dyn Push<T>>, Weak<dyn NodeDyn>),
+}
+
+impl<T> Target<T> {
+    fn addr(&self) -> *const () {
+        match self {
+            Target::Forward(p, _) => Arc::as_ptr(p) as *const (),
+            Target::Feedback(p, _) => Weak::as_ptr(p) as *const (),
+        }
+    }
+
+    fn is_feedback(&self) -> bool {
+        matches!(self, Target::Feedback(..))
+    }
+}
+
+struct Edge<T> {
+    target: Target<T>,
+    active: AtomicBool,
+}
+
+impl<T: 'static> Edge<T> {
+    #[inline(always)]
+    fn deliver(&self, x: T, cx: &mut Cx) {
+        match &self.target {
+            Target::Forward(p, _) => p.push(x, cx),
+            Target::Feedback(p, _) => {
+                if let Some(p) = p.upgrade() {
+                    p.push(x, cx)
+                }
+            }
+        }
+    }
+}
+
+struct Chunk<T> {
+    slots: [OnceLock<Edge<T>>; CHUNK],
+    next: OnceLock<Box<Chunk<T>>>,
+}
+
+impl<T> Chunk<T> {
+    fn new() -> Self {
+        Chunk {
+            slots: std::array::from_fn(|_| OnceLock::new()),
+            next: OnceLock::new(),
+        }
+    }
+}
+
+/// One downstream link as seen by graph walks (DOT export, cycle detection).
+pub(crate) struct DownLink {
+    /// `None` when a feedback target is already gone.
+    pub(crate) node: Option<Arc<dyn NodeDyn>>,
+    pub(crate) feedback: bool,
+    pub(crate) active: bool,
+}
+
+/// The outgoing edges of a node, plus its `emitted` and `errors` counters.
+pub(crate) struct Outputs<T> {
+    first: Chunk<T>,
+    pub(crate) emitted: Counter,
+    pub(crate) errors: Counter,
+}
+
+impl<T> Default for Outputs<T> {
+    fn default() -> Self {
+        Outputs {
+            first: Chunk::new(),
+            emitted: Counter::default(),
+            errors: Counter::default(),
+        }
+    }
+}
+
+impl<T: 'static> Outputs<T> {
+    /// Runs a user function, counting a panic that unwinds out of it in `errors`. Free on the
+    /// non-panicking path: the guard is forgotten, only the unwind landing pad remains.
+    #[inline(always)]
+    pub(crate) fn call<R>(&self, f: impl FnOnce() -> R) -> R {
+        struct CountPanic<'a>(&'a Counter);
+        impl Drop for CountPanic<'_> {
+            fn drop(&mut self) {
+                self.0.inc_exact();
+            }
+        }
+        let guard = CountPanic(&self.errors);
+        let r = f();
+        std::mem::forget(guard);
+        r
+    }
+
+    /// Pushes an element built by this node from held elements, carrying `acks` (their tokens)
+    /// instead of the tokens of the push in progress.
+    pub(crate) fn push_acked(&self, x: T, acks: Acks, cx: &mut Cx)
+    where
+        T: Clone,
+    {
+        let saved = std::mem::replace(&mut cx.acks, acks);
+        self.push(x, cx);
+        cx.acks = saved;
+    }
+
+    fn edges(&self) -> impl Iterator<Item = &Edge<T>> {
+        let mut chunk = Some(&self.first);
+        let mut i = 0;
+        std::iter::from_fn(move || {
+            loop {
+                let c = chunk?;
+                if i == CHUNK {
+                    chunk = c.next.get().map(|b| &**b);
+                    i = 0;
+                    continue;
+                }
+                let e = c.slots[i].get();
+                i += 1;
+                if e.is_none() {
+                    chunk = None;
+                }
+                return e;
+            }
+        })
+    }
+
+    /// Pushes `x` to every active edge, in creation order.
+    #[inline]
+    pub(crate) fn push(&self, x: T, cx: &mut Cx)
+    where
+        T: Clone,
+    {
+        self.emitted.inc();
+        // Fast path: a single edge, the shape of most of a graph.
+        if let Some(e) = self.first.slots[0].get() {
+            if self.first.slots[1].get().is_none() {
+                if e.active.load(Ordering::Acquire) {
+                    e.deliver(x, cx);
+                }
+                return;
+            }
+        } else {
+            return;
+        }
+        let mut prev: Option<&Edge<T>> = None;
+        for e in self.edges() {
+            if !e.active.load(Ordering::Acquire) {
+                continue;
+            }
+            if let Some(p) = prev.replace(e) {
+                p.deliver(x.clone(), cx);
+            }
+        }
+        if let Some(p) = prev {
+            p.deliver(x, cx);
+        }
+    }
+
+    /// Tells every active forward target that this upstream has ended. Feedback edges are
+    /// skipped: a feedback edge never keeps its target open, nor closes it.
+    pub(crate) fn end(&self, cx: &mut Cx) {
+        for e in self.edges() {
+            if let (Target::Forward(p, _), true) = (&e.target, e.active.load(Ordering::Acquire)) {
+                p.end(cx);
+            }
+        }
+    }
+
+    /// Whether any active edge leads anywhere.
+    pub(crate) fn has_active(&self) -> bool {
+        self.edges().any(|e| e.active.load(Ordering::Acquire))
+    }
+
+    /// Adds an edge, or re-activates a tombstoned edge of the same kind to the same target.
+    /// Must be called with the topology lock held.
+    pub(crate) fn add(&self, target: Target<T>) {
+        let addr = target.addr();
+        for e in self.edges() {
+            if e.target.addr() == addr
+                && e.target.is_feedback() == target.is_feedback()
+                && !e.active.load(Ordering::Acquire)
+            {
+                e.active.store(true, Ordering::Release);
+                return;
+            }
+        }
+        let mut edge = Some(Edge {
+            target,
+            active: AtomicBool::new(true),
+        });
+        let mut chunk = &self.first;
+        loop {
+            for slot in &chunk.slots {
+                if slot.get().is_none() {
+                    let _ = slot.set(edge.take().expect("edge placed once"));
+                    return;
+                }
+            }
+            chunk = chunk.next.get_or_init(|| Box::new(Chunk::new()));
+        }
+    }
+
+    /// Tombstones the active edge to the target at `addr`. Returns whether it was a forward
+    /// edge, or `None` when there was no such active edge. Must be called with the topology lock
+    /// held.
+    pub(crate) fn remove(&self, addr: *const ()) -> Option<bool> {
+        let e = self
+            .edges()
+            .find(|e| e.target.addr() == addr && e.active.load(Ordering::Acquire))?;
+        e.active.store(false, Ordering::Release);
+        Some(!e.target.is_feedback())
+    }
+
+    /// Every edge, for graph walks.
+    pub(crate) fn links(&self) -> Vec<DownLink> {
+        self.edges()
+            .map(|e| DownLink {
+                node: match &e.target {
+                    Target::Forward(_, n) => Some(n.clone()),
+                    Target::Feedback(_, n) => n.upgrade(),
+                },
+                feedback: e.target.is_feedback(),
+                active: e.active.load(Ordering::Acquire),
+            })
+            .collect()
+    }
+}

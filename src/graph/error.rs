@@ -1,0 +1,85 @@
+//! The crate's error type.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+/// What can go wrong when pushing data through a graph.
+///
+/// Synchronous failures (a panic in a `map` closure, say) are not errors: they unwind straight
+/// into the caller of [`Source::emit`](crate::Source::emit), as an exception does in Streamz.
+/// `Error` reports what the caller cannot see on its own stack: a closed source, or a failure on
+/// an asynchronous path (a spawned task, a worker thread), which is reported on the next `emit`
+/// that reaches the failed node, or by [`Source::close`](crate::Source::close).
+///
+/// ```
+/// use brooklet::{Error, Source};
+/// # futures::executor::block_on(async {
+/// let source = Source::<i32>::new();
+/// source.close().await.unwrap();
+/// assert_eq!(source.emit(1).await, Err(Error::Closed));
+/// # });
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The source was closed; the element was not pushed.
+    Closed,
+    /// A user function panicked on an asynchronous path.
+    Panicked {
+        /// Name of the node whose function panicked.
+        node: String,
+        /// The panic message.
+        message: String,
+    },
+    /// A node failed for another reason (its task was cancelled, its runtime shut down).
+    Failed {
+        /// Name of the node that failed.
+        node: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// [`Source::run`](crate::Source::run) was called on a source that has nothing to drive,
+    /// or whose input is already being driven.
+    NotRunnable,
+}
+
+impl Error {
+    /// Builds [`Error::Panicked`] from a caught panic payload.
+    pub(crate) fn panicked(node: &str, payload: &(dyn Any + Send)) -> Error {
+        Error::Panicked {
+            node: node.to_string(),
+            message: panic_message(payload),
+        }
+    }
+}
+
+/// The message of a panic payload (`&str` or `String`), or a placeholder.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else if let Some(s) = payload.downcast_ref::<Arc<str>>() {
+        s.to_string()
+    } else {
+        "panic with a non-string payload".to_string()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Closed => f.write_str("the source is closed"),
+            Error::Panicked { node, message } => {
+                write!(f, "a function in node `{node}` panicked: {message}")
+            }
+            Error::Failed { node, message } => write!(f, "node `{node}` failed: {message}"),
+            Error::NotRunnable => {
+                f.write_str("this source has no input to drive, or it is already being driven")
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {}

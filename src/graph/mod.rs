@@ -1,0 +1,58 @@
+//! The graph core: nodes, edges, emission, acknowledgements and the two handle types.
+//!
+//! A brooklet graph is a push DAG. [`Source::emit`] calls straight into the first node, which
+//! calls into its targets, and so on: a chain of synchronous nodes costs a few dynamic calls and
+//! no allocation. Nodes that hold elements (buffers, windows, `zip`) accept each element at once
+//! and, when they are over their bound, hand back a wait that the caller's [`Emit`] future
+//! resolves on. That is the whole backpressure protocol: a producer that awaits `emit` never
+//! runs ahead of its slowest consumer, and one that drops the future loses nothing.
+//!
+//! This module holds no operator. Operators live in `ops` (element-wise and combining),
+//! `time` (runtime-driven), `window` (event time) and `parallel`; each is a small struct that
+//! implements the crate-internal `Operator` trait.
+
+mod ack;
+mod cx;
+mod dot;
+mod edges;
+mod emit;
+mod error;
+mod node;
+mod source;
+mod stream;
+pub(crate) mod sync;
+
+pub use ack::Ack;
+pub use emit::Emit;
+pub use error::Error;
+pub use source::Source;
+pub use stream::{Metrics, Stream};
+pub(crate) use stream::metrics as metrics_of;
+
+pub(crate) use ack::Acks;
+pub(crate) use cx::{Cx, Pending};
+pub(crate) use edges::Outputs;
+pub(crate) use error::panic_message;
+pub(crate) use node::{Input, Node, NodeDyn, Operator, Port, Push};
+
+use std::sync::MutexGuard;
+use sync::Lock;
+
+/// What may flow through a stream: any owned value that can cross threads and be cloned for
+/// fan-out. Blanket-implemented; you never implement it yourself.
+///
+/// ```
+/// fn takes_items<T: brooklet::Item>(_: T) {}
+/// takes_items(vec![1, 2, 3]);
+/// takes_items(String::from("hi"));
+/// ```
+pub trait Item: Clone + Send + 'static {}
+impl<T: Clone + Send + 'static> Item for T {}
+
+static TOPOLOGY: Lock<()> = Lock::new(());
+
+/// The global topology lock: every change to any graph's edges holds it, so cycle detection
+/// sees a stable graph. Pushes never take it.
+pub(crate) fn topology() -> MutexGuard<'static, ()> {
+    TOPOLOGY.lock()
+}

@@ -1,0 +1,259 @@
+//! Nodes: the traits every node implements and the generic node that wraps an operator.
+//!
+//! A node is an [`Operator`] (what it does to elements) wrapped in a [`Node`] (its name,
+//! counters, upstream links and outgoing edges). Operators are small structs in `crate::ops`,
+//! `crate::time` and so on; the graph core never needs to know them.
+//!
+//! Invariants:
+//! - `Push::push` is called with no lock of the caller held. A node updates its own state under
+//!   its own lock, releases it, and only then pushes downstream; so feedback loops and re-entrant
+//!   emits never deadlock.
+//! - A node ends exactly once: when every forward upstream has ended, or when it is closed
+//!   directly (a source). Ending runs `Operator::on_end` (flush) and then ends the node's
+//!   forward targets. Feedback upstreams are not counted.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+use super::cx::Cx;
+use super::edges::{DownLink, Outputs};
+use super::sync::{Counter, Lock};
+use super::Item;
+
+/// Something elements of type `T` can be pushed into: a node's input port.
+pub(crate) trait Push<T>: Send + Sync + 'static {
+    /// Delivers one element.
+    fn push(&self, x: T, cx: &mut Cx);
+    /// Tells the node that one of its forward upstreams has ended.
+    fn end(&self, cx: &mut Cx);
+}
+
+/// The type-erased view of a node, for graph walks, names and counters.
+pub(crate) trait NodeDyn: Send + Sync + 'static {
+    fn meta(&self) -> &Meta;
+    fn links(&self) -> Vec<DownLink>;
+    fn emitted(&self) -> u64;
+    fn errors(&self) -> u64;
+    fn held(&self) -> u64;
+}
+
+/// A node that produces elements of type `T`: what a `Stream<T>` handle points to.
+pub(crate) trait Producer<T>: NodeDyn {
+    fn outputs(&self) -> &Outputs<T>;
+}
+
+/// What a node does. Inputs are declared with [`Input`].
+pub(crate) trait Operator: Send + Sync + Sized + 'static {
+    /// The element type this node emits.
+    type Out: Item;
+
+    /// Called once, when the node ends, before its targets are ended: flush what is held.
+    fn on_end(&self, _out: &Outputs<Self::Out>, _cx: &mut Cx) {}
+
+    /// How many elements the node holds right now (the `held` counter).
+    fn held(&self) -> usize {
+        0
+    }
+}
+
+/// Input port number `P` of an operator. Single-input operators implement `Input<0>` only;
+/// `zip` and friends implement `Input<0>` and `Input<1>`.
+pub(crate) trait Input<const P: usize>: Operator {
+    type In: Send + 'static;
+    fn on_input(&self, x: Self::In, out: &Outputs<Self::Out>, cx: &mut Cx);
+
+    /// Called each time an upstream feeding this port ends (before the node itself may end).
+    fn on_upstream_end(&self, _out: &Outputs<Self::Out>, _cx: &mut Cx) {}
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+struct UpLink {
+    node: Weak<dyn NodeDyn>,
+    feedback: bool,
+}
+
+#[derive(Default)]
+struct Links {
+    ups: Vec<UpLink>,
+    forward: usize,
+    ended: usize,
+    done: bool,
+}
+
+/// Name, counters and upstream links of a node.
+pub(crate) struct Meta {
+    id: u64,
+    kind: &'static str,
+    name: Lock<Option<String>>,
+    pub(crate) received: Counter,
+    links: Lock<Links>,
+}
+
+impl Meta {
+    pub(crate) fn new(kind: &'static str) -> Meta {
+        Meta {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            kind,
+            name: Lock::new(None),
+            received: Counter::default(),
+            links: Lock::new(Links::default()),
+        }
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub(crate) fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// The user-given name, or the operator's kind.
+    pub(crate) fn name(&self) -> String {
+        self.name
+            .lock()
+            .clone()
+            .unwrap_or_else(|| self.kind.to_string())
+    }
+
+    pub(crate) fn set_name(&self, name: String) {
+        *self.name.lock() = Some(name);
+    }
+
+    pub(crate) fn add_uplink(&self, node: Weak<dyn NodeDyn>, feedback: bool) {
+        let mut l = self.links.lock();
+        l.ups.push(UpLink { node, feedback });
+        if !feedback {
+            l.forward += 1;
+        }
+    }
+
+    pub(crate) fn remove_uplink(&self, addr: *const (), forward: bool) {
+        let mut l = self.links.lock();
+        if let Some(i) = l
+            .ups
+            .iter()
+            .position(|u| Weak::as_ptr(&u.node) as *const () == addr && u.feedback != forward)
+        {
+            l.ups.remove(i);
+            if forward {
+                l.forward -= 1;
+            }
+        }
+    }
+
+    /// Live upstream nodes, with whether each link is a feedback edge.
+    pub(crate) fn uplinks(&self) -> Vec<(Arc<dyn NodeDyn>, bool)> {
+        self.links
+            .lock()
+            .ups
+            .iter()
+            .filter_map(|u| u.node.upgrade().map(|n| (n, u.feedback)))
+            .collect()
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        self.links.lock().done
+    }
+
+    /// Marks the node done; true the first time only.
+    fn mark_done(&self) -> bool {
+        !std::mem::replace(&mut self.links.lock().done, true)
+    }
+
+    /// Counts one forward upstream as ended; true when that makes all of them ended.
+    fn count_end(&self) -> bool {
+        let mut l = self.links.lock();
+        l.ended += 1;
+        !l.done && l.ended >= l.forward
+    }
+}
+
+/// The generic node: an operator plus its metadata and outgoing edges.
+pub(crate) struct Node<Op: Operator> {
+    pub(crate) meta: Meta,
+    pub(crate) op: Op,
+    pub(crate) out: Outputs<Op::Out>,
+}
+
+impl<Op: Operator> Node<Op> {
+    pub(crate) fn new(kind: &'static str, op: Op) -> Node<Op> {
+        Node {
+            meta: Meta::new(kind),
+            op,
+            out: Outputs::default(),
+        }
+    }
+
+    /// Ends the node now, whatever its upstreams do: flush, then end the targets.
+    pub(crate) fn finish(&self, cx: &mut Cx) {
+        if self.meta.mark_done() {
+            self.op.on_end(&self.out, cx);
+            self.out.end(cx);
+        }
+    }
+
+    fn upstream_ended(&self, cx: &mut Cx) {
+        if self.meta.count_end() {
+            self.finish(cx);
+        }
+    }
+}
+
+impl<Op: Operator> NodeDyn for Node<Op> {
+    fn meta(&self) -> &Meta {
+        &self.meta
+    }
+
+    fn links(&self) -> Vec<DownLink> {
+        self.out.links()
+    }
+
+    fn emitted(&self) -> u64 {
+        self.out.emitted.get()
+    }
+
+    fn errors(&self) -> u64 {
+        self.out.errors.get()
+    }
+
+    fn held(&self) -> u64 {
+        self.op.held() as u64
+    }
+}
+
+impl<Op: Operator> Producer<Op::Out> for Node<Op> {
+    fn outputs(&self) -> &Outputs<Op::Out> {
+        &self.out
+    }
+}
+
+impl<Op: Input<0>> Push<<Op as Input<0>>::In> for Node<Op> {
+    #[inline]
+    fn push(&self, x: <Op as Input<0>>::In, cx: &mut Cx) {
+        self.meta.received.inc();
+        self.op.on_input(x, &self.out, cx);
+    }
+
+    fn end(&self, cx: &mut Cx) {
+        <Op as Input<0>>::on_upstream_end(&self.op, &self.out, cx);
+        self.upstream_ended(cx);
+    }
+}
+
+/// Input port `P > 0` of a multi-input node.
+pub(crate) struct Port<Op: Operator, const P: usize>(pub(crate) Arc<Node<Op>>);
+
+impl<Op: Input<P>, const P: usize> Push<<Op as Input<P>>::In> for Port<Op, P> {
+    #[inline]
+    fn push(&self, x: <Op as Input<P>>::In, cx: &mut Cx) {
+        self.0.meta.received.inc();
+        self.0.op.on_input(x, &self.0.out, cx);
+    }
+
+    fn end(&self, cx: &mut Cx) {
+        <Op as Input<P>>::on_upstream_end(&self.0.op, &self.0.out, cx);
+        self.0.upstream_ended(cx);
+    }
+}

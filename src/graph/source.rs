@@ -1,0 +1,313 @@
+//! Sources: where elements enter a graph.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use futures::StreamExt;
+
+use super::ack::{Ack, Acks};
+use super::cx::Cx;
+use super::edges::Outputs;
+use super::emit::Emit;
+use super::error::Error;
+use super::node::{Input, Node, Operator};
+use super::stream::Stream;
+use super::sync::Lock;
+use super::Item;
+
+type Driver<T> = Pin<Box<dyn futures::Stream<Item = T> + Send>>;
+
+pub(crate) struct SourceOp<T> {
+    closed: AtomicBool,
+    driver: Lock<Option<Driver<T>>>,
+    _t: PhantomData<fn(T)>,
+}
+
+impl<T: Item> Operator for SourceOp<T> {
+    type Out = T;
+
+    fn on_end(&self, _out: &Outputs<T>, _cx: &mut Cx) {
+        self.closed.store(true, Ordering::Release);
+    }
+}
+
+impl<T: Item> Input<0> for SourceOp<T> {
+    type In = T;
+
+    #[inline]
+    fn on_input(&self, x: T, out: &Outputs<T>, cx: &mut Cx) {
+        // Elements that reach a closed source through `connect` are dropped.
+        if !self.closed.load(Ordering::Acquire) {
+            out.push(x, cx);
+        }
+    }
+}
+
+/// The entry point of a graph: elements pushed with [`emit`](Source::emit) flow to every node
+/// built on it.
+///
+/// A `Source<T>` dereferences to a [`Stream<T>`], so every operator is available on it. Handles
+/// are cheap to clone and can be shared across threads and tasks. The graph lives as long as a
+/// handle to its source (or to any node) does; [`close`](Source::close) ends it: windows and
+/// buffers flush, pending work drains, then the returned future resolves.
+///
+/// ```
+/// use brooklet::Source;
+/// # futures::executor::block_on(async {
+/// let source = Source::new();
+/// let total = source
+///     .map(|x: u64| x * 2)
+///     .filter(|x| x % 3 == 0)
+///     .accumulate(0, |a, x| a + x)
+///     .sink_to_vec();
+/// for x in 1..=6 {
+///     source.emit(x).await?;
+/// }
+/// source.close().await?;
+/// assert_eq!(total.snapshot(), vec![6, 18]);
+/// # Ok::<(), brooklet::Error>(()) }).unwrap();
+/// ```
+pub struct Source<T: Item> {
+    pub(crate) node: Arc<Node<SourceOp<T>>>,
+    stream: Stream<T>,
+}
+
+impl<T: Item> Clone for Source<T> {
+    fn clone(&self) -> Self {
+        Source {
+            node: self.node.clone(),
+            stream: self.stream.clone(),
+        }
+    }
+}
+
+impl<T: Item> Deref for Source<T> {
+    type Target = Stream<T>;
+
+    fn deref(&self) -> &Stream<T> {
+        &self.stream
+    }
+}
+
+impl<T: Item> Default for Source<T> {
+    fn default() -> Self {
+        Source::new()
+    }
+}
+
+impl<T: Item> fmt::Debug for Source<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Source")
+            .field("name", &self.stream.name())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+impl<T: Item> Source<T> {
+    /// A new source with nothing downstream yet.
+    ///
+    /// ```
+    /// use brooklet::Source;
+    /// let source = Source::<String>::new();
+    /// assert!(!source.is_closed());
+    /// ```
+    pub fn new() -> Source<T> {
+        Source::with_driver(None)
+    }
+
+    fn with_driver(driver: Option<Driver<T>>) -> Source<T> {
+        let node = Arc::new(Node::new(
+            "source",
+            SourceOp {
+                closed: AtomicBool::new(false),
+                driver: Lock::new(driver),
+                _t: PhantomData,
+            },
+        ));
+        let stream = Stream::from_node(node.clone());
+        Source { node, stream }
+    }
+
+    /// A source that [`run`](Source::run) fills from `iter`, then closes.
+    ///
+    /// ```
+    /// use brooklet::Source;
+    /// # futures::executor::block_on(async {
+    /// let source = Source::from_iter(1..=3);
+    /// let seen = source.map(|x: i32| x * x).sink_to_vec();
+    /// source.run().await?;
+    /// assert_eq!(seen.snapshot(), vec![1, 4, 9]);
+    /// assert!(source.is_closed());
+    /// # Ok::<(), brooklet::Error>(()) }).unwrap();
+    /// ```
+    #[allow(clippy::should_implement_trait)]
+    pub fn from_iter<I>(iter: I) -> Source<T>
+    where
+        I: IntoIterator<Item = T>,
+        I::IntoIter: Send + 'static,
+    {
+        Source::with_driver(Some(Box::pin(futures::stream::iter(iter))))
+    }
+
+    /// A source that [`run`](Source::run) fills from an asynchronous stream, awaiting each
+    /// emission before it polls the next item (backpressure), then closes.
+    ///
+    /// ```
+    /// use brooklet::Source;
+    /// # futures::executor::block_on(async {
+    /// let input = futures::stream::iter(vec!["a", "b"]);
+    /// let source = Source::from_stream(input);
+    /// let seen = source.map(|s: &str| s.to_uppercase()).sink_to_vec();
+    /// source.run().await?;
+    /// assert_eq!(seen.snapshot(), vec!["A", "B"]);
+    /// # Ok::<(), brooklet::Error>(()) }).unwrap();
+    /// ```
+    pub fn from_stream(stream: impl futures::Stream<Item = T> + Send + 'static) -> Source<T> {
+        Source::with_driver(Some(Box::pin(stream)))
+    }
+
+    /// Drives the input given to [`from_iter`](Source::from_iter) or
+    /// [`from_stream`](Source::from_stream): emits every item, awaiting each emission, then
+    /// closes the source and waits for the graph to drain.
+    ///
+    /// The returned future owns what it needs (`'static`), so it can be spawned. It stops early
+    /// without error if the source is closed meanwhile, and stops with the error if an emission
+    /// reports one (the source is then closed). Fails with [`Error::NotRunnable`] when the
+    /// source has no input or another `run` already took it.
+    ///
+    /// ```
+    /// use brooklet::{Error, Source};
+    /// # futures::executor::block_on(async {
+    /// let source = Source::<i32>::new();
+    /// assert_eq!(source.run().await, Err(Error::NotRunnable));
+    /// # });
+    /// ```
+    pub fn run(&self) -> impl std::future::Future<Output = Result<(), Error>> + Send + use<T> {
+        let this = self.clone();
+        let driver = self.node.op.driver.lock().take();
+        async move {
+            let Some(mut input) = driver else {
+                return Err(Error::NotRunnable);
+            };
+            while let Some(x) = input.next().await {
+                match this.emit(x).await {
+                    Ok(()) => {}
+                    Err(Error::Closed) => return Ok(()),
+                    Err(e) => {
+                        let _ = this.close().await;
+                        return Err(e);
+                    }
+                }
+            }
+            this.close().await
+        }
+    }
+
+    /// Pushes `x` through every synchronous node now, and returns a future that resolves when
+    /// every downstream node has accepted it. See [`Emit`].
+    ///
+    /// # Panics
+    ///
+    /// A panic in a user function on the synchronous path unwinds into this call, as an
+    /// exception does in Streamz. The graph stays usable for the next element.
+    ///
+    /// ```
+    /// use brooklet::Source;
+    /// # futures::executor::block_on(async {
+    /// let source = Source::new();
+    /// let seen = source.sink_to_vec();
+    /// source.emit("hello").await?;
+    /// assert_eq!(seen.snapshot(), vec!["hello"]);
+    /// # Ok::<(), brooklet::Error>(()) }).unwrap();
+    /// ```
+    #[inline]
+    pub fn emit(&self, x: T) -> Emit {
+        self.emit_in(x, Cx::new())
+    }
+
+    /// Like [`emit`](Source::emit), with an acknowledgement token: the token is released once
+    /// every output built from `x` has been accepted downstream, or `x` was dropped. See
+    /// [`Ack`].
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use brooklet::{Ack, Source};
+    /// # futures::executor::block_on(async {
+    /// let source = Source::new();
+    /// let _evens = source.filter(|x: &u32| x % 2 == 0).sink(|_| ());
+    /// let acked = Arc::new(AtomicUsize::new(0));
+    /// for x in 0..4 {
+    ///     let a = acked.clone();
+    ///     source.emit_with_ack(x, Ack::new(move || { a.fetch_add(1, Ordering::SeqCst); })).await?;
+    /// }
+    /// assert_eq!(acked.load(Ordering::SeqCst), 4); // sunk or filtered out: all done
+    /// # Ok::<(), brooklet::Error>(()) }).unwrap();
+    /// ```
+    pub fn emit_with_ack(&self, x: T, ack: Ack) -> Emit {
+        self.emit_in(x, Cx::with_acks(Acks::One(ack)))
+    }
+
+    #[inline]
+    fn emit_in(&self, x: T, mut cx: Cx) -> Emit {
+        let node = &*self.node;
+        if node.op.closed.load(Ordering::Acquire) {
+            return Emit::ready(Err(Error::Closed));
+        }
+        node.meta.received.inc();
+        node.out.push(x, &mut cx);
+        cx.into_emit()
+    }
+
+    /// Ends the stream: every node downstream flushes what it holds (windows, batches,
+    /// buffers) and ends in turn. The future resolves when all pending work has drained, with
+    /// the first failure any node reported. Later emits fail with [`Error::Closed`]; closing
+    /// again resolves at once.
+    ///
+    /// ```
+    /// use brooklet::Source;
+    /// # futures::executor::block_on(async {
+    /// let source = Source::new();
+    /// let batches = source.partition(3).sink_to_vec();
+    /// for x in 1..=4 {
+    ///     source.emit(x).await?;
+    /// }
+    /// source.close().await?; // flushes the partial batch
+    /// assert_eq!(batches.snapshot(), vec![vec![1, 2, 3], vec![4]]);
+    /// # Ok::<(), brooklet::Error>(()) }).unwrap();
+    /// ```
+    pub fn close(&self) -> Emit {
+        let mut cx = Cx::new();
+        self.node.finish(&mut cx);
+        cx.into_emit()
+    }
+
+    /// Names the source (see [`Stream::named`]) and returns it.
+    ///
+    /// ```
+    /// use brooklet::Source;
+    /// let source = Source::<i32>::new().named("readings");
+    /// assert_eq!(source.name(), "readings");
+    /// ```
+    pub fn named(self, name: impl Into<String>) -> Source<T> {
+        self.stream.named(name);
+        self
+    }
+
+    /// Whether the source has ended (closed, or all its forward upstreams ended).
+    ///
+    /// ```
+    /// use brooklet::Source;
+    /// let source = Source::<u8>::new();
+    /// let _ = source.close();
+    /// assert!(source.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.node.op.closed.load(Ordering::Acquire)
+    }
+}

@@ -1,0 +1,296 @@
+//! The `Stream<T>` handle and run-time topology changes (`connect`, `disconnect`).
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::{Arc, Weak};
+
+use super::cx::Cx;
+use super::edges::Target;
+use super::node::{Input, Node, NodeDyn, Operator, Producer, Push};
+use super::source::Source;
+use super::{dot, topology, Item};
+
+/// A handle to a node that emits elements of type `T`.
+///
+/// Every operator is a method on `Stream` that adds a node downstream of this one and returns a
+/// handle to it. Handles are cheap to clone, `Send + Sync`, and can be used from any thread.
+/// Calling two operators on one handle fans out: each element goes to both, in the order the
+/// operators were added. A node lives as long as something upstream of it does, so you need
+/// not keep handles to sinks.
+///
+/// ```
+/// use brooklet::Source;
+/// # futures::executor::block_on(async {
+/// let source = Source::new();
+/// let doubled = source.map(|x: i32| x * 2);
+/// let a = doubled.sink_to_vec();
+/// let b = doubled.filter(|x| *x > 2).sink_to_vec();
+/// for x in 1..=3 {
+///     source.emit(x).await?;
+/// }
+/// assert_eq!(a.snapshot(), vec![2, 4, 6]);
+/// assert_eq!(b.snapshot(), vec![4, 6]);
+/// # Ok::<(), brooklet::Error>(()) }).unwrap();
+/// ```
+pub struct Stream<T> {
+    pub(crate) node: Arc<dyn Producer<T>>,
+}
+
+impl<T> Clone for Stream<T> {
+    fn clone(&self) -> Self {
+        Stream {
+            node: self.node.clone(),
+        }
+    }
+}
+
+impl<T: Item> fmt::Debug for Stream<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stream")
+            .field("name", &self.node.meta().name())
+            .field("metrics", &metrics(&*self.node))
+            .finish()
+    }
+}
+
+/// Counters of one node, read while the graph runs.
+///
+/// `received` and `emitted` are statistics: exact while one thread at a time pushes into the
+/// node, and they may miss increments when several threads push into the same node at once
+/// (they are updated without an atomic read-modify-write, to keep the synchronous path at a few
+/// nanoseconds). `errors` is always exact.
+///
+/// ```
+/// use brooklet::Source;
+/// let source = Source::new();
+/// let evens = source.filter(|x: &u32| x % 2 == 0);
+/// let _sink = evens.sink(|_| ());
+/// for x in 0..10 {
+///     let _ = source.emit(x);
+/// }
+/// let m = evens.metrics();
+/// assert_eq!((m.received, m.emitted), (10, 5));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Metrics {
+    /// Elements pushed into the node.
+    pub received: u64,
+    /// Elements the node pushed downstream (once per element, whatever the fan-out).
+    pub emitted: u64,
+    /// Elements the node holds right now (queued, windowed, waiting for a partner).
+    pub held: u64,
+    /// Panics caught in, or raised from, the node's user functions.
+    pub errors: u64,
+}
+
+pub(crate) fn metrics(n: &dyn NodeDyn) -> Metrics {
+    Metrics {
+        received: n.meta().received.get(),
+        emitted: n.emitted(),
+        held: n.held(),
+        errors: n.errors(),
+    }
+}
+
+fn addr<N: ?Sized>(n: &Arc<N>) -> *const () {
+    Arc::as_ptr(n) as *const ()
+}
+
+/// Whether `to` can be reached from `from` along forward edges (active or tombstoned: both own
+/// their target).
+fn reaches(from: &Arc<dyn NodeDyn>, to: *const ()) -> bool {
+    let mut seen = HashSet::new();
+    let mut stack = vec![from.clone()];
+    while let Some(n) = stack.pop() {
+        if addr(&n) == to {
+            return true;
+        }
+        if !seen.insert(addr(&n)) {
+            continue;
+        }
+        for link in n.links() {
+            if let (Some(next), false) = (link.node, link.feedback) {
+                stack.push(next);
+            }
+        }
+    }
+    false
+}
+
+impl<T: Item> Stream<T> {
+    pub(crate) fn from_node(node: Arc<dyn Producer<T>>) -> Stream<T> {
+        Stream { node }
+    }
+
+    fn as_dyn(&self) -> Arc<dyn NodeDyn> {
+        self.node.clone()
+    }
+
+    /// Adds a new node running `op` downstream of this one.
+    pub(crate) fn then<Op>(&self, kind: &'static str, op: Op) -> Stream<Op::Out>
+    where
+        Op: Input<0, In = T>,
+    {
+        Stream::from_node(self.then_node(kind, op))
+    }
+
+    /// Like [`then`](Self::then), returning the concrete node for handles that need it.
+    pub(crate) fn then_node<Op>(&self, kind: &'static str, op: Op) -> Arc<Node<Op>>
+    where
+        Op: Input<0, In = T>,
+    {
+        let node = Arc::new(Node::new(kind, op));
+        self.link(node.clone(), node.clone());
+        node
+    }
+
+    /// Adds a forward edge from this node to `push`, an input port of `node`. Used for new
+    /// nodes (which cannot close a cycle) and for extra input ports.
+    pub(crate) fn link(&self, push: Arc<dyn Push<T>>, node: Arc<dyn NodeDyn>) {
+        let upstream_done = {
+            let _g = topology();
+            node.meta().add_uplink(Arc::downgrade(&self.as_dyn()), false);
+            self.node
+                .outputs()
+                .add(Target::Forward(push.clone(), node.clone()));
+            self.node.meta().is_done()
+        };
+        if upstream_done {
+            // Attached to a node that has already ended: this input has ended too.
+            push.end(&mut Cx::new());
+        }
+    }
+
+    /// The node's name: the one given with [`named`](Self::named), or the operator's kind
+    /// (`"map"`, `"zip"`, ...).
+    ///
+    /// ```
+    /// use brooklet::Source;
+    /// let source = Source::<i32>::new();
+    /// assert_eq!(source.map(|x| x + 1).name(), "map");
+    /// ```
+    pub fn name(&self) -> String {
+        self.node.meta().name()
+    }
+
+    /// Names the node (shown by [`to_dot`](Self::to_dot) and in error messages) and returns
+    /// a handle to it.
+    ///
+    /// ```
+    /// use brooklet::Source;
+    /// let source = Source::<i32>::new();
+    /// let scaled = source.map(|x| x * 10).named("scale");
+    /// assert_eq!(scaled.name(), "scale");
+    /// ```
+    pub fn named(&self, name: impl Into<String>) -> Stream<T> {
+        self.node.meta().set_name(name.into());
+        self.clone()
+    }
+
+    /// The node's counters; see [`Metrics`].
+    ///
+    /// ```
+    /// use brooklet::Source;
+    /// let source = Source::new();
+    /// let _ = source.emit(1u8);
+    /// assert_eq!(source.metrics().received, 1);
+    /// ```
+    pub fn metrics(&self) -> Metrics {
+        metrics(&*self.node)
+    }
+
+    /// Renders the whole graph this node belongs to as Graphviz DOT. Feedback edges are dashed.
+    ///
+    /// ```
+    /// use brooklet::Source;
+    /// let source = Source::<i32>::new().named("numbers");
+    /// let _sink = source.map(|x| x + 1).sink(|_| ());
+    /// let dot = source.to_dot();
+    /// assert!(dot.starts_with("digraph"));
+    /// assert!(dot.contains("numbers") && dot.contains("map") && dot.contains("sink"));
+    /// ```
+    pub fn to_dot(&self) -> String {
+        dot::render(self.as_dyn())
+    }
+
+    /// Sends everything this node emits into `target` as well, from now on.
+    ///
+    /// This is how graphs are wired at run time, and how feedback loops are built: connecting
+    /// a node back into a source upstream of it makes a cycle. A feedback edge does not keep
+    /// the graph alive, and does not end `target` when this node ends.
+    ///
+    /// A forward edge (one that makes no cycle) counts as an upstream of `target`: a source fed
+    /// only by forward edges ends when all of them have ended.
+    ///
+    /// ```
+    /// use brooklet::Source;
+    /// # futures::executor::block_on(async {
+    /// let upstream = Source::new();
+    /// let downstream = Source::new();
+    /// let seen = downstream.map(|x: i32| x + 1).sink_to_vec();
+    /// upstream.connect(&downstream);
+    /// upstream.emit(2).await?;
+    /// upstream.emit(4).await?;
+    /// assert_eq!(seen.snapshot(), vec![3, 5]);
+    /// # Ok::<(), brooklet::Error>(()) }).unwrap();
+    /// ```
+    pub fn connect(&self, target: &Source<T>) {
+        let target_node: Arc<dyn NodeDyn> = target.node.clone();
+        let target_push: Arc<dyn Push<T>> = target.node.clone();
+        let me = self.as_dyn();
+        let _g = topology();
+        let feedback = reaches(&target_node, addr(&me));
+        let edge = if feedback {
+            let push: Weak<dyn Push<T>> = Arc::downgrade(&target_push);
+            Target::Feedback(push, Arc::downgrade(&target_node))
+        } else {
+            Target::Forward(target_push, target_node.clone())
+        };
+        target_node
+            .meta()
+            .add_uplink(Arc::downgrade(&me), feedback);
+        self.node.outputs().add(edge);
+    }
+
+    /// Stops sending elements into `target`. Returns whether there was such a connection.
+    ///
+    /// ```
+    /// use brooklet::Source;
+    /// # futures::executor::block_on(async {
+    /// let upstream = Source::new();
+    /// let downstream = Source::new();
+    /// let seen = downstream.sink_to_vec();
+    /// upstream.connect(&downstream);
+    /// upstream.emit(1).await?;
+    /// assert!(upstream.disconnect(&downstream));
+    /// upstream.emit(2).await?;
+    /// assert_eq!(seen.snapshot(), vec![1]);
+    /// # Ok::<(), brooklet::Error>(()) }).unwrap();
+    /// ```
+    pub fn disconnect(&self, target: &Source<T>) -> bool {
+        let me = self.as_dyn();
+        let _g = topology();
+        match self.node.outputs().remove(addr(&target.node)) {
+            Some(forward) => {
+                target.node.meta.remove_uplink(addr(&me), forward);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Extra input ports for multi-input operators.
+impl<Op: Operator> Node<Op> {
+    /// Wires `upstream` into input port `P` of this node.
+    pub(crate) fn link_port<const P: usize>(self: &Arc<Self>, upstream: &Stream<<Op as Input<P>>::In>)
+    where
+        Op: Input<P>,
+        <Op as Input<P>>::In: Item,
+        super::node::Port<Op, P>: Push<<Op as Input<P>>::In>,
+    {
+        let port = Arc::new(super::node::Port::<Op, P>(self.clone()));
+        upstream.link(port, self.clone());
+    }
+}

@@ -1,0 +1,9 @@
+//! brooklet: placeholder
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod graph;
+pub mod ops;
+
+pub use graph::{Ack, Emit, Error, Item, Metrics, Source, Stream};
+pub use ops::{Collect, EmitOn, Pull, Sink, VecSink};

@@ -1,0 +1,119 @@
+//! `accumulate` and `accumulate_state`: a running fold (Streamz's `accumulate`, a scan).
+
+use std::marker::PhantomData;
+
+use crate::graph::sync::Lock;
+use crate::graph::{Cx, Input, Operator, Outputs};
+use crate::{Item, Stream};
+
+pub(crate) struct Accumulate<F, S, T, U> {
+    f: F,
+    state: Lock<S>,
+    _t: PhantomData<fn(T) -> U>,
+}
+
+impl<F, S, T, U> Operator for Accumulate<F, S, T, U>
+where
+    F: Fn(S, T) -> (S, U) + Send + Sync + 'static,
+    S: Clone + Send + 'static,
+    T: Send + 'static,
+    U: Item,
+{
+    type Out = U;
+}
+
+impl<F, S, T, U> Input<0> for Accumulate<F, S, T, U>
+where
+    F: Fn(S, T) -> (S, U) + Send + Sync + 'static,
+    S: Clone + Send + 'static,
+    T: Send + 'static,
+    U: Item,
+{
+    type In = T;
+
+    #[inline]
+    fn on_input(&self, x: T, out: &Outputs<U>, cx: &mut Cx) {
+        let y = {
+            let mut state = self.state.lock();
+            // The state is replaced only once `f` returned: a panic leaves it untouched.
+            let (next, y) = out.call(|| (self.f)(state.clone(), x));
+            *state = next;
+            y
+        };
+        out.push(y, cx);
+    }
+}
+
+impl<T: Item> Stream<T> {
+    /// A running fold: emits `f(acc, x)` for every element and keeps it as the next `acc`,
+    /// starting from `start`.
+    ///
+    /// The state sits behind a lock taken only to compute the next value (never while pushing
+    /// downstream). A panic in `f` leaves the state as it was. `f` must not emit into a graph
+    /// that leads back to this node.
+    ///
+    /// ```
+    /// use brooklet::Source;
+    /// # futures::executor::block_on(async {
+    /// let source = Source::new();
+    /// let totals = source.accumulate(0, |total, x: i32| total + x).sink_to_vec();
+    /// for x in 1..=4 {
+    ///     source.emit(x).await?;
+    /// }
+    /// assert_eq!(totals.snapshot(), vec![1, 3, 6, 10]);
+    /// # Ok::<(), brooklet::Error>(()) }).unwrap();
+    /// ```
+    pub fn accumulate<A: Item>(
+        &self,
+        start: A,
+        f: impl Fn(A, T) -> A + Send + Sync + 'static,
+    ) -> Stream<A> {
+        self.then(
+            "accumulate",
+            Accumulate {
+                f: move |acc, x| {
+                    let next = f(acc, x);
+                    (next.clone(), next)
+                },
+                state: Lock::new(start),
+                _t: PhantomData,
+            },
+        )
+    }
+
+    /// A running fold whose function returns `(next_state, output)`: the state stays inside the
+    /// node and only the output is emitted (Streamz's `returns_state=True`).
+    ///
+    /// ```
+    /// use brooklet::Source;
+    /// # futures::executor::block_on(async {
+    /// let source = Source::new();
+    /// // Emit each element with its running index.
+    /// let indexed = source
+    ///     .accumulate_state(0usize, |i, x: char| (i + 1, (i, x)))
+    ///     .sink_to_vec();
+    /// for c in ['a', 'b'] {
+    ///     source.emit(c).await?;
+    /// }
+    /// assert_eq!(indexed.snapshot(), vec![(0, 'a'), (1, 'b')]);
+    /// # Ok::<(), brooklet::Error>(()) }).unwrap();
+    /// ```
+    pub fn accumulate_state<S, U>(
+        &self,
+        start: S,
+        f: impl Fn(S, T) -> (S, U) + Send + Sync + 'static,
+    ) -> Stream<U>
+    where
+        S: Clone + Send + 'static,
+        U: Item,
+    {
+        self.then(
+            "accumulate",
+            Accumulate {
+                f,
+                state: Lock::new(start),
+                _t: PhantomData,
+            },
+        )
+    }
+}

@@ -1,0 +1,56 @@
+//! `map`: apply a function to every element.
+
+use std::marker::PhantomData;
+
+use crate::graph::{Cx, Input, Operator, Outputs};
+use crate::{Item, Stream};
+
+pub(crate) struct Map<F, T, U> {
+    f: F,
+    _t: PhantomData<fn(T) -> U>,
+}
+
+impl<F, T, U> Operator for Map<F, T, U>
+where
+    F: Fn(T) -> U + Send + Sync + 'static,
+    T: Send + 'static,
+    U: Item,
+{
+    type Out = U;
+}
+
+impl<F, T, U> Input<0> for Map<F, T, U>
+where
+    F: Fn(T) -> U + Send + Sync + 'static,
+    T: Send + 'static,
+    U: Item,
+{
+    type In = T;
+
+    #[inline]
+    fn on_input(&self, x: T, out: &Outputs<U>, cx: &mut Cx) {
+        let y = out.call(|| (self.f)(x));
+        out.push(y, cx);
+    }
+}
+
+impl<T: Item> Stream<T> {
+    /// Applies `f` to every element.
+    ///
+    /// Synchronous and stateless: costs a dynamic call and takes no lock. A panic in `f`
+    /// unwinds into the caller of `emit`.
+    ///
+    /// ```
+    /// use brooklet::Source;
+    /// # futures::executor::block_on(async {
+    /// let source = Source::new();
+    /// let lengths = source.map(|s: &str| s.len()).sink_to_vec();
+    /// source.emit("four").await?;
+    /// source.emit("to").await?;
+    /// assert_eq!(lengths.snapshot(), vec![4, 2]);
+    /// # Ok::<(), brooklet::Error>(()) }).unwrap();
+    /// ```
+    pub fn map<U: Item>(&self, f: impl Fn(T) -> U + Send + Sync + 'static) -> Stream<U> {
+        self.then("map", Map { f, _t: PhantomData })
+    }
+}
