@@ -4,6 +4,7 @@
 
 mod graph;
 pub mod ops;
+pub mod time;
 
 pub use graph::{Ack, Emit, Error, Item, Metrics, Source, Stream};
 pub use ops::{Collect, EmitOn, Pull, Sink, VecSink};

@@ -18,8 +18,10 @@ mod edges;
 mod emit;
 mod error;
 mod node;
+mod side;
 mod source;
 mod stream;
+pub(crate) mod task;
 pub(crate) mod sync;
 
 pub use ack::Ack;
@@ -34,6 +36,7 @@ pub(crate) use cx::{Cx, Pending};
 pub(crate) use edges::Outputs;
 pub(crate) use error::panic_message;
 pub(crate) use node::{Input, Node, NodeDyn, Operator, Port, Push};
+pub(crate) use side::Side;
 
 use std::sync::MutexGuard;
 use sync::Lock;

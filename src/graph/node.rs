@@ -50,6 +50,10 @@ pub(crate) trait Operator: Send + Sync + Sized + 'static {
     /// Called once, when the node ends, before its targets are ended: flush what is held.
     fn on_end(&self, _out: &Outputs<Self::Out>, _cx: &mut Cx) {}
 
+    /// When true, ending the node does not end its targets: the operator's background task
+    /// does, once it has drained what it holds (see `graph::task`).
+    const DEFERS_END: bool = false;
+
     /// How many elements the node holds right now (the `held` counter).
     fn held(&self) -> usize {
         0
@@ -190,7 +194,9 @@ impl<Op: Operator> Node<Op> {
     pub(crate) fn finish(&self, cx: &mut Cx) {
         if self.meta.mark_done() {
             self.op.on_end(&self.out, cx);
-            self.out.end(cx);
+            if !Op::DEFERS_END {
+                self.out.end(cx);
+            }
         }
     }
 

@@ -1,0 +1,348 @@
+//! Background tasks: what runtime-driven nodes (buffer, delay, windows, parallel map) share.
+//!
+//! Such a node accepts elements into a [`Mailbox`] on the caller's push, and a task spawned on
+//! the ambient tokio runtime takes them out and pushes them downstream with [`forward`], one
+//! at a time, awaiting each downstream emission: that is how backpressure crosses the task.
+//!
+//! Invariants:
+//! - A mailbox accepts every element it is given (so a dropped `Emit` loses nothing) and makes
+//!   the push wait while it holds more than its capacity.
+//! - A failure on the task (a panic downstream, an error reported by a node further down) is
+//!   recorded in the node's [`Task`] and reported once: on the next push into the node, or by
+//!   the wait that `close()` registers. It is never lost, and never stops the elements after it.
+//! - Such a node sets `Operator::DEFERS_END`: when it ends, its task drains the mailbox, then
+//!   ends the targets, then marks itself finished; `close()` waits for that.
+//! - The node is fed through an [`Inlet`]: when the last upstream edge to it is dropped (every
+//!   source handle gone), the mailbox closes and the task drains and ends, so no task outlives
+//!   its graph.
+
+use std::any::Any;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+
+use futures::FutureExt;
+use tokio::runtime::Handle;
+use tokio::sync::Notify;
+
+use super::ack::Acks;
+use super::cx::Cx;
+use super::edges::Outputs;
+use super::error::Error;
+use super::node::{Input, Node, NodeDyn, Operator, Push};
+use super::stream::Stream;
+use super::sync::{until, Lock};
+use super::Item;
+
+/// The ambient tokio runtime, or a panic that says what is missing.
+pub(crate) fn runtime(kind: &str) -> Handle {
+    Handle::try_current().unwrap_or_else(|_| {
+        panic!(
+            "`{kind}` runs on a tokio runtime, and there is none here: build the graph inside a \
+             tokio runtime (in async code run by tokio, or after `Runtime::enter`)"
+        )
+    })
+}
+
+#[derive(Default)]
+struct TaskState {
+    error: Option<Error>,
+    finished: bool,
+}
+
+/// Failure slot and completion signal of a node's background task.
+pub(crate) struct Task {
+    node: Lock<Option<Weak<dyn NodeDyn>>>,
+    kind: &'static str,
+    has_error: AtomicBool,
+    state: Lock<TaskState>,
+    done: Notify,
+}
+
+impl Task {
+    pub(crate) fn new(kind: &'static str) -> Arc<Task> {
+        Arc::new(Task {
+            node: Lock::new(None),
+            kind,
+            has_error: AtomicBool::new(false),
+            state: Lock::new(TaskState::default()),
+            done: Notify::new(),
+        })
+    }
+
+    /// Ties the task to its node, for the node's name in error messages.
+    pub(crate) fn bind(&self, node: Arc<dyn NodeDyn>) {
+        *self.node.lock() = Some(Arc::downgrade(&node));
+    }
+
+    fn name(&self) -> String {
+        self.node
+            .lock()
+            .as_ref()
+            .and_then(Weak::upgrade)
+            .map_or_else(|| self.kind.to_string(), |n| n.meta().name())
+    }
+
+    /// Builds the error for a caught panic in this node's task.
+    pub(crate) fn panicked(&self, payload: &(dyn Any + Send)) -> Error {
+        Error::panicked(&self.name(), payload)
+    }
+
+    /// Records a failure to report; the first unreported one wins.
+    pub(crate) fn fail(&self, error: Error) {
+        let mut s = self.state.lock();
+        if s.error.is_none() {
+            s.error = Some(error);
+            self.has_error.store(true, Ordering::Release);
+        }
+    }
+
+    /// Reports a recorded failure on the push in progress (once).
+    #[inline]
+    pub(crate) fn report(&self, cx: &mut Cx) {
+        if self.has_error.load(Ordering::Acquire) {
+            if let Some(e) = self.take_error() {
+                cx.fail(e);
+            }
+        }
+    }
+
+    fn take_error(&self) -> Option<Error> {
+        let e = self.state.lock().error.take();
+        self.has_error.store(false, Ordering::Release);
+        e
+    }
+
+    /// Marks the task finished and wakes whoever waits for it.
+    pub(crate) fn finish(&self) {
+        self.state.lock().finished = true;
+        self.done.notify_waiters();
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        self.state.lock().finished
+    }
+
+    /// Makes the push in progress (a `close()`, typically) wait until the task has finished,
+    /// and report what it recorded.
+    pub(crate) fn wait_finished(self: &Arc<Self>, cx: &mut Cx) {
+        let task = self.clone();
+        cx.wait(async move {
+            until(&task.done, || task.is_finished()).await;
+            task.take_error().map_or(Ok(()), Err)
+        });
+    }
+
+    /// Spawns `body` on `rt`. A panic that escapes `body` is recorded; the task is marked
+    /// finished when `body` returns or panics.
+    pub(crate) fn spawn(
+        self: &Arc<Self>,
+        rt: &Handle,
+        body: impl Future<Output = ()> + Send + 'static,
+    ) {
+        let task = self.clone();
+        rt.spawn(async move {
+            if let Err(payload) = AssertUnwindSafe(body).catch_unwind().await {
+                task.fail(task.panicked(&*payload));
+            }
+            task.finish();
+        });
+    }
+}
+
+/// Pushes `x` (carrying `acks`) into `out` from a background task and waits until downstream
+/// accepted it. A panic downstream is caught, counted and recorded; an error reported by a
+/// node downstream is recorded. Either way the task goes on with the next element.
+pub(crate) async fn forward<T: Item>(out: &Outputs<T>, task: &Task, x: T, acks: Acks) {
+    let mut cx = Cx::with_acks(acks);
+    match std::panic::catch_unwind(AssertUnwindSafe(|| out.push(x, &mut cx))) {
+        Ok(()) => {
+            if let Err(e) = cx.into_emit().await {
+                task.fail(e);
+            }
+        }
+        Err(payload) => {
+            out.errors.inc_exact();
+            task.fail(task.panicked(&*payload));
+        }
+    }
+}
+
+/// Ends `out`'s targets from a background task and waits for them to drain.
+pub(crate) async fn end_targets<T: Item>(out: &Outputs<T>, task: &Task) {
+    let mut cx = Cx::new();
+    match std::panic::catch_unwind(AssertUnwindSafe(|| out.end(&mut cx))) {
+        Ok(()) => {
+            if let Err(e) = cx.into_emit().await {
+                task.fail(e);
+            }
+        }
+        Err(payload) => task.fail(task.panicked(&*payload)),
+    }
+}
+
+struct MailState<T> {
+    queue: VecDeque<(T, Acks)>,
+    closed: bool,
+}
+
+/// A queue between the pushes into a node and the node's task (see the module invariants).
+pub(crate) struct Mailbox<T> {
+    capacity: usize,
+    state: Lock<MailState<T>>,
+    room: Notify,
+    items: Notify,
+}
+
+impl<T: Send + 'static> Mailbox<T> {
+    pub(crate) fn new(capacity: usize) -> Arc<Mailbox<T>> {
+        Arc::new(Mailbox {
+            capacity,
+            state: Lock::new(MailState {
+                queue: VecDeque::new(),
+                closed: false,
+            }),
+            room: Notify::new(),
+            items: Notify::new(),
+        })
+    }
+
+    /// Accepts `x` with the push's tokens; makes the push wait while the box is over capacity.
+    pub(crate) fn put(self: &Arc<Self>, x: T, cx: &mut Cx) {
+        let over = {
+            let mut s = self.state.lock();
+            s.queue.push_back((x, cx.acks.clone()));
+            s.queue.len() > self.capacity
+        };
+        self.items.notify_one();
+        if over {
+            self.wait_for_room(cx);
+        }
+    }
+
+    /// Replaces everything queued with `x` (the `latest` policy). Never waits.
+    pub(crate) fn replace(&self, x: T, cx: &mut Cx) {
+        let dropped = {
+            let mut s = self.state.lock();
+            std::mem::replace(&mut s.queue, VecDeque::from([(x, cx.acks.clone())]))
+        };
+        drop(dropped);
+        self.items.notify_one();
+    }
+
+    fn wait_for_room(self: &Arc<Self>, cx: &mut Cx) {
+        let mb = self.clone();
+        cx.wait(async move {
+            until(&mb.room, || {
+                let s = mb.state.lock();
+                s.queue.len() <= mb.capacity || s.closed
+            })
+            .await;
+            Ok(())
+        });
+    }
+
+    /// The next element, or `None` once the box is closed and empty.
+    pub(crate) async fn recv(&self) -> Option<(T, Acks)> {
+        loop {
+            let notified = self.items.notified();
+            {
+                let mut s = self.state.lock();
+                if let Some(item) = s.queue.pop_front() {
+                    drop(s);
+                    self.room.notify_waiters();
+                    return Some(item);
+                }
+                if s.closed {
+                    return None;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Takes everything queued now (for nodes that emit batches).
+    pub(crate) fn take_all(&self) -> Vec<(T, Acks)> {
+        let all: Vec<_> = self.state.lock().queue.drain(..).collect();
+        if !all.is_empty() {
+            self.room.notify_waiters();
+        }
+        all
+    }
+
+    /// Whether the box is closed and empty: nothing will ever come out again.
+    pub(crate) fn is_drained(&self) -> bool {
+        let s = self.state.lock();
+        s.closed && s.queue.is_empty()
+    }
+
+    /// Whether the box has been closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.state.lock().closed
+    }
+
+    /// No more input: `recv` returns what is queued, then `None`.
+    pub(crate) fn close(&self) {
+        self.state.lock().closed = true;
+        self.items.notify_one();
+        self.room.notify_waiters();
+    }
+
+    /// Waits until an element arrives or the box closes (without taking anything).
+    pub(crate) async fn ready(&self) {
+        loop {
+            let notified = self.items.notified();
+            {
+                let s = self.state.lock();
+                if !s.queue.is_empty() || s.closed {
+                    return;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.state.lock().queue.len()
+    }
+}
+
+/// An operator whose node must hear when its last upstream edge is dropped.
+pub(crate) trait Detach {
+    /// Called when the last upstream edge to the node is dropped: close the mailbox.
+    fn detach(&self);
+}
+
+/// The input port of a node with a background task: tells the node when it is dropped.
+pub(crate) struct Inlet<Op: Operator + Detach>(Arc<Node<Op>>);
+
+impl<Op: Input<0> + Detach> Push<<Op as Input<0>>::In> for Inlet<Op> {
+    #[inline]
+    fn push(&self, x: <Op as Input<0>>::In, cx: &mut Cx) {
+        self.0.push(x, cx);
+    }
+
+    fn end(&self, cx: &mut Cx) {
+        Push::<<Op as Input<0>>::In>::end(&*self.0, cx);
+    }
+}
+
+impl<Op: Operator + Detach> Drop for Inlet<Op> {
+    fn drop(&mut self) {
+        self.0.op.detach();
+    }
+}
+
+impl<T: Item> Stream<T> {
+    /// Adds a node with a background task downstream of this one, fed through an [`Inlet`].
+    pub(crate) fn then_detachable<Op>(&self, kind: &'static str, op: Op) -> Arc<Node<Op>>
+    where
+        Op: Input<0, In = T> + Detach,
+    {
+        let node = Arc::new(Node::new(kind, op));
+        self.link(Arc::new(Inlet(node.clone())), node.clone());
+        node
+    }
+}

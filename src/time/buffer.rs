@@ -1,0 +1,93 @@
+//! `buffer`: a bounded queue that decouples upstream from downstream.
+
+use std::sync::Arc;
+
+use crate::graph::task::{end_targets, forward, runtime, Detach, Mailbox, Task};
+use crate::graph::{Cx, Input, Operator, Outputs};
+use crate::{Item, Stream};
+
+pub(crate) struct Buffer<T> {
+    mailbox: Arc<Mailbox<T>>,
+    task: Arc<Task>,
+}
+
+impl<T: Item> Operator for Buffer<T> {
+    type Out = T;
+    const DEFERS_END: bool = true;
+
+    fn on_end(&self, _out: &Outputs<T>, cx: &mut Cx) {
+        self.mailbox.close();
+        self.task.wait_finished(cx);
+    }
+
+    fn held(&self) -> usize {
+        self.mailbox.len()
+    }
+}
+
+impl<T: Item> Input<0> for Buffer<T> {
+    type In = T;
+
+    fn on_input(&self, x: T, _out: &Outputs<T>, cx: &mut Cx) {
+        self.task.report(cx);
+        self.mailbox.put(x, cx);
+    }
+}
+
+impl<T: Item> Detach for Buffer<T> {
+    fn detach(&self) {
+        self.mailbox.close();
+    }
+}
+
+impl<T: Item> Stream<T> {
+    /// A bounded queue drained by a task on the ambient tokio runtime: `emit` resolves at once
+    /// while the queue holds at most `capacity` elements, and pends while it holds more. The
+    /// task pushes one element at a time downstream and awaits each emission, so a slow
+    /// consumer slows the producer down through the buffer.
+    ///
+    /// A panic downstream of the buffer is reported on the next `emit` (or by `close()`), and
+    /// the elements after it keep flowing. `close()` resolves once the queue has drained.
+    /// Tokens are held until the element has been accepted downstream.
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is 0, or when called outside a tokio runtime.
+    ///
+    /// ```
+    /// use brooklet::Source;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), brooklet::Error> {
+    /// let source = Source::new();
+    /// let seen = source.buffer(2).map(|x: u32| x * 10).sink_to_vec();
+    /// for x in 1..=3 {
+    ///     source.emit(x).await?; // the third emit waits for the task to make room
+    /// }
+    /// source.close().await?;
+    /// assert_eq!(seen.snapshot(), vec![10, 20, 30]);
+    /// # Ok(()) }
+    /// ```
+    pub fn buffer(&self, capacity: usize) -> Stream<T> {
+        assert!(capacity > 0, "buffer: the capacity must be at least 1");
+        let rt = runtime("buffer");
+        let mailbox = Mailbox::new(capacity);
+        let task = Task::new("buffer");
+        let node = self.then_detachable(
+            "buffer",
+            Buffer {
+                mailbox: mailbox.clone(),
+                task: task.clone(),
+            },
+        );
+        task.bind(node.clone());
+        let worker = node.clone();
+        let t = task.clone();
+        task.spawn(&rt, async move {
+            while let Some((x, acks)) = mailbox.recv().await {
+                forward(&worker.out, &t, x, acks).await;
+            }
+            end_targets(&worker.out, &t).await;
+        });
+        Stream::from_node(node)
+    }
+}
