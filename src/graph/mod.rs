@@ -32,8 +32,10 @@ pub use stream::{Metrics, Stream};
 pub(crate) use stream::metrics as metrics_of;
 
 pub(crate) use ack::Acks;
+#[allow(unused_imports)]
 pub(crate) use cx::{Cx, Pending};
 pub(crate) use edges::Outputs;
+#[allow(unused_imports)]
 pub(crate) use error::panic_message;
 pub(crate) use node::{Input, Node, NodeDyn, Operator, Port, Push};
 pub(crate) use side::Side;
