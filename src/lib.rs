@@ -1,4 +1,89 @@
-//! brooklet: placeholder
+//! # brooklet
+//!
+//! In-process reactive stream processing: users wire nodes into a graph and push data through
+//! it, in the style of Python's Streamz, with what Faust and Quix Streams users need on top
+//! (windows over event time, a parallel map, at-least-once acknowledgements).
+//!
+//! ## A graph in five lines
+//!
+//! ```
+//! use brooklet::Source;
+//! # futures::executor::block_on(async {
+//! let source = Source::new();
+//! let totals = source.map(|x: u64| x * 2).filter(|x| x % 3 == 0).accumulate(0, |a, x| a + x).sink_to_vec();
+//! source.emit(3).await?;
+//! source.emit(6).await?;
+//! assert_eq!(totals.snapshot(), vec![6, 18]);
+//! # Ok::<(), brooklet::Error>(()) }).unwrap();
+//! ```
+//!
+//! [`Source::emit`] pushes the element through every synchronous node before it returns: a
+//! chain of synchronous nodes costs a few nanoseconds per node, allocates nothing and takes no
+//! lock unless a node has state. The returned [`Emit`] future resolves when every downstream
+//! node has accepted the element.
+//!
+//! ## Backpressure
+//!
+//! Nodes that hold elements are bounded. Past its bound, a node still takes the element (a
+//! dropped [`Emit`] never loses data) but makes the future pend until it has room. A producer
+//! that awaits `emit` therefore runs at the pace of its slowest consumer, and memory stays flat.
+//!
+//! ```
+//! use brooklet::Source;
+//! # futures::executor::block_on(async {
+//! let (a, b) = (Source::new(), Source::new());
+//! let pairs = a.zip_bounded(&b, 1).sink_to_vec();
+//! a.emit(1).await?;
+//! let ahead = a.emit(2); // `a` is two elements ahead of `b`: this pends
+//! assert!(!ahead.is_complete());
+//! b.emit('x').await?;
+//! ahead.await?;
+//! assert_eq!(pairs.snapshot(), vec![(1, 'x')]);
+//! # Ok::<(), brooklet::Error>(()) }).unwrap();
+//! ```
+//!
+//! ## Fan-out, merging and feedback
+//!
+//! Calling two operators on one handle fans out (in creation order, depth first). `union`,
+//! `zip`, `combine_latest` and `zip_latest` merge streams. [`Stream::connect`] wires a node into
+//! a source at run time, which makes feedback loops possible; a feedback edge never keeps a
+//! graph alive.
+//!
+//! ```
+//! use brooklet::Source;
+//! # futures::executor::block_on(async {
+//! let source = Source::new();
+//! let fib = source.sliding_window(2).map(|w: Vec<u64>| w[0] + w[1]);
+//! let seen = fib.sink_to_vec();
+//! fib.filter(|x| *x < 20).connect(&source);
+//! source.emit(1).await?;
+//! source.emit(1).await?;
+//! assert_eq!(seen.snapshot(), vec![2, 3, 5, 8, 13, 21]);
+//! # Ok::<(), brooklet::Error>(()) }).unwrap();
+//! ```
+//!
+//! ## Ending a stream
+//!
+//! [`Source::close`] ends the stream: windows and batches flush, queues drain, and the future
+//! resolves when the graph is done. A node with several upstreams ends when all of them have.
+//!
+//! ## Acknowledgements
+//!
+//! [`Source::emit_with_ack`] attaches an [`Ack`] to an element; its callback runs once every
+//! output built from the element has been accepted downstream (or the element was dropped).
+//! Nodes that hold elements hold their tokens.
+//!
+//! ## Errors
+//!
+//! A panic in a user function on the synchronous path unwinds into the caller of `emit`, and
+//! the graph keeps working for the next element. Failures on asynchronous paths are reported as
+//! an [`Error`] on the next `emit` or by `close`.
+//!
+//! ## Where things are
+//!
+//! - [`Source`], [`Stream`], [`Emit`], [`Ack`], [`Error`], [`Metrics`]: the graph core.
+//! - [`ops`]: synchronous operators, one module per operator (all are methods on [`Stream`]).
+//! - [`time`]: runtime-driven nodes (`buffer`, ...) on the ambient tokio runtime.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -8,3 +93,8 @@ pub mod time;
 
 pub use graph::{Ack, Emit, Error, Item, Metrics, Source, Stream};
 pub use ops::{Collect, EmitOn, Pull, Sink, VecSink};
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
