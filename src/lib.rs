@@ -92,7 +92,7 @@ pub mod ops;
 pub mod time;
 
 pub use graph::{Ack, Emit, Error, Item, Metrics, Source, Stream};
-pub use ops::{Collect, EmitOn, Pull, Sink, VecSink};
+pub use ops::{Collect, EmitOn, Fallible, Pull, Sink, VecSink};
 
 /// The README's examples, compiled and run as doctests.
 #[doc = include_str!("../README.md")]
