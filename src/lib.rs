@@ -89,6 +89,7 @@
 
 mod graph;
 pub mod ops;
+pub mod parallel;
 pub mod time;
 
 pub use graph::{Ack, Emit, Error, Item, Metrics, Source, Stream};
