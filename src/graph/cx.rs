@@ -5,8 +5,9 @@
 //! when they have room again; failures found on asynchronous paths are recorded as errors. When
 //! the push returns, the context becomes the [`Emit`] future handed to the caller.
 //!
-//! Invariant: a push through synchronous nodes only never allocates here. `Vec::new` does not
-//! allocate, and nothing is added to either list unless a node pends or fails.
+//! Invariant: a push through synchronous nodes only never allocates here and costs one null
+//! check to finish: waits and errors live behind a single optional box, created by the first
+//! node that pends or fails.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,47 +20,68 @@ use super::error::Error;
 /// It never owns the element, so dropping it loses nothing.
 pub(crate) type Pending = Pin<Box<dyn Future<Output = Result<(), Error>> + Send + 'static>>;
 
-/// See the module documentation.
+/// What a push collected besides success: waits and errors.
 #[derive(Default)]
+pub(crate) struct Collected {
+    pub(crate) pending: Vec<Pending>,
+    pub(crate) error: Option<Error>,
+}
+
+/// See the module documentation.
 pub(crate) struct Cx {
     /// Tokens of the element being pushed.
     pub(crate) acks: Acks,
-    pending: Vec<Pending>,
-    errors: Vec<Error>,
+    slow: Option<Box<Collected>>,
 }
 
 impl Cx {
     #[inline]
     pub(crate) fn new() -> Cx {
-        Cx::default()
+        Cx {
+            acks: Acks::None,
+            slow: None,
+        }
     }
 
     #[inline]
     pub(crate) fn with_acks(acks: Acks) -> Cx {
-        Cx {
-            acks,
-            ..Cx::default()
-        }
+        Cx { acks, slow: None }
+    }
+
+    fn collected(&mut self) -> &mut Collected {
+        self.slow.get_or_insert_with(Box::default)
     }
 
     /// Registers a wait: the push is accepted, but the caller should not send more until
     /// `until` resolves.
     pub(crate) fn wait(&mut self, until: impl Future<Output = Result<(), Error>> + Send + 'static) {
-        self.pending.push(Box::pin(until));
+        self.collected().pending.push(Box::pin(until));
     }
 
-    /// Records a failure found on an asynchronous path.
+    /// Records a failure found on an asynchronous path (the first one is reported).
     pub(crate) fn fail(&mut self, error: Error) {
-        self.errors.push(error);
+        self.collected().error.get_or_insert(error);
     }
 
     /// Turns what this push collected into the caller's future.
     #[inline]
     pub(crate) fn into_emit(self) -> Emit {
-        if self.pending.is_empty() && self.errors.is_empty() {
-            Emit::ready(Ok(()))
+        let Cx { acks, slow } = self;
+        // Keep the common case free of drop glue: no tokens, nothing collected.
+        if acks.is_empty() {
+            std::mem::forget(acks);
         } else {
-            Emit::waiting(self.pending, self.errors.into_iter().next())
+            drop_acks(acks);
+        }
+        match slow {
+            None => Emit::complete(),
+            Some(collected) => Emit::waiting(collected),
         }
     }
+}
+
+#[cold]
+#[inline(never)]
+fn drop_acks(acks: Acks) {
+    drop(acks);
 }

@@ -24,22 +24,55 @@ use super::sync::Counter;
 
 const CHUNK: usize = 4;
 
-/// Where an edge leads.
-pub(crate) enum Target<T> {
-    Forward(Arc<dyn Push<T>>, Arc<dyn NodeDyn>),
-    Feedback(Weak<dyn Push<T>>, Weak<dyn NodeDyn>),
+/// Where an edge leads: an input port to push into, and the node it belongs to (for graph
+/// walks). The port is boxed as its concrete type (an `Arc` of a concrete node), so a push
+/// costs one dynamic call and no pointer arithmetic.
+pub(crate) struct Target<T> {
+    push: Box<dyn Push<T>>,
+    node: NodeLink,
+    addr: usize,
+    feedback: bool,
 }
 
-impl<T> Target<T> {
-    fn addr(&self) -> *const () {
-        match self {
-            Target::Forward(p, _) => Arc::as_ptr(p) as *const (),
-            Target::Feedback(p, _) => Weak::as_ptr(p) as *const (),
+enum NodeLink {
+    Forward(Arc<dyn NodeDyn>),
+    Feedback(Weak<dyn NodeDyn>),
+}
+
+/// A feedback edge's port: it does not own its target.
+struct FeedbackPort<P>(Weak<P>);
+
+impl<T, P: Push<T>> Push<T> for FeedbackPort<P> {
+    fn push(&self, x: T, cx: &mut Cx) {
+        if let Some(p) = self.0.upgrade() {
+            p.push(x, cx);
         }
     }
 
-    fn is_feedback(&self) -> bool {
-        matches!(self, Target::Feedback(..))
+    fn end(&self, _cx: &mut Cx) {
+        // A feedback edge never ends its target.
+    }
+}
+
+impl<T: 'static> Target<T> {
+    /// A forward edge: it owns its target.
+    pub(crate) fn forward<P: Push<T>>(port: Arc<P>, node: Arc<dyn NodeDyn>) -> Target<T> {
+        Target {
+            addr: Arc::as_ptr(&port) as *const () as usize,
+            push: Box::new(port),
+            node: NodeLink::Forward(node),
+            feedback: false,
+        }
+    }
+
+    /// A feedback edge: it closes a cycle, so it holds its target weakly.
+    pub(crate) fn feedback<P: Push<T>>(port: &Arc<P>, node: &Arc<dyn NodeDyn>) -> Target<T> {
+        Target {
+            addr: Arc::as_ptr(port) as *const () as usize,
+            push: Box::new(FeedbackPort(Arc::downgrade(port))),
+            node: NodeLink::Feedback(Arc::downgrade(node)),
+            feedback: true,
+        }
     }
 }
 
@@ -51,14 +84,7 @@ struct Edge<T> {
 impl<T: 'static> Edge<T> {
     #[inline(always)]
     fn deliver(&self, x: T, cx: &mut Cx) {
-        match &self.target {
-            Target::Forward(p, _) => p.push(x, cx),
-            Target::Feedback(p, _) => {
-                if let Some(p) = p.upgrade() {
-                    p.push(x, cx)
-                }
-            }
-        }
+        self.target.push.push(x, cx);
     }
 }
 
@@ -151,23 +177,31 @@ impl<T: 'static> Outputs<T> {
     }
 
     /// Pushes `x` to every active edge, in creation order.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push(&self, x: T, cx: &mut Cx)
     where
         T: Clone,
     {
         self.emitted.inc();
-        // Fast path: a single edge, the shape of most of a graph.
+        // Fast path: a single edge, the shape of most of a graph. It needs no saved registers,
+        // so the push into the next node compiles to a tail call.
         if let Some(e) = self.first.slots[0].get() {
             if self.first.slots[1].get().is_none() {
                 if e.active.load(Ordering::Acquire) {
                     e.deliver(x, cx);
                 }
-                return;
+            } else {
+                self.push_fan_out(x, cx);
             }
-        } else {
-            return;
         }
+    }
+
+    /// Fan-out: every branch but the last gets a clone, the last gets `x`.
+    #[inline(never)]
+    fn push_fan_out(&self, x: T, cx: &mut Cx)
+    where
+        T: Clone,
+    {
         let mut prev: Option<&Edge<T>> = None;
         for e in self.edges() {
             if !e.active.load(Ordering::Acquire) {
@@ -186,8 +220,8 @@ impl<T: 'static> Outputs<T> {
     /// skipped: a feedback edge never keeps its target open, nor closes it.
     pub(crate) fn end(&self, cx: &mut Cx) {
         for e in self.edges() {
-            if let (Target::Forward(p, _), true) = (&e.target, e.active.load(Ordering::Acquire)) {
-                p.end(cx);
+            if !e.target.feedback && e.active.load(Ordering::Acquire) {
+                e.target.push.end(cx);
             }
         }
     }
@@ -200,10 +234,9 @@ impl<T: 'static> Outputs<T> {
     /// Adds an edge, or re-activates a tombstoned edge of the same kind to the same target.
     /// Must be called with the topology lock held.
     pub(crate) fn add(&self, target: Target<T>) {
-        let addr = target.addr();
         for e in self.edges() {
-            if e.target.addr() == addr
-                && e.target.is_feedback() == target.is_feedback()
+            if e.target.addr == target.addr
+                && e.target.feedback == target.feedback
                 && !e.active.load(Ordering::Acquire)
             {
                 e.active.store(true, Ordering::Release);
@@ -232,20 +265,20 @@ impl<T: 'static> Outputs<T> {
     pub(crate) fn remove(&self, addr: *const ()) -> Option<bool> {
         let e = self
             .edges()
-            .find(|e| e.target.addr() == addr && e.active.load(Ordering::Acquire))?;
+            .find(|e| e.target.addr == addr as usize && e.active.load(Ordering::Acquire))?;
         e.active.store(false, Ordering::Release);
-        Some(!e.target.is_feedback())
+        Some(!e.target.feedback)
     }
 
     /// Every edge, for graph walks.
     pub(crate) fn links(&self) -> Vec<DownLink> {
         self.edges()
             .map(|e| DownLink {
-                node: match &e.target {
-                    Target::Forward(_, n) => Some(n.clone()),
-                    Target::Feedback(_, n) => n.upgrade(),
+                node: match &e.target.node {
+                    NodeLink::Forward(n) => Some(n.clone()),
+                    NodeLink::Feedback(n) => n.upgrade(),
                 },
-                feedback: e.target.is_feedback(),
+                feedback: e.target.feedback,
                 active: e.active.load(Ordering::Acquire),
             })
             .collect()

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use super::cx::Pending;
+use super::cx::Collected;
 use super::error::Error;
 
 /// Resolves when every downstream node has accepted an element (or, for
@@ -13,8 +13,8 @@ use super::error::Error;
 ///
 /// The element has already been pushed when `emit` returns: awaiting `Emit` is how a producer
 /// slows down to the pace of its slowest consumer (backpressure), and dropping it is allowed and
-/// loses nothing. Through synchronous nodes only, it is complete on creation and awaiting it
-/// costs nothing.
+/// loses nothing. Through synchronous nodes only, it is complete on creation, one pointer wide,
+/// and awaiting or dropping it costs nothing.
 ///
 /// It resolves to an error when the source was closed or when a node failed on an asynchronous
 /// path (see [`Error`]).
@@ -32,32 +32,32 @@ use super::error::Error;
 /// ```
 #[must_use = "the element is already pushed; await this future to respect backpressure, or drop it explicitly"]
 pub struct Emit {
-    state: State,
-}
-
-enum State {
-    Done(Option<Result<(), Error>>),
-    Waiting {
-        pending: Vec<Pending>,
-        error: Option<Error>,
-    },
+    /// `None`: complete and successful, the synchronous case.
+    slow: Option<Box<Collected>>,
 }
 
 impl Emit {
     #[inline]
-    pub(crate) fn ready(result: Result<(), Error>) -> Emit {
+    pub(crate) fn complete() -> Emit {
+        Emit { slow: None }
+    }
+
+    pub(crate) fn failed(error: Error) -> Emit {
         Emit {
-            state: State::Done(Some(result)),
+            slow: Some(Box::new(Collected {
+                pending: Vec::new(),
+                error: Some(error),
+            })),
         }
     }
 
-    pub(crate) fn waiting(pending: Vec<Pending>, error: Option<Error>) -> Emit {
+    pub(crate) fn waiting(collected: Box<Collected>) -> Emit {
         Emit {
-            state: State::Waiting { pending, error },
+            slow: Some(collected),
         }
     }
 
-    /// Whether the emission is already complete: every node accepted the element at once.
+    /// Whether every node accepted the element already: awaiting will not pend.
     ///
     /// ```
     /// use brooklet::Source;
@@ -65,10 +65,7 @@ impl Emit {
     /// assert!(source.emit(1).is_complete());
     /// ```
     pub fn is_complete(&self) -> bool {
-        match &self.state {
-            State::Done(_) => true,
-            State::Waiting { pending, .. } => pending.is_empty(),
-        }
+        self.slow.as_ref().is_none_or(|c| c.pending.is_empty())
     }
 }
 
@@ -76,24 +73,23 @@ impl Future for Emit {
     type Output = Result<(), Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &mut self.state {
-            State::Done(result) => Poll::Ready(result.take().unwrap_or(Ok(()))),
-            State::Waiting { pending, error } => {
-                pending.retain_mut(|p| match p.as_mut().poll(cx) {
-                    Poll::Ready(result) => {
-                        if let Err(e) = result {
-                            error.get_or_insert(e);
-                        }
-                        false
-                    }
-                    Poll::Pending => true,
-                });
-                if pending.is_empty() {
-                    Poll::Ready(error.take().map_or(Ok(()), Err))
-                } else {
-                    Poll::Pending
+        let Some(c) = self.slow.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        let Collected { pending, error } = &mut **c;
+        pending.retain_mut(|p| match p.as_mut().poll(cx) {
+            Poll::Ready(result) => {
+                if let Err(e) = result {
+                    error.get_or_insert(e);
                 }
+                false
             }
+            Poll::Pending => true,
+        });
+        if pending.is_empty() {
+            Poll::Ready(error.take().map_or(Ok(()), Err))
+        } else {
+            Poll::Pending
         }
     }
 }

@@ -15,10 +15,10 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
+use super::Item;
 use super::cx::Cx;
 use super::edges::{DownLink, Outputs};
 use super::sync::{Counter, Lock};
-use super::Item;
 
 /// Something elements of type `T` can be pushed into: a node's input port.
 pub(crate) trait Push<T>: Send + Sync + 'static {
@@ -26,6 +26,19 @@ pub(crate) trait Push<T>: Send + Sync + 'static {
     fn push(&self, x: T, cx: &mut Cx);
     /// Tells the node that one of its forward upstreams has ended.
     fn end(&self, cx: &mut Cx);
+}
+
+/// An `Arc` of a port is a port: edges box `Arc<ConcreteNode>` so a push is one dynamic call
+/// followed by static dispatch.
+impl<T, P: Push<T>> Push<T> for Arc<P> {
+    #[inline(always)]
+    fn push(&self, x: T, cx: &mut Cx) {
+        (**self).push(x, cx);
+    }
+
+    fn end(&self, cx: &mut Cx) {
+        (**self).end(cx);
+    }
 }
 
 /// The type-erased view of a node, for graph walks, names and counters.

@@ -4,11 +4,12 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::StreamExt;
 
+use super::Item;
 use super::ack::{Ack, Acks};
 use super::cx::Cx;
 use super::edges::Outputs;
@@ -17,7 +18,6 @@ use super::error::Error;
 use super::node::{Input, Node, Operator};
 use super::stream::Stream;
 use super::sync::Lock;
-use super::Item;
 
 type Driver<T> = Pin<Box<dyn futures::Stream<Item = T> + Send>>;
 
@@ -257,7 +257,7 @@ impl<T: Item> Source<T> {
     fn emit_in(&self, x: T, mut cx: Cx) -> Emit {
         let node = &*self.node;
         if node.op.closed.load(Ordering::Acquire) {
-            return Emit::ready(Err(Error::Closed));
+            return Emit::failed(Error::Closed);
         }
         node.meta.received.inc();
         node.out.push(x, &mut cx);

@@ -2,13 +2,13 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use super::cx::Cx;
 use super::edges::Target;
 use super::node::{Input, Node, NodeDyn, Operator, Producer, Push};
 use super::source::Source;
-use super::{dot, topology, Item};
+use super::{Item, dot, topology};
 
 /// A handle to a node that emits elements of type `T`.
 ///
@@ -147,13 +147,14 @@ impl<T: Item> Stream<T> {
 
     /// Adds a forward edge from this node to `push`, an input port of `node`. Used for new
     /// nodes (which cannot close a cycle) and for extra input ports.
-    pub(crate) fn link(&self, push: Arc<dyn Push<T>>, node: Arc<dyn NodeDyn>) {
+    pub(crate) fn link<P: Push<T>>(&self, push: Arc<P>, node: Arc<dyn NodeDyn>) {
         let upstream_done = {
             let _g = topology();
-            node.meta().add_uplink(Arc::downgrade(&self.as_dyn()), false);
+            node.meta()
+                .add_uplink(Arc::downgrade(&self.as_dyn()), false);
             self.node
                 .outputs()
-                .add(Target::Forward(push.clone(), node.clone()));
+                .add(Target::forward(push.clone(), node.clone()));
             self.node.meta().is_done()
         };
         if upstream_done {
@@ -237,19 +238,15 @@ impl<T: Item> Stream<T> {
     /// ```
     pub fn connect(&self, target: &Source<T>) {
         let target_node: Arc<dyn NodeDyn> = target.node.clone();
-        let target_push: Arc<dyn Push<T>> = target.node.clone();
         let me = self.as_dyn();
         let _g = topology();
         let feedback = reaches(&target_node, addr(&me));
         let edge = if feedback {
-            let push: Weak<dyn Push<T>> = Arc::downgrade(&target_push);
-            Target::Feedback(push, Arc::downgrade(&target_node))
+            Target::feedback(&target.node, &target_node)
         } else {
-            Target::Forward(target_push, target_node.clone())
+            Target::forward(target.node.clone(), target_node.clone())
         };
-        target_node
-            .meta()
-            .add_uplink(Arc::downgrade(&me), feedback);
+        target_node.meta().add_uplink(Arc::downgrade(&me), feedback);
         self.node.outputs().add(edge);
     }
 
@@ -284,8 +281,10 @@ impl<T: Item> Stream<T> {
 /// Extra input ports for multi-input operators.
 impl<Op: Operator> Node<Op> {
     /// Wires `upstream` into input port `P` of this node.
-    pub(crate) fn link_port<const P: usize>(self: &Arc<Self>, upstream: &Stream<<Op as Input<P>>::In>)
-    where
+    pub(crate) fn link_port<const P: usize>(
+        self: &Arc<Self>,
+        upstream: &Stream<<Op as Input<P>>::In>,
+    ) where
         Op: Input<P>,
         <Op as Input<P>>::In: Item,
         super::node::Port<Op, P>: Push<<Op as Input<P>>::In>,
