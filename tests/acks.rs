@@ -1,8 +1,8 @@
 //! Acknowledgement tokens: released exactly when every output built from an element has been
 //! accepted downstream, or the element was dropped. Mirrors Streamz's reference-counting tests.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use brooklet::{Ack, Source};
 

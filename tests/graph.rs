@@ -1,6 +1,6 @@
 //! The graph core: fan-out, connect / disconnect, feedback loops, lifetimes, errors, threads.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 

@@ -21,15 +21,15 @@ mod node;
 mod side;
 mod source;
 mod stream;
-pub(crate) mod task;
 pub(crate) mod sync;
+pub(crate) mod task;
 
 pub use ack::Ack;
 pub use emit::Emit;
 pub use error::Error;
 pub use source::Source;
-pub use stream::{Metrics, Stream};
 pub(crate) use stream::metrics as metrics_of;
+pub use stream::{Metrics, Stream};
 
 pub(crate) use ack::Acks;
 #[allow(unused_imports)]

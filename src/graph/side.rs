@@ -7,10 +7,10 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use super::Item;
 use super::cx::Cx;
 use super::node::{Node, NodeDyn, Operator};
 use super::stream::Stream;
-use super::Item;
 
 pub(crate) struct SideOp<T>(PhantomData<fn(T)>);
 

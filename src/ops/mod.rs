@@ -26,6 +26,6 @@ mod zip_latest;
 pub use collect::Collect;
 pub use combine_latest::EmitOn;
 pub use sink::{Sink, VecSink};
-pub use to_stream::{Pull, DEFAULT_PULL_CAPACITY};
+pub use to_stream::{DEFAULT_PULL_CAPACITY, Pull};
 pub use try_map::Fallible;
 pub use zip::DEFAULT_ZIP_BOUND;

@@ -8,7 +8,7 @@ use std::task::{Context, Poll, Waker};
 
 use tokio::sync::Notify;
 
-use crate::graph::sync::{until, Lock};
+use crate::graph::sync::{Lock, until};
 use crate::graph::{Acks, Cx, Input, Operator, Outputs};
 use crate::{Item, Stream};
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
-use crate::graph::sync::{until, Lock};
+use crate::graph::sync::{Lock, until};
 use crate::graph::{Acks, Cx, Input, Operator, Outputs};
 use crate::ops::zip::DEFAULT_ZIP_BOUND;
 use crate::{Item, Stream};
