@@ -27,14 +27,14 @@ use futures::FutureExt;
 use tokio::runtime::Handle;
 use tokio::sync::Notify;
 
+use super::Item;
 use super::ack::Acks;
 use super::cx::Cx;
 use super::edges::Outputs;
 use super::error::Error;
 use super::node::{Input, Node, NodeDyn, Operator, Push};
 use super::stream::Stream;
-use super::sync::{until, Lock};
-use super::Item;
+use super::sync::{Lock, until};
 
 /// The ambient tokio runtime, or a panic that says what is missing.
 pub(crate) fn runtime(kind: &str) -> Handle {
@@ -299,6 +299,17 @@ impl<T: Send + 'static> Mailbox<T> {
                 if !s.queue.is_empty() || s.closed {
                     return;
                 }
+            }
+            notified.await;
+        }
+    }
+
+    /// Waits until the box has been closed (whatever it still holds).
+    pub(crate) async fn closed(&self) {
+        loop {
+            let notified = self.items.notified();
+            if self.state.lock().closed {
+                return;
             }
             notified.await;
         }

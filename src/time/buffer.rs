@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::graph::task::{end_targets, forward, runtime, Detach, Mailbox, Task};
+use crate::graph::task::{Detach, Mailbox, Task, end_targets, forward, runtime};
 use crate::graph::{Cx, Input, Operator, Outputs};
 use crate::{Item, Stream};
 

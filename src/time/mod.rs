@@ -1,9 +1,29 @@
 //! Runtime-driven nodes: they hold elements and release them on a tokio task, by time
-//! (`rate_limit`, `delay`, `timed_window`) or by capacity (`buffer`, `latest`).
+//! (`rate_limit`, `delay`, `timed_window`, `partition_timeout`) or by capacity (`buffer`,
+//! `latest`, `sink_async`), and the periodic source (`Source::from_periodic`).
 //!
 //! These are the nodes that make `emit` pend, and so the ones that carry brooklet's
 //! backpressure promise: each is bounded, accepts what it is given (a dropped `Emit` future
 //! loses nothing), and reports failures on its task on the next `emit` or at `close()`. They read
 //! the tokio clock, so tests run them on a paused clock, exactly.
+//!
+//! Invariants shared by every node here:
+//! - Building one outside a tokio runtime panics with a message that says so.
+//! - Zero durations and zero capacities are rejected with a panic that names the node.
+//! - `close()` resolves only once the node has drained its queue or flushed its window, and
+//!   the nodes after it have ended.
+//! - Tokens of held elements are released once what was built from them has been accepted
+//!   downstream (or, for `latest`, when the element is replaced).
 
 mod buffer;
+mod delay;
+mod latest;
+mod partition_timeout;
+mod periodic;
+mod rate_limit;
+mod sink_async;
+mod timed_window;
+
+pub use delay::DEFAULT_DELAY_CAPACITY;
+pub use sink_async::AsyncSink;
+pub use timed_window::{DEFAULT_TIMED_WINDOW_BOUND, TimedWindowOptions};

@@ -1,0 +1,285 @@
+//! `timed_window`: every `d`, the elements seen since the last tick, as one `Vec`.
+//!
+//! Why the previous emission is the backpressure (as in Streamz): a window is pushed downstream
+//! by the node's task, which awaits that push. While it waits, the next window fills; once that
+//! window is over its bound, `emit` pends until the previous window has been accepted (or the
+//! window has been taken). So a slow consumer slows the producer, and a fast consumer never
+//! does: the window then holds what arrives in one interval.
+//!
+//! Invariants:
+//! - Ticks come every `d` from when the node was built (`interval` with delayed missed ticks:
+//!   after a slow downstream emission, the next tick comes at once and the period restarts).
+//! - Elements go into exactly one window, in arrival order.
+//! - `emit` pends only while the previous window's emission is pending and the current window
+//!   holds more than the bound; dropping the `emit` future loses nothing.
+//! - Tokens of a window's elements are released once the window has been accepted downstream.
+//! - `close()` flushes the current window (when it is not empty) before resolving.
+
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::future::{Either, select};
+use tokio::sync::Notify;
+use tokio::time::{Instant, MissedTickBehavior, interval_at};
+
+use crate::graph::sync::until;
+use crate::graph::task::{Detach, Mailbox, Task, end_targets, forward, runtime};
+use crate::graph::{Cx, Input, Operator, Outputs};
+use crate::ops::partition::unzip_batch;
+use crate::{Item, Stream};
+
+/// The default [`TimedWindowOptions::bound`].
+pub const DEFAULT_TIMED_WINDOW_BOUND: usize = 1024;
+
+/// How [`Stream::timed_window_with`] behaves: whether empty ticks emit `[]`, and how many
+/// elements the current window may hold while the previous one is still being emitted.
+///
+/// ```
+/// use brooklet::time::TimedWindowOptions;
+/// let opts = TimedWindowOptions::default().skip_empty().bound(10);
+/// assert!(!opts.emits_empty());
+/// assert_eq!(opts.get_bound(), 10);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimedWindowOptions {
+    emit_empty: bool,
+    bound: usize,
+}
+
+impl Default for TimedWindowOptions {
+    /// Emits empty windows (as Streamz does), bound [`DEFAULT_TIMED_WINDOW_BOUND`].
+    fn default() -> Self {
+        TimedWindowOptions {
+            emit_empty: true,
+            bound: DEFAULT_TIMED_WINDOW_BOUND,
+        }
+    }
+}
+
+impl TimedWindowOptions {
+    /// Ticks with no element emit nothing (instead of `[]`).
+    ///
+    /// ```
+    /// use brooklet::time::TimedWindowOptions;
+    /// assert!(!TimedWindowOptions::default().skip_empty().emits_empty());
+    /// ```
+    pub fn skip_empty(self) -> Self {
+        TimedWindowOptions {
+            emit_empty: false,
+            ..self
+        }
+    }
+
+    /// How many elements the current window may hold while the previous window's emission is
+    /// pending before `emit` pends.
+    ///
+    /// # Panics
+    ///
+    /// If `bound` is 0.
+    ///
+    /// ```
+    /// use brooklet::time::TimedWindowOptions;
+    /// assert_eq!(TimedWindowOptions::default().bound(5).get_bound(), 5);
+    /// ```
+    pub fn bound(self, bound: usize) -> Self {
+        assert!(bound > 0, "timed_window: the bound must be at least 1");
+        TimedWindowOptions { bound, ..self }
+    }
+
+    /// Whether empty ticks emit `[]`.
+    ///
+    /// ```
+    /// use brooklet::time::TimedWindowOptions;
+    /// assert!(TimedWindowOptions::default().emits_empty());
+    /// ```
+    pub fn emits_empty(&self) -> bool {
+        self.emit_empty
+    }
+
+    /// The bound (see [`bound`](Self::bound)).
+    ///
+    /// ```
+    /// use brooklet::time::{TimedWindowOptions, DEFAULT_TIMED_WINDOW_BOUND};
+    /// assert_eq!(TimedWindowOptions::default().get_bound(), DEFAULT_TIMED_WINDOW_BOUND);
+    /// ```
+    pub fn get_bound(&self) -> usize {
+        self.bound
+    }
+}
+
+struct Shared {
+    emitting: AtomicBool,
+    room: Notify,
+}
+
+pub(crate) struct TimedWindow<T> {
+    mailbox: Arc<Mailbox<T>>,
+    shared: Arc<Shared>,
+    bound: usize,
+    task: Arc<Task>,
+}
+
+impl<T: Item> Operator for TimedWindow<T> {
+    type Out = Vec<T>;
+    const DEFERS_END: bool = true;
+
+    fn on_end(&self, _out: &Outputs<Vec<T>>, cx: &mut Cx) {
+        self.mailbox.close();
+        self.task.wait_finished(cx);
+    }
+
+    fn held(&self) -> usize {
+        self.mailbox.len()
+    }
+}
+
+impl<T: Item> Input<0> for TimedWindow<T> {
+    type In = T;
+
+    fn on_input(&self, x: T, _out: &Outputs<Vec<T>>, cx: &mut Cx) {
+        self.task.report(cx);
+        self.mailbox.put(x, cx);
+        if self.shared.emitting.load(Ordering::Acquire) && self.mailbox.len() > self.bound {
+            let shared = self.shared.clone();
+            let mailbox = self.mailbox.clone();
+            let bound = self.bound;
+            cx.wait(async move {
+                until(&shared.room, || {
+                    !shared.emitting.load(Ordering::Acquire)
+                        || mailbox.len() <= bound
+                        || mailbox.is_closed()
+                })
+                .await;
+                Ok(())
+            });
+        }
+    }
+}
+
+impl<T: Item> Detach for TimedWindow<T> {
+    fn detach(&self) {
+        self.mailbox.close();
+        self.shared.room.notify_waiters();
+    }
+}
+
+impl<T: Item> Stream<T> {
+    /// Every `d`, emits the elements that arrived since the previous tick as a `Vec`, in
+    /// arrival order; a tick with none emits `[]` (as Streamz does). See
+    /// [`timed_window_with`](Self::timed_window_with) to skip empty ticks or change the bound.
+    ///
+    /// # Panics
+    ///
+    /// If `d` is zero, or when called outside a tokio runtime.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use brooklet::Source;
+    /// use tokio::time::sleep;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), brooklet::Error> {
+    /// let source = Source::new();
+    /// let windows = source.timed_window(Duration::from_millis(100)).sink_to_vec();
+    /// source.emit(1).await?;
+    /// source.emit(2).await?;
+    /// sleep(Duration::from_millis(150)).await; // tick at 100 ms: [1, 2]
+    /// source.emit(3).await?;
+    /// sleep(Duration::from_millis(200)).await; // ticks at 200 ms: [3], at 300 ms: []
+    /// source.close().await?;
+    /// assert_eq!(windows.snapshot(), vec![vec![1, 2], vec![3], vec![]]);
+    /// # Ok(()) }
+    /// ```
+    pub fn timed_window(&self, d: Duration) -> Stream<Vec<T>> {
+        self.timed_window_with(d, TimedWindowOptions::default())
+    }
+
+    /// Like [`timed_window`](Self::timed_window), with [`TimedWindowOptions`].
+    ///
+    /// The window is pushed downstream by the node's task, which awaits that push: while it is
+    /// pending, the next window fills, and once it holds more than `options.bound` elements
+    /// `emit` pends until the previous window has been accepted. When downstream keeps up,
+    /// `emit` never pends and a window holds what arrives in one interval. Tokens are held
+    /// until the window built from the element is accepted downstream. `close()` emits the
+    /// current window (unless empty) and resolves once it has been accepted. A panic downstream
+    /// is reported on the next `emit` or by `close()`.
+    ///
+    /// # Panics
+    ///
+    /// If `d` is zero, or when called outside a tokio runtime.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use brooklet::Source;
+    /// use brooklet::time::TimedWindowOptions;
+    /// use tokio::time::sleep;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), brooklet::Error> {
+    /// let source = Source::new();
+    /// let opts = TimedWindowOptions::default().skip_empty();
+    /// let windows = source.timed_window_with(Duration::from_millis(100), opts).sink_to_vec();
+    /// source.emit('a').await?;
+    /// sleep(Duration::from_millis(350)).await; // ticks at 200 and 300 ms are empty
+    /// source.emit('b').await?;
+    /// source.close().await?; // flushes ['b']
+    /// assert_eq!(windows.snapshot(), vec![vec!['a'], vec!['b']]);
+    /// # Ok(()) }
+    /// ```
+    pub fn timed_window_with(&self, d: Duration, options: TimedWindowOptions) -> Stream<Vec<T>> {
+        assert!(
+            !d.is_zero(),
+            "timed_window: the interval must be greater than zero"
+        );
+        assert!(
+            options.bound > 0,
+            "timed_window: the bound must be at least 1"
+        );
+        let rt = runtime("timed_window");
+        // The node makes `emit` pend by its own rule (see `on_input`), never by the mailbox's.
+        let mailbox = Mailbox::new(usize::MAX);
+        let shared = Arc::new(Shared {
+            emitting: AtomicBool::new(false),
+            room: Notify::new(),
+        });
+        let task = Task::new("timed_window");
+        let node = self.then_detachable(
+            "timed_window",
+            TimedWindow {
+                mailbox: mailbox.clone(),
+                shared: shared.clone(),
+                bound: options.bound,
+                task: task.clone(),
+            },
+        );
+        task.bind(node.clone());
+        let worker = node.clone();
+        let t = task.clone();
+        let _guard = rt.enter();
+        let mut ticks = interval_at(Instant::now() + d, d);
+        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        task.spawn(&rt, async move {
+            loop {
+                let closed = {
+                    let tick = pin!(ticks.tick());
+                    let closed = pin!(mailbox.closed());
+                    matches!(select(tick, closed).await, Either::Right(_))
+                };
+                let window = mailbox.take_all();
+                shared.room.notify_waiters();
+                if !window.is_empty() || (options.emit_empty && !closed) {
+                    let (items, acks) = unzip_batch(window);
+                    shared.emitting.store(true, Ordering::Release);
+                    forward(&worker.out, &t, items, acks).await;
+                    shared.emitting.store(false, Ordering::Release);
+                    shared.room.notify_waiters();
+                }
+                if closed {
+                    break;
+                }
+            }
+            end_targets(&worker.out, &t).await;
+        });
+        Stream::from_node(node)
+    }
+}
