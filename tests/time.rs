@@ -239,22 +239,38 @@ async fn timed_window_backpressure_is_the_previous_emission() {
         source.emit(x).await.unwrap();
         resolved.push(start.elapsed().as_millis());
     }
-    // The third element puts the window over its bound while [0] is pending.
+    // The third element puts the window over its bound: its emit resolves when the task takes
+    // the window, at the tick that comes once [0] has been written.
     assert_eq!(resolved, vec![110, 110, 350, 350]);
     source.close().await.unwrap();
     assert_eq!(values(&log), vec![vec![0], vec![1, 2, 3], vec![4]]);
 }
 
 #[tokio::test(start_paused = true)]
-async fn timed_window_does_not_pend_when_downstream_keeps_up() {
+async fn timed_window_producer_filling_a_window_waits_for_the_tick() {
+    let start = Instant::now();
     let source = Source::new();
     let opts = TimedWindowOptions::default().bound(2);
-    let windows = source.timed_window_with(ms(100), opts).sink_to_vec();
-    for x in 0..100 {
+    let log = record(&source.timed_window_with(ms(100), opts), start);
+    let mut resolved = Vec::new();
+    for x in 0..6 {
+        source.emit(x).await.unwrap();
+        resolved.push(start.elapsed().as_millis());
+    }
+    assert_eq!(resolved, vec![0, 0, 100, 100, 100, 200]);
+    source.close().await.unwrap();
+    assert_eq!(get(&log), vec![(vec![0, 1, 2], 100), (vec![3, 4, 5], 200)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn timed_window_default_bound_does_not_pend_at_ordinary_rates() {
+    let source = Source::new();
+    let windows = source.timed_window(ms(100)).sink_to_vec();
+    for x in 0..10_000 {
         assert!(source.emit(x).is_complete());
     }
     source.close().await.unwrap();
-    assert_eq!(windows.snapshot(), vec![(0..100).collect::<Vec<_>>()]);
+    assert_eq!(windows.snapshot(), vec![(0..10_000).collect::<Vec<_>>()]);
 }
 
 // ---------------------------------------------------------------- partition_timeout

@@ -1,40 +1,45 @@
 //! `timed_window`: every `d`, the elements seen since the last tick, as one `Vec`.
 //!
 //! Why the previous emission is the backpressure (as in Streamz): a window is pushed downstream
-//! by the node's task, which awaits that push. While it waits, the next window fills; once that
-//! window is over its bound, `emit` pends until the previous window has been accepted (or the
-//! window has been taken). So a slow consumer slows the producer, and a fast consumer never
-//! does: the window then holds what arrives in one interval.
+//! by the node's task, which awaits that push before it takes the next window. While it waits,
+//! the next window fills; once that window is over its bound, `emit` pends until the task takes
+//! it, that is until the previous window has been accepted and the next tick came. So a slow
+//! consumer slows the producer down.
+//!
+//! Why the bound holds whatever downstream does: Streamz bounds a window only while the previous
+//! emission is pending, so a producer that never pends fills a window without limit until the
+//! tick. Here a window never holds more than `bound` elements without making `emit` pend
+//! (the element that crosses the bound is kept), so memory stays flat; the price is that a
+//! producer filling more than `bound` elements per interval waits for the tick. The default
+//! bound ([`DEFAULT_TIMED_WINDOW_BOUND`]) is large enough that ordinary rates never meet it.
 //!
 //! Invariants:
 //! - Ticks come every `d` from when the node was built (`interval` with delayed missed ticks:
 //!   after a slow downstream emission, the next tick comes at once and the period restarts).
 //! - Elements go into exactly one window, in arrival order.
-//! - `emit` pends only while the previous window's emission is pending and the current window
-//!   holds more than the bound; dropping the `emit` future loses nothing.
+//! - `emit` pends while the current window holds more than the bound, until the task takes the
+//!   window (which it does only once the previous window has been accepted); dropping the
+//!   `emit` future loses nothing.
 //! - Tokens of a window's elements are released once the window has been accepted downstream.
 //! - `close()` flushes the current window (when it is not empty) before resolving.
 
 use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::future::{Either, select};
-use tokio::sync::Notify;
 use tokio::time::{Instant, MissedTickBehavior, interval_at};
 
-use crate::graph::sync::until;
 use crate::graph::task::{Detach, Mailbox, Task, end_targets, forward, runtime};
 use crate::graph::{Cx, Input, Operator, Outputs};
 use crate::ops::partition::unzip_batch;
 use crate::{Item, Stream};
 
 /// The default [`TimedWindowOptions::bound`].
-pub const DEFAULT_TIMED_WINDOW_BOUND: usize = 1024;
+pub const DEFAULT_TIMED_WINDOW_BOUND: usize = 65_536;
 
 /// How [`Stream::timed_window_with`] behaves: whether empty ticks emit `[]`, and how many
-/// elements the current window may hold while the previous one is still being emitted.
+/// elements a window may hold before `emit` pends.
 ///
 /// ```
 /// use brooklet::time::TimedWindowOptions;
@@ -72,8 +77,9 @@ impl TimedWindowOptions {
         }
     }
 
-    /// How many elements the current window may hold while the previous window's emission is
-    /// pending before `emit` pends.
+    /// How many elements a window may hold before `emit` pends: the `emit` that puts the window
+    /// over the bound is accepted, and resolves once the task has taken the window (at the next
+    /// tick, which waits for the previous window to be accepted downstream).
     ///
     /// # Panics
     ///
@@ -109,15 +115,8 @@ impl TimedWindowOptions {
     }
 }
 
-struct Shared {
-    emitting: AtomicBool,
-    room: Notify,
-}
-
 pub(crate) struct TimedWindow<T> {
     mailbox: Arc<Mailbox<T>>,
-    shared: Arc<Shared>,
-    bound: usize,
     task: Arc<Task>,
 }
 
@@ -141,27 +140,12 @@ impl<T: Item> Input<0> for TimedWindow<T> {
     fn on_input(&self, x: T, _out: &Outputs<Vec<T>>, cx: &mut Cx) {
         self.task.report(cx);
         self.mailbox.put(x, cx);
-        if self.shared.emitting.load(Ordering::Acquire) && self.mailbox.len() > self.bound {
-            let shared = self.shared.clone();
-            let mailbox = self.mailbox.clone();
-            let bound = self.bound;
-            cx.wait(async move {
-                until(&shared.room, || {
-                    !shared.emitting.load(Ordering::Acquire)
-                        || mailbox.len() <= bound
-                        || mailbox.is_closed()
-                })
-                .await;
-                Ok(())
-            });
-        }
     }
 }
 
 impl<T: Item> Detach for TimedWindow<T> {
     fn detach(&self) {
         self.mailbox.close();
-        self.shared.room.notify_waiters();
     }
 }
 
@@ -197,10 +181,11 @@ impl<T: Item> Stream<T> {
 
     /// Like [`timed_window`](Self::timed_window), with [`TimedWindowOptions`].
     ///
-    /// The window is pushed downstream by the node's task, which awaits that push: while it is
-    /// pending, the next window fills, and once it holds more than `options.bound` elements
-    /// `emit` pends until the previous window has been accepted. When downstream keeps up,
-    /// `emit` never pends and a window holds what arrives in one interval. Tokens are held
+    /// The window is pushed downstream by the node's task, which awaits that push before it
+    /// takes the next window: while it is pending, the next window fills, and the `emit` that
+    /// puts it over `options.bound` elements pends until the task takes it. So a slow consumer
+    /// slows the producer, and a window never holds more than `bound` elements without making
+    /// `emit` pend (a producer faster than `bound` per interval waits for the tick). Tokens are held
     /// until the window built from the element is accepted downstream. `close()` emits the
     /// current window (unless empty) and resolves once it has been accepted. A panic downstream
     /// is reported on the next `emit` or by `close()`.
@@ -236,19 +221,12 @@ impl<T: Item> Stream<T> {
             "timed_window: the bound must be at least 1"
         );
         let rt = runtime("timed_window");
-        // The node makes `emit` pend by its own rule (see `on_input`), never by the mailbox's.
-        let mailbox = Mailbox::new(usize::MAX);
-        let shared = Arc::new(Shared {
-            emitting: AtomicBool::new(false),
-            room: Notify::new(),
-        });
+        let mailbox = Mailbox::new(options.bound);
         let task = Task::new("timed_window");
         let node = self.then_detachable(
             "timed_window",
             TimedWindow {
                 mailbox: mailbox.clone(),
-                shared: shared.clone(),
-                bound: options.bound,
                 task: task.clone(),
             },
         );
@@ -266,13 +244,9 @@ impl<T: Item> Stream<T> {
                     matches!(select(tick, closed).await, Either::Right(_))
                 };
                 let window = mailbox.take_all();
-                shared.room.notify_waiters();
                 if !window.is_empty() || (options.emit_empty && !closed) {
                     let (items, acks) = unzip_batch(window);
-                    shared.emitting.store(true, Ordering::Release);
                     forward(&worker.out, &t, items, acks).await;
-                    shared.emitting.store(false, Ordering::Release);
-                    shared.room.notify_waiters();
                 }
                 if closed {
                     break;
