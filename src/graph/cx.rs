@@ -48,6 +48,12 @@ impl Cx {
         Cx { acks, slow: None }
     }
 
+    /// No tokens and nothing collected: the synchronous case, which needs no cleanup.
+    #[inline(always)]
+    pub(crate) fn is_trivial(&self) -> bool {
+        self.acks.is_empty() && self.slow.is_none()
+    }
+
     fn collected(&mut self) -> &mut Collected {
         self.slow.get_or_insert_with(Box::default)
     }
@@ -64,24 +70,17 @@ impl Cx {
     }
 
     /// Turns what this push collected into the caller's future.
-    #[inline]
+    ///
+    /// Callers on the hot path check [`is_trivial`](Self::is_trivial) first, by reference, and
+    /// `forget` the context when it holds; moving a context that a push wrote through a
+    /// reference makes the compiler copy it, and that copy stalls on store forwarding.
+    #[inline(never)]
     pub(crate) fn into_emit(self) -> Emit {
         let Cx { acks, slow } = self;
-        // Keep the common case free of drop glue: no tokens, nothing collected.
-        if acks.is_empty() {
-            std::mem::forget(acks);
-        } else {
-            drop_acks(acks);
-        }
+        drop(acks);
         match slow {
             None => Emit::complete(),
             Some(collected) => Emit::waiting(collected),
         }
     }
-}
-
-#[cold]
-#[inline(never)]
-fn drop_acks(acks: Acks) {
-    drop(acks);
 }

@@ -261,6 +261,11 @@ impl<T: Item> Source<T> {
         }
         node.meta.received.inc();
         node.out.push(x, &mut cx);
+        if cx.is_trivial() {
+            // Nothing to clean up: skip the move and the drop glue (see `Cx::into_emit`).
+            std::mem::forget(cx);
+            return Emit::complete();
+        }
         cx.into_emit()
     }
 
