@@ -91,6 +91,7 @@ mod graph;
 pub mod ops;
 pub mod parallel;
 pub mod time;
+pub mod window;
 
 pub use graph::{Ack, Emit, Error, Item, Metrics, Source, Stream};
 pub use ops::{Collect, EmitOn, Fallible, Pull, Sink, VecSink};

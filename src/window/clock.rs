@@ -1,0 +1,79 @@
+//! The event clock and the watermark.
+//!
+//! Each window operator keeps an event clock (one for the operator by default, as a Flink
+//! subtask or Kafka Streams' stream time; one per key with
+//! [`per_key_clock`](crate::window::WindowBuilder::per_key_clock), Quix's default):
+//!
+//! - By default the clock is the largest event timestamp seen so far. Late events never lower
+//!   it. With a [maximum future skew](crate::window::WindowBuilder::max_future_skew), an event
+//!   more than the skew ahead of the clock is still counted but does not move the clock.
+//! - With [explicit watermarks](crate::window::WindowBuilder::explicit_watermarks) only
+//!   [`Windowed::advance`](crate::window::Windowed::advance) or an upstream watermark stream
+//!   ([`WindowBuilder::watermarks`](crate::window::WindowBuilder::watermarks)) moves it; a
+//!   regression is ignored.
+//! - An [idle timeout](crate::window::WindowBuilder::idle_timeout) advances it with processing
+//!   time when no event arrives, so the last window of a quiet stream is emitted.
+//! - **watermark = clock − grace**. A time window `[s, e)` closes when `e <= watermark`.
+//! - End of stream sets the clock to +infinity.
+
+/// An event clock: see the module documentation.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Clock {
+    /// `i64::MIN` until the clock first moves.
+    time: i64,
+    infinite: bool,
+}
+
+impl Clock {
+    pub(crate) fn new() -> Clock {
+        Clock {
+            time: i64::MIN,
+            infinite: false,
+        }
+    }
+
+    pub(crate) fn is_set(&self) -> bool {
+        self.infinite || self.time != i64::MIN
+    }
+
+    /// An event at `ts` arrived: moves the clock unless explicit, or beyond the skew.
+    pub(crate) fn observe(&mut self, ts: i64, explicit: bool, skew: Option<i64>) {
+        if explicit {
+            return;
+        }
+        if let (Some(skew), true) = (skew, self.is_set()) {
+            if ts > self.time.saturating_add(skew) {
+                return;
+            }
+        }
+        self.advance(ts);
+    }
+
+    /// Moves the clock to `t`; a regression is ignored.
+    pub(crate) fn advance(&mut self, t: i64) {
+        self.time = self.time.max(t);
+    }
+
+    /// Moves the clock forward by `ms`, if it was set.
+    pub(crate) fn add(&mut self, ms: i64) {
+        if self.time != i64::MIN {
+            self.time = self.time.saturating_add(ms);
+        }
+    }
+
+    /// End of stream.
+    pub(crate) fn end(&mut self) {
+        self.infinite = true;
+    }
+
+    /// `clock - grace`; `i64::MIN` before the clock moved, `i64::MAX` after the end.
+    pub(crate) fn watermark(&self, grace: i64) -> i64 {
+        if self.infinite {
+            i64::MAX
+        } else if self.time == i64::MIN {
+            i64::MIN
+        } else {
+            self.time.saturating_sub(grace)
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! Event-time windows, watermarks, late events, aggregates and mini-batch emitters.
+//!
+//! # Where to look
+//!
+//! | you want | go to |
+//! |---|---|
+//! | start a window on a stream | [`Stream::window`](crate::Stream::window) → [`WindowBuilder`] |
+//! | window shapes, and which windows an event is in | [`Window`] (`assign.rs`) |
+//! | the clock, the watermark, grace, idle timeout, skew | [`clock`] |
+//! | sum, count, mean, min, max, first, last, collect, reduce, several at once, your own | [`aggregate`], [`Aggregator`] |
+//! | what comes out | [`WindowResult`], [`LateEvent`], [`WindowStats`] |
+//! | the late stream, explicit watermarks | [`Windowed`] |
+//! | mini-batches driven by an emitter (omega\|ml) | [`Stream::batch`](crate::Stream::batch), [`Emitter`], [`CountWindow`], [`FixedTimeWindow`], [`RelaxedTimeWindow`] |
+//!
+//! # The rules
+//!
+//! **Time.** Timestamps are `i64` ms since the Unix epoch, read by
+//! [`timestamp`](WindowBuilder::timestamp). Durations are `i64` ms or
+//! [`std::time::Duration`] rounded to the nearest ms ([`IntoMillis`]); sizes and steps must be
+//! > 0, grace >= 0. Arithmetic saturates: timestamps near `i64::MIN`/`i64::MAX` never panic.
+//!
+//! **Membership.** Windows are half-open `[start, end)` (an event exactly at `end` belongs to
+//! the next window), aligned to the epoch plus an optional [offset](Window::offset); starts
+//! below 0 are real windows unless [dropped](WindowBuilder::drop_negative_starts).
+//! Tumbling: `start = floor(ts / size) * size`. Hopping(size, step): every start that is a
+//! multiple of `step` with `start <= ts < start + size`; the event lands in every one of them.
+//! Sliding(size): one window `[u - size, u]` per distinct record timestamp `u` of the key,
+//! reported as `[u - size, u + 1)`. Count(n, step): event `i` of a key is in the windows
+//! starting at `k * step` with `k * step <= i < k * step + n`.
+//!
+//! **Clock.** One event clock per operator (or [per key](WindowBuilder::per_key_clock)): the
+//! largest timestamp seen, or [explicit watermarks](WindowBuilder::explicit_watermarks) only.
+//! **watermark = clock − grace.** See [`clock`] for idle timeout and maximum future skew.
+//!
+//! **Closing.** A time window `[s, e)` closes when `e <= watermark`; a sliding window ending
+//! at `u` when `u + 1 <= watermark`; a count window on its n-th event. Closing is checked
+//! after each event, each watermark, each idle tick, and at end of stream, which sets the
+//! clock to +infinity ([`Source::close`](crate::Source::close)). An event never closes a time
+//! window it has just updated. Windows closing together are emitted by ascending
+//! `(end, start)`, and the keys of one window in the order they first appeared in it.
+//!
+//! **Emitting.** [`EmitMode::Final`] emits once per (key, window) at close and drops its
+//! state; [`EmitMode::Current`] emits after every accepted event, once per updated window
+//! (ascending start), and nothing at close. Empty windows are never emitted. A result's own
+//! timestamp is `end - 1` ([`WindowResult::timestamp`]).
+//!
+//! **Late events.** An event whose window is closed is rejected by that window; a closed
+//! window is never reopened or emitted twice. If any window rejected it, exactly one
+//! [`LateEvent`] goes to [`Windowed::late`]; [`WindowStats`] counts late events and rejected
+//! windows; with nothing connected to `late`, events are logged at debug level plus a
+//! rate-limited warning (powers of two), never one warning per event. A sliding-window event
+//! is fully late when `ts + size + 1 <= watermark`.
+//!
+//! **Cost.** Hopping windows aggregate per pane (`gcd(size, step)` ms) and merge panes when a
+//! window closes, so an event costs the same whatever `size / step` is (for aggregates that
+//! [merge](Aggregator::MERGEABLE)). Windows hold their events' acknowledgement tokens until
+//! their result has been emitted.
+//!
+//! ```
+//! use brooklet::Source;
+//! use brooklet::window::{Window, WindowResult};
+//! # futures::executor::block_on(async {
+//! let source = Source::new();
+//! let sums = source
+//!     .window(Window::tumbling(1_000))
+//!     .timestamp(|e: &(i64, &str, u32)| e.0)
+//!     .key_by(|e| e.1)
+//!     .sum(|e| e.2)
+//!     .sink_to_vec();
+//! for e in [(100, "a", 1), (200, "b", 2), (900, "a", 3), (1_000, "a", 4)] {
+//!     source.emit(e).await?;
+//! }
+//! source.close().await?;
+//! assert_eq!(sums.snapshot(), vec![
+//!     WindowResult { key: "a", start: 0, end: 1_000, value: 4 },
+//!     WindowResult { key: "b", start: 0, end: 1_000, value: 2 },
+//!     WindowResult { key: "a", start: 1_000, end: 2_000, value: 4 },
+//! ]);
+//! # Ok::<(), brooklet::Error>(()) }).unwrap();
+//! ```
+
+pub mod aggregate;
+mod assign;
+// mod batch;
+mod builder;
+pub mod clock;
+mod count;
+// mod emitters;
+mod hopping;
+mod late;
+mod operator;
+mod result;
+mod sliding;
+mod tumbling;
+
+pub use aggregate::Aggregator;
+pub use assign::{IntoMillis, Window, WindowKind};
+// pub use batch::{Buffered, Emitter, Poll};
+pub use builder::{EmitMode, Leftover, WindowBuilder, Windowed};
+// pub use emitters::{CountWindow, FixedTimeWindow, RelaxedTimeWindow};
+pub use operator::WindowKey;
+pub use result::{LateEvent, WindowResult, WindowStats};

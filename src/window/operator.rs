@@ -1,0 +1,615 @@
+//! The event-time window operator shared by tumbling, hopping and sliding windows: keys,
+//! clocks, closing, emission order, late events and the idle timer.
+//!
+//! Per event, under the state lock: the key's windows are checked against the watermark
+//! *before* the event (a window closed before the event arrived rejects it); the event updates
+//! every open window it falls in; in current mode each updated window is emitted (ascending
+//! start); the clock moves; then every window whose end is at or below the new watermark
+//! closes. An event never closes a window it has just updated, since those end after its
+//! timestamp, which is at or after the watermark.
+//!
+//! Closing is driven by a timer queue ordered by `(end, start, first arrival of the key in the
+//! window, key)`: each key has at most one entry, for its earliest window with data. Closing a
+//! window schedules the key's next one, so several windows closing at once come out by
+//! ascending `(end, start)`, and the keys of one window in the order they first appeared in
+//! it. The lock is released before anything is pushed downstream.
+
+use std::collections::{BTreeSet, HashMap};
+use std::hash::Hash;
+use std::sync::{Arc, Weak};
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::aggregate::Aggregator;
+use super::assign::{Geometry, clamp};
+use super::builder::EmitMode;
+use super::clock::Clock;
+use super::late::LateOut;
+use super::result::{LateEvent, WindowResult, WindowStats};
+use crate::Item;
+use crate::graph::sync::Lock;
+use crate::graph::task::{Task, forward};
+use crate::graph::{Acks, Cx, Emit, Input, Node, Operator, Outputs};
+
+/// `(end, start, first arrival)` of a key's earliest window with data.
+pub(crate) type Timer = (i64, i64, u64);
+
+pub(crate) type TsFn<T> = Arc<dyn Fn(&T) -> i64 + Send + Sync>;
+pub(crate) type KeyFn<T, K> = Arc<dyn Fn(&T) -> K + Send + Sync>;
+
+/// Keys of a window operator: hashable, clonable into results.
+pub trait WindowKey: Item + Hash + Eq {}
+impl<K: Item + Hash + Eq> WindowKey for K {}
+
+/// An event as a store sees it.
+pub(crate) struct Event<'a, T> {
+    pub(crate) item: &'a T,
+    pub(crate) ts: i64,
+    pub(crate) seq: u64,
+    pub(crate) acks: &'a Acks,
+}
+
+/// What a store did with an event.
+#[derive(Default)]
+pub(crate) struct Admit {
+    pub(crate) accepted: u64,
+    pub(crate) rejected: u64,
+    pub(crate) rejected_list: Vec<(i64, i64)>,
+    /// A new pane or window was created: the key's timer may move earlier.
+    pub(crate) opened: bool,
+}
+
+const MAX_LISTED: u64 = 1024;
+
+impl Admit {
+    /// The windows starting from `lo` to `hi` (inclusive) rejected the event.
+    pub(crate) fn rejected_between(g: &Geometry, lo: i128, hi: i128) -> Admit {
+        let rejected = g.count(lo, hi);
+        let rejected_list = if rejected > 0 {
+            g.starts(lo, hi)
+                .take(MAX_LISTED as usize)
+                .map(|s| (clamp(s), g.end(s)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Admit {
+            rejected,
+            rejected_list,
+            ..Admit::default()
+        }
+    }
+}
+
+/// The accumulator of a window or pane, the tokens of its events, and the arrival number of
+/// its first event.
+pub(crate) struct Slot<Acc> {
+    pub(crate) acc: Acc,
+    pub(crate) acks: Vec<Acks>,
+    pub(crate) first_seq: u64,
+}
+
+impl<Acc> Slot<Acc> {
+    pub(crate) fn new(acc: Acc, first_seq: u64) -> Self {
+        Slot {
+            acc,
+            acks: Vec::new(),
+            first_seq,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn hold(&mut self, acks: &Acks) {
+        if !acks.is_empty() {
+            self.acks.push(acks.clone());
+        }
+    }
+}
+
+/// How one key's windows are stored: per window (tumbling), per pane (hopping) or per record
+/// (sliding).
+pub(crate) trait Store<T, A: Aggregator<T>>: Send + 'static {
+    fn new() -> Self;
+    /// Applies an event under watermark `wm`; pushes the bounds of updated windows to
+    /// `updated` (ascending start) when given.
+    fn add(
+        &mut self,
+        g: &Geometry,
+        agg: &A,
+        ev: Event<'_, T>,
+        wm: i64,
+        updated: Option<&mut Vec<(i64, i64)>>,
+    ) -> Admit;
+    /// The current value of an open window (current mode).
+    fn current(&self, g: &Geometry, agg: &A, start: i64, end: i64) -> A::Out;
+    /// The earliest window with data that starts after `last_start` and is open under `wm`.
+    fn next(&mut self, g: &Geometry, wm: i64, last_start: i64) -> Option<Timer>;
+    /// Closes a window: its value and tokens when `emit`, and drops what no later window needs.
+    fn take(
+        &mut self,
+        g: &Geometry,
+        agg: &A,
+        start: i64,
+        end: i64,
+        emit: bool,
+    ) -> Option<(A::Out, Acks)>;
+    fn held(&self) -> usize;
+}
+
+/// Settings of a time window operator.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Config {
+    pub(crate) geo: Geometry,
+    pub(crate) grace: i64,
+    pub(crate) mode: EmitMode,
+    pub(crate) explicit: bool,
+    pub(crate) per_key: bool,
+    pub(crate) skew: Option<i64>,
+    pub(crate) idle: Option<std::time::Duration>,
+}
+
+struct KeyState<K, S> {
+    key: K,
+    store: S,
+    timer: Option<Timer>,
+    last_start: i64,
+    clock: Clock,
+}
+
+struct Idle {
+    last_event: Option<Instant>,
+    mark: Instant,
+}
+
+pub(crate) type Outs<K, V> = Vec<(WindowResult<K, V>, Option<Acks>)>;
+
+struct State<K, S> {
+    index: HashMap<K, usize>,
+    keys: Vec<KeyState<K, S>>,
+    timers: BTreeSet<(i64, i64, u64, usize)>,
+    clock: Clock,
+    seq: u64,
+    stats: WindowStats,
+    ended: bool,
+    idle: Idle,
+}
+
+/// What the late output needs about a late event.
+pub(crate) struct LateInfo<K> {
+    key: K,
+    ts: i64,
+    watermark: i64,
+    admit: Admit,
+    count: u64,
+}
+
+impl<K: WindowKey, S> State<K, S> {
+    fn wm(&self, cfg: &Config, k: usize) -> i64 {
+        if cfg.per_key {
+            self.keys[k].clock.watermark(cfg.grace)
+        } else {
+            self.clock.watermark(cfg.grace)
+        }
+    }
+
+    fn set_timer(&mut self, k: usize, t: Option<Timer>) {
+        let ks = &mut self.keys[k];
+        if let Some((e, s, f)) = ks.timer.take() {
+            self.timers.remove(&(e, s, f, k));
+        }
+        if let Some((e, s, f)) = t {
+            self.timers.insert((e, s, f, k));
+        }
+        ks.timer = t;
+    }
+
+    fn fire_one<T, A: Aggregator<T>>(
+        &mut self,
+        cfg: &Config,
+        agg: &A,
+        t: (i64, i64, u64, usize),
+        out: &mut Outs<K, A::Out>,
+    ) where
+        S: Store<T, A>,
+    {
+        let (end, start, _, k) = t;
+        self.timers.remove(&t);
+        let ks = &mut self.keys[k];
+        ks.timer = None;
+        let emit = cfg.mode == EmitMode::Final;
+        if let Some((value, acks)) = ks.store.take(&cfg.geo, agg, start, end, emit) {
+            self.stats.results += 1;
+            out.push((
+                WindowResult {
+                    key: ks.key.clone(),
+                    start,
+                    end,
+                    value,
+                },
+                Some(acks),
+            ));
+        }
+        ks.last_start = start;
+        let next = ks.store.next(&cfg.geo, i64::MIN, start);
+        self.set_timer(k, next);
+    }
+
+    /// Closes every window with data ending at or below each key's watermark, in order.
+    fn fire<T, A: Aggregator<T>>(&mut self, cfg: &Config, agg: &A, out: &mut Outs<K, A::Out>)
+    where
+        S: Store<T, A>,
+    {
+        if cfg.per_key {
+            loop {
+                let due = self
+                    .timers
+                    .iter()
+                    .find(|t| t.0 <= self.keys[t.3].clock.watermark(cfg.grace))
+                    .copied();
+                match due {
+                    Some(t) => self.fire_one(cfg, agg, t, out),
+                    None => break,
+                }
+            }
+        } else {
+            let wm = self.clock.watermark(cfg.grace);
+            while let Some(&t) = self.timers.first() {
+                if t.0 > wm {
+                    break;
+                }
+                self.fire_one(cfg, agg, t, out);
+            }
+        }
+    }
+
+    /// Closes the due windows of key `k` only (per-key clock, after an event of `k`).
+    fn fire_key<T, A: Aggregator<T>>(
+        &mut self,
+        cfg: &Config,
+        agg: &A,
+        k: usize,
+        out: &mut Outs<K, A::Out>,
+    ) where
+        S: Store<T, A>,
+    {
+        let wm = self.wm(cfg, k);
+        while let Some((e, s, f)) = self.keys[k].timer {
+            if e > wm {
+                break;
+            }
+            self.fire_one(cfg, agg, (e, s, f, k), out);
+        }
+    }
+
+    fn each_clock(&mut self, cfg: &Config, mut f: impl FnMut(&mut Clock)) {
+        if cfg.per_key {
+            self.keys.iter_mut().for_each(|k| f(&mut k.clock));
+        } else {
+            f(&mut self.clock);
+        }
+    }
+
+    fn watermark(&self, cfg: &Config) -> Option<i64> {
+        let wm = if cfg.per_key {
+            self.keys
+                .iter()
+                .map(|k| k.clock.watermark(cfg.grace))
+                .max()?
+        } else {
+            self.clock.watermark(cfg.grace)
+        };
+        (wm != i64::MIN).then_some(wm)
+    }
+}
+
+/// The tumbling / hopping / sliding window node.
+pub(crate) struct TimeWindowOp<T: Item, K: WindowKey, A: Aggregator<T>, S> {
+    pub(crate) cfg: Config,
+    pub(crate) ts: TsFn<T>,
+    pub(crate) key: KeyFn<T, K>,
+    pub(crate) agg: A,
+    state: Lock<State<K, S>>,
+    pub(crate) late: LateOut<K, T>,
+    pub(crate) task: Arc<Task>,
+    pub(crate) stop: Arc<Notify>,
+}
+
+impl<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>> TimeWindowOp<T, K, A, S> {
+    pub(crate) fn new(
+        cfg: Config,
+        ts: TsFn<T>,
+        key: KeyFn<T, K>,
+        agg: A,
+        late: LateOut<K, T>,
+    ) -> Self {
+        TimeWindowOp {
+            cfg,
+            ts,
+            key,
+            agg,
+            state: Lock::new(State {
+                index: HashMap::new(),
+                keys: Vec::new(),
+                timers: BTreeSet::new(),
+                clock: Clock::new(),
+                seq: 0,
+                stats: WindowStats::default(),
+                ended: false,
+                idle: Idle {
+                    last_event: None,
+                    mark: Instant::now(),
+                },
+            }),
+            late,
+            task: Task::new("window"),
+            stop: Arc::new(Notify::new()),
+        }
+    }
+
+    fn apply(
+        &self,
+        st: &mut State<K, S>,
+        x: &T,
+        ts: i64,
+        key: K,
+        acks: &Acks,
+        out: &mut Outs<K, A::Out>,
+    ) -> Option<LateInfo<K>> {
+        let cfg = &self.cfg;
+        let seq = st.seq;
+        st.seq += 1;
+        st.stats.events += 1;
+        if cfg.idle.is_some() {
+            let now = Instant::now();
+            st.idle.last_event = Some(now);
+            st.idle.mark = now;
+        }
+        let k = match st.index.get(&key) {
+            Some(&k) => k,
+            None => {
+                let k = st.keys.len();
+                st.index.insert(key.clone(), k);
+                st.keys.push(KeyState {
+                    key,
+                    store: S::new(),
+                    timer: None,
+                    last_start: i64::MIN,
+                    clock: Clock::new(),
+                });
+                k
+            }
+        };
+        let wm = st.wm(cfg, k);
+        let current = cfg.mode == EmitMode::Current;
+        let mut updated = Vec::new();
+        let ev = Event {
+            item: x,
+            ts,
+            seq,
+            acks,
+        };
+        let ks = &mut st.keys[k];
+        let admit = ks
+            .store
+            .add(&cfg.geo, &self.agg, ev, wm, current.then_some(&mut updated));
+        for (start, end) in updated {
+            let value = ks.store.current(&cfg.geo, &self.agg, start, end);
+            st.stats.results += 1;
+            out.push((
+                WindowResult {
+                    key: ks.key.clone(),
+                    start,
+                    end,
+                    value,
+                },
+                None,
+            ));
+        }
+        if admit.opened {
+            let last = ks.last_start;
+            let next = ks.store.next(&cfg.geo, wm, last);
+            st.set_timer(k, next);
+        }
+        let late = (admit.rejected > 0).then(|| {
+            st.stats.late_events += 1;
+            st.stats.rejected_windows += admit.rejected;
+            LateInfo {
+                key: st.keys[k].key.clone(),
+                ts,
+                watermark: wm,
+                admit,
+                count: st.stats.late_events,
+            }
+        });
+        if cfg.per_key {
+            st.keys[k].clock.observe(ts, cfg.explicit, cfg.skew);
+            st.fire_key(cfg, &self.agg, k, out);
+        } else {
+            st.clock.observe(ts, cfg.explicit, cfg.skew);
+            st.fire(cfg, &self.agg, out);
+        }
+        late
+    }
+
+    fn push_all(out: &Outputs<WindowResult<K, A::Out>>, outs: Outs<K, A::Out>, cx: &mut Cx) {
+        for (r, acks) in outs {
+            match acks {
+                Some(acks) => out.push_acked(r, acks, cx),
+                None => out.push(r, cx),
+            }
+        }
+    }
+
+    /// Moves the clock to `t` (explicit watermark) and closes what is due.
+    pub(crate) fn advance(&self, t: i64, out: &Outputs<WindowResult<K, A::Out>>, cx: &mut Cx) {
+        let mut outs = Vec::new();
+        {
+            let mut st = self.state.lock();
+            if st.ended {
+                return;
+            }
+            st.each_clock(&self.cfg, |c| c.advance(t));
+            out.call(|| st.fire(&self.cfg, &self.agg, &mut outs));
+        }
+        Self::push_all(out, outs, cx);
+    }
+
+    /// When the idle timer should look next; `None` once the operator has ended.
+    fn idle_deadline(&self, timeout: std::time::Duration) -> Option<Instant> {
+        let st = self.state.lock();
+        (!st.ended).then(|| {
+            st.idle
+                .last_event
+                .map_or(st.idle.mark, |l| l.max(st.idle.mark))
+                + timeout
+        })
+    }
+
+    /// The idle timer fired: if no event came for `timeout`, move the clock with processing time.
+    fn idle_tick(&self, timeout: std::time::Duration) -> Outs<K, A::Out> {
+        let mut outs = Vec::new();
+        let mut st = self.state.lock();
+        let now = Instant::now();
+        let Some(last) = st.idle.last_event else {
+            st.idle.mark = now;
+            return outs;
+        };
+        if st.ended || now.duration_since(last) < timeout {
+            return outs;
+        }
+        let delta = i64::try_from(now.duration_since(st.idle.mark).as_millis()).unwrap_or(i64::MAX);
+        st.idle.mark = now;
+        st.each_clock(&self.cfg, |c| c.add(delta));
+        st.fire(&self.cfg, &self.agg, &mut outs);
+        outs
+    }
+
+    pub(crate) fn stats(&self) -> WindowStats {
+        let st = self.state.lock();
+        WindowStats {
+            held: st.keys.iter().map(|k| k.store.held() as u64).sum(),
+            watermark: st.watermark(&self.cfg),
+            ..st.stats
+        }
+    }
+}
+
+impl<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>> Operator
+    for TimeWindowOp<T, K, A, S>
+{
+    type Out = WindowResult<K, A::Out>;
+
+    fn on_end(&self, out: &Outputs<Self::Out>, cx: &mut Cx) {
+        let mut outs = Vec::new();
+        {
+            let mut st = self.state.lock();
+            st.clock.end();
+            st.keys.iter_mut().for_each(|k| k.clock.end());
+            out.call(|| st.fire(&self.cfg, &self.agg, &mut outs));
+            st.ended = true;
+        }
+        self.stop.notify_one();
+        Self::push_all(out, outs, cx);
+        self.late.finish(cx);
+    }
+
+    fn held(&self) -> usize {
+        self.state.lock().keys.iter().map(|k| k.store.held()).sum()
+    }
+}
+
+impl<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>> Input<0>
+    for TimeWindowOp<T, K, A, S>
+{
+    type In = T;
+
+    fn on_input(&self, x: T, out: &Outputs<Self::Out>, cx: &mut Cx) {
+        self.task.report(cx);
+        let ts = out.call(|| (self.ts)(&x));
+        let key = out.call(|| (self.key)(&x));
+        let mut outs = Vec::new();
+        let late = {
+            let mut st = self.state.lock();
+            if st.ended {
+                return;
+            }
+            out.call(|| self.apply(&mut st, &x, ts, key, &cx.acks, &mut outs))
+        };
+        Self::push_all(out, outs, cx);
+        if let Some(info) = late {
+            self.late.report(info.count, cx, || LateEvent {
+                key: info.key,
+                ts: info.ts,
+                value: x,
+                watermark: info.watermark,
+                lateness: info.watermark.saturating_sub(info.ts),
+                rejected: info.admit.rejected_list,
+                rejected_windows: info.admit.rejected,
+                accepted: info.admit.accepted,
+            });
+        }
+    }
+}
+
+/// Watermarks from an upstream stream (port 1).
+impl<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>> Input<1>
+    for TimeWindowOp<T, K, A, S>
+{
+    type In = i64;
+
+    fn on_input(&self, t: i64, out: &Outputs<Self::Out>, cx: &mut Cx) {
+        self.advance(t, out, cx);
+    }
+}
+
+/// What a [`Windowed`](super::Windowed) handle can do with its operator.
+pub(crate) trait Control: Send + Sync {
+    fn advance(&self, t: i64) -> Emit;
+    fn stats(&self) -> WindowStats;
+}
+
+impl<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>> Control
+    for Node<TimeWindowOp<T, K, A, S>>
+{
+    fn advance(&self, t: i64) -> Emit {
+        let mut cx = Cx::new();
+        self.op.advance(t, &self.out, &mut cx);
+        cx.into_emit()
+    }
+
+    fn stats(&self) -> WindowStats {
+        self.op.stats()
+    }
+}
+
+/// Starts the idle timer of a window node on the ambient runtime (see
+/// [`idle_timeout`](super::WindowBuilder::idle_timeout)).
+pub(crate) fn spawn_idle<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>>(
+    node: &Arc<Node<TimeWindowOp<T, K, A, S>>>,
+    timeout: std::time::Duration,
+) {
+    let rt = crate::graph::task::runtime("window idle_timeout");
+    let task = node.op.task.clone();
+    task.bind(node.clone());
+    let weak: Weak<Node<TimeWindowOp<T, K, A, S>>> = Arc::downgrade(node);
+    let stop = node.op.stop.clone();
+    let t = task.clone();
+    task.spawn(&rt, async move {
+        loop {
+            let Some(deadline) = weak.upgrade().and_then(|n| n.op.idle_deadline(timeout)) else {
+                break;
+            };
+            let sleep = std::pin::pin!(tokio::time::sleep_until(deadline));
+            let stopped = std::pin::pin!(stop.notified());
+            if let futures::future::Either::Right(_) = futures::future::select(sleep, stopped).await
+            {
+                break;
+            }
+            let Some(node) = weak.upgrade() else { break };
+            for (r, acks) in node.op.idle_tick(timeout) {
+                forward(&node.out, &t, r, acks.unwrap_or_default()).await;
+            }
+        }
+    });
+}

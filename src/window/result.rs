@@ -1,0 +1,109 @@
+//! What window operators emit: results, late-event records and counters.
+
+/// One closed (or, in current mode, updated) window of one key.
+///
+/// `start` and `end` are the half-open bounds `[start, end)` in ms. Sliding windows
+/// `[u - size, u]` are reported as `[u - size, u + 1)`. Count windows report the smallest and
+/// largest event timestamps they hold (inclusive), or event indexes when no timestamp extractor
+/// was given.
+///
+/// ```
+/// use brooklet::window::WindowResult;
+/// let r = WindowResult { key: "a", start: 0, end: 1_000, value: 3 };
+/// assert_eq!(r.timestamp(), 999); // results can feed a larger window downstream
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct WindowResult<K, V> {
+    /// The key (`()` for an unkeyed stream).
+    pub key: K,
+    /// First ms of the window.
+    pub start: i64,
+    /// First ms after the window.
+    pub end: i64,
+    /// The aggregate.
+    pub value: V,
+}
+
+impl<K, V> WindowResult<K, V> {
+    /// The result's own event time: `end - 1`, the last ms of the window.
+    ///
+    /// ```
+    /// use brooklet::window::WindowResult;
+    /// let r = WindowResult { key: (), start: 10, end: 20, value: 0.5 };
+    /// assert_eq!(r.timestamp(), 19);
+    /// ```
+    pub fn timestamp(&self) -> i64 {
+        self.end.saturating_sub(1)
+    }
+}
+
+/// The record sent to a window operator's [`late`](crate::window::Windowed::late) output for
+/// each event that at least one closed window rejected (one record per event).
+///
+/// ```
+/// use brooklet::window::LateEvent;
+/// let late = LateEvent {
+///     key: (), ts: 500, value: 7, watermark: 2_000, lateness: 1_500,
+///     rejected: vec![(0, 1_000)], rejected_windows: 1, accepted: 0,
+/// };
+/// assert!(late.is_fully_late());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LateEvent<K, T> {
+    /// The event's key.
+    pub key: K,
+    /// The event's timestamp.
+    pub ts: i64,
+    /// The event itself.
+    pub value: T,
+    /// The watermark (of the key, with a per-key clock) when the event arrived.
+    pub watermark: i64,
+    /// How late the event is: `watermark - ts` (always > 0).
+    pub lateness: i64,
+    /// The rejected windows as `(start, end)`, ascending; at most 1024 are listed. For sliding
+    /// windows this is the event's own window `[ts - size, ts + 1)`.
+    pub rejected: Vec<(i64, i64)>,
+    /// How many windows rejected the event.
+    pub rejected_windows: u64,
+    /// How many (still open) windows accepted it.
+    pub accepted: u64,
+}
+
+impl<K, T> LateEvent<K, T> {
+    /// Whether no window accepted the event.
+    ///
+    /// ```
+    /// use brooklet::window::LateEvent;
+    /// let late = LateEvent { key: 1, ts: 5, value: (), watermark: 10, lateness: 5,
+    ///     rejected: vec![(0, 10)], rejected_windows: 1, accepted: 1 };
+    /// assert!(!late.is_fully_late());
+    /// ```
+    pub fn is_fully_late(&self) -> bool {
+        self.accepted == 0
+    }
+}
+
+/// Counters of a window operator, read with [`Windowed::stats`](crate::window::Windowed::stats).
+///
+/// ```
+/// use brooklet::window::WindowStats;
+/// let s = WindowStats::default();
+/// assert_eq!((s.events, s.late_events, s.watermark), (0, 0, None));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WindowStats {
+    /// Events received.
+    pub events: u64,
+    /// Events rejected by at least one window.
+    pub late_events: u64,
+    /// Windows that rejected an event (summed over late events).
+    pub rejected_windows: u64,
+    /// Results emitted.
+    pub results: u64,
+    /// Open windows, panes or buffered records held right now.
+    pub held: u64,
+    /// The operator's watermark (`None` before the clock first moves; the largest key
+    /// watermark with a per-key clock).
+    pub watermark: Option<i64>,
+}
