@@ -32,15 +32,15 @@
 use std::cell::Cell;
 use std::convert::Infallible;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use criterion::{
-    black_box, criterion_group, criterion_main, measurement::WallTime, BenchmarkGroup,
-    BenchmarkId, Criterion, Throughput,
+    BenchmarkGroup, BenchmarkId, Criterion, Throughput, black_box, criterion_group, criterion_main,
+    measurement::WallTime,
 };
-use futures::{executor::block_on, future, stream, StreamExt};
+use futures::{StreamExt, executor::block_on, future, stream};
 use rxrust::prelude::*;
 
 /// Elements pushed per timed iteration.
@@ -124,7 +124,10 @@ fn bench_push(
     let before = read();
     push_batch(&mut emit);
     let got = read().wrapping_sub(before);
-    assert_eq!(got, expected, "{peer}/{param}: pipeline produced a wrong result");
+    assert_eq!(
+        got, expected,
+        "{peer}/{param}: pipeline produced a wrong result"
+    );
 
     g.bench_function(BenchmarkId::new(peer, param), |b| {
         b.iter(|| {
@@ -141,8 +144,14 @@ fn bench_batch(
     mut batch: impl FnMut() -> u64,
     expected: u64,
 ) {
-    assert_eq!(batch(), expected, "{peer}/{param}: pipeline produced a wrong result");
-    g.bench_function(BenchmarkId::new(peer, param), |b| b.iter(|| black_box(batch())));
+    assert_eq!(
+        batch(),
+        expected,
+        "{peer}/{param}: pipeline produced a wrong result"
+    );
+    g.bench_function(BenchmarkId::new(peer, param), |b| {
+        b.iter(|| black_box(batch()))
+    });
 }
 
 /// `maps!(expr; + + +)` applies `.map(|x: u64| x + 1)` once per `+`.
@@ -234,10 +243,12 @@ fn futures_map_filter_sink() -> u64 {
 
 fn futures_chain(d: usize) -> u64 {
     let mut acc = 0u64;
-    with_depth!(d, stream::iter((0..N).map(black_box)), |s| block_on(s.for_each(|x| {
-        acc = acc.wrapping_add(x);
-        future::ready(())
-    })));
+    with_depth!(d, stream::iter((0..N).map(black_box)), |s| block_on(
+        s.for_each(|x| {
+            acc = acc.wrapping_add(x);
+            future::ready(())
+        })
+    ));
     acc
 }
 
@@ -320,9 +331,10 @@ fn rx_local_fan_out_4() -> (impl FnMut(u64), impl Fn() -> u64) {
         connectable.fork().subscribe(move |x| a.add(x));
     }
     connectable.connect();
-    (move |x| subject.next(x), move || {
-        accs.iter().fold(0u64, |s, a| s.wrapping_add(a.get()))
-    })
+    (
+        move |x| subject.next(x),
+        move || accs.iter().fold(0u64, |s, a| s.wrapping_add(a.get())),
+    )
 }
 
 fn rx_shared_fan_out_4() -> (impl FnMut(u64), impl Fn() -> u64) {
@@ -334,9 +346,10 @@ fn rx_shared_fan_out_4() -> (impl FnMut(u64), impl Fn() -> u64) {
         connectable.fork().subscribe(move |x| a.add(x));
     }
     connectable.connect();
-    (move |x| subject.next(x), move || {
-        accs.iter().fold(0u64, |s, a| s.wrapping_add(a.get()))
-    })
+    (
+        move |x| subject.next(x),
+        move || accs.iter().fold(0u64, |s, a| s.wrapping_add(a.get())),
+    )
 }
 
 // ---------------------------------------------------------------------------
@@ -348,6 +361,13 @@ mod brooklet_peer {
     use super::SyncAcc;
     use brooklet::Source;
 
+    /// Push one element. `emit` completes synchronously here; the returned (already
+    /// complete) future is simply dropped.
+    #[inline(always)]
+    fn emit(src: &Source<u64>, x: u64) {
+        drop(src.emit(x));
+    }
+
     pub fn map_filter_sink() -> (impl FnMut(u64), impl Fn() -> u64) {
         let src = Source::<u64>::new();
         let acc = SyncAcc::default();
@@ -355,12 +375,7 @@ mod brooklet_peer {
         src.map(|x| x + 1)
             .filter(|x| x % 3 != 0)
             .sink(move |x| a.add(x));
-        (
-            move |x| {
-                let _ = src.emit(x);
-            },
-            move || acc.get(),
-        )
+        (move |x| emit(&src, x), move || acc.get())
     }
 
     pub fn chain(d: usize) -> (impl FnMut(u64), impl Fn() -> u64) {
@@ -373,12 +388,7 @@ mod brooklet_peer {
             s = s.map(|x| x + 1);
         }
         s.sink(move |x| a.add(x));
-        (
-            move |x| {
-                let _ = src.emit(x);
-            },
-            move || acc.get(),
-        )
+        (move |x| emit(&src, x), move || acc.get())
     }
 
     pub fn fan_out_4() -> (impl FnMut(u64), impl Fn() -> u64) {
@@ -390,9 +400,7 @@ mod brooklet_peer {
             m.sink(move |x| a.add(x));
         }
         (
-            move |x| {
-                let _ = src.emit(x);
-            },
+            move |x| emit(&src, x),
             move || accs.iter().fold(0u64, |s, a| s.wrapping_add(a.get())),
         )
     }
@@ -409,10 +417,30 @@ fn map_filter_sink(c: &mut Criterion) {
     let id = |peer| (peer, N);
 
     bench_batch(&mut g, id("hand_loop"), hand_map_filter_sink, expected);
-    bench_batch(&mut g, id("futures_stream"), futures_map_filter_sink, expected);
-    bench_push(&mut g, id("rxrust_local"), rx_local_map_filter_sink(), expected);
-    bench_push(&mut g, id("rxrust_shared"), rx_shared_map_filter_sink(), expected);
-    bench_push(&mut g, id("brooklet"), brooklet_peer::map_filter_sink(), expected);
+    bench_batch(
+        &mut g,
+        id("futures_stream"),
+        futures_map_filter_sink,
+        expected,
+    );
+    bench_push(
+        &mut g,
+        id("rxrust_local"),
+        rx_local_map_filter_sink(),
+        expected,
+    );
+    bench_push(
+        &mut g,
+        id("rxrust_shared"),
+        rx_shared_map_filter_sink(),
+        expected,
+    );
+    bench_push(
+        &mut g,
+        id("brooklet"),
+        brooklet_peer::map_filter_sink(),
+        expected,
+    );
     g.finish();
 }
 
