@@ -6,7 +6,9 @@
 //!
 //! Invariants:
 //! - A mailbox accepts every element it is given (so a dropped `Emit` loses nothing) and makes
-//!   the push wait while it holds more than its capacity.
+//!   the push wait while it holds more than its capacity. Its task and its waiting pushes are
+//!   woken only when they said they wait (a flag set under the box's lock after their
+//!   `Notified` was created), so no wake-up is lost and none is wasted.
 //! - A failure on the task (a panic downstream, an error reported by a node further down) is
 //!   recorded in the node's [`Task`] and reported once: on the next push into the node, or by
 //!   the wait that `close()` registers. It is never lost, and never stops the elements after it.
@@ -186,11 +188,22 @@ pub(crate) async fn end_targets<T: Item>(out: &Outputs<T>, task: &Task) {
 struct MailState<T> {
     queue: VecDeque<(T, Acks)>,
     closed: bool,
+    /// The task waits (or is about to wait) on `items`: the next put must wake it.
+    task_waiting: bool,
+    /// A push waits (or is about to wait) on `room`: the next take must wake it.
+    room_waiting: bool,
 }
 
 /// A queue between the pushes into a node and the node's task (see the module invariants).
+///
+/// Wake-ups are what a hop costs, so the box only notifies a side that said it waits: a put
+/// wakes the task only when it found nothing to take, and a take wakes waiting pushes only
+/// when the queue has drained to its low-water mark (the capacity, unless built with
+/// [`with_low_water`](Mailbox::with_low_water)), so that a producer and a task that keep each
+/// other busy trade batches instead of single elements.
 pub(crate) struct Mailbox<T> {
     capacity: usize,
+    low_water: usize,
     state: Lock<MailState<T>>,
     room: Notify,
     items: Notify,
@@ -198,11 +211,20 @@ pub(crate) struct Mailbox<T> {
 
 impl<T: Send + 'static> Mailbox<T> {
     pub(crate) fn new(capacity: usize) -> Arc<Mailbox<T>> {
+        Mailbox::with_low_water(capacity, capacity)
+    }
+
+    /// A box whose waiting pushes are woken only once it holds `low_water` elements or fewer
+    /// (`low_water <= capacity`). Pushes still pend only while it holds more than `capacity`.
+    pub(crate) fn with_low_water(capacity: usize, low_water: usize) -> Arc<Mailbox<T>> {
         Arc::new(Mailbox {
             capacity,
+            low_water: low_water.min(capacity),
             state: Lock::new(MailState {
                 queue: VecDeque::new(),
                 closed: false,
+                task_waiting: false,
+                room_waiting: false,
             }),
             room: Notify::new(),
             items: Notify::new(),
@@ -210,13 +232,19 @@ impl<T: Send + 'static> Mailbox<T> {
     }
 
     /// Accepts `x` with the push's tokens; makes the push wait while the box is over capacity.
+    #[inline]
     pub(crate) fn put(self: &Arc<Self>, x: T, cx: &mut Cx) {
-        let over = {
+        let (over, wake) = {
             let mut s = self.state.lock();
             s.queue.push_back((x, cx.acks.clone()));
-            s.queue.len() > self.capacity
+            (
+                s.queue.len() > self.capacity,
+                std::mem::take(&mut s.task_waiting),
+            )
         };
-        self.items.notify_one();
+        if wake {
+            self.items.notify_one();
+        }
         if over {
             self.wait_for_room(cx);
         }
@@ -224,24 +252,42 @@ impl<T: Send + 'static> Mailbox<T> {
 
     /// Replaces everything queued with `x` (the `latest` policy). Never waits.
     pub(crate) fn replace(&self, x: T, cx: &mut Cx) {
-        let dropped = {
+        let (dropped, wake) = {
             let mut s = self.state.lock();
-            std::mem::replace(&mut s.queue, VecDeque::from([(x, cx.acks.clone())]))
+            let dropped = std::mem::replace(&mut s.queue, VecDeque::from([(x, cx.acks.clone())]));
+            (dropped, std::mem::take(&mut s.task_waiting))
         };
         drop(dropped);
-        self.items.notify_one();
+        if wake {
+            self.items.notify_one();
+        }
     }
 
     fn wait_for_room(self: &Arc<Self>, cx: &mut Cx) {
         let mb = self.clone();
         cx.wait(async move {
             until(&mb.room, || {
-                let s = mb.state.lock();
-                s.queue.len() <= mb.capacity || s.closed
+                let mut s = mb.state.lock();
+                let ok = s.queue.len() <= mb.capacity || s.closed;
+                if !ok {
+                    s.room_waiting = true;
+                }
+                ok
             })
             .await;
             Ok(())
         });
+    }
+
+    /// Whether a take that left `s` as it is must wake waiting pushes (and forgets they wait).
+    #[inline]
+    fn room_made(&self, s: &mut MailState<T>) -> bool {
+        if s.room_waiting && s.queue.len() <= self.low_water {
+            s.room_waiting = false;
+            true
+        } else {
+            false
+        }
     }
 
     /// The next element, or `None` once the box is closed and empty.
@@ -251,13 +297,17 @@ impl<T: Send + 'static> Mailbox<T> {
             {
                 let mut s = self.state.lock();
                 if let Some(item) = s.queue.pop_front() {
+                    let wake = self.room_made(&mut s);
                     drop(s);
-                    self.room.notify_waiters();
+                    if wake {
+                        self.room.notify_waiters();
+                    }
                     return Some(item);
                 }
                 if s.closed {
                     return None;
                 }
+                s.task_waiting = true;
             }
             notified.await;
         }
@@ -265,8 +315,13 @@ impl<T: Send + 'static> Mailbox<T> {
 
     /// Takes everything queued now (for nodes that emit batches).
     pub(crate) fn take_all(&self) -> Vec<(T, Acks)> {
-        let all: Vec<_> = self.state.lock().queue.drain(..).collect();
-        if !all.is_empty() {
+        let (all, wake) = {
+            let mut s = self.state.lock();
+            let all: Vec<_> = s.queue.drain(..).collect();
+            let wake = self.room_made(&mut s);
+            (all, wake)
+        };
+        if wake {
             self.room.notify_waiters();
         }
         all
@@ -295,10 +350,11 @@ impl<T: Send + 'static> Mailbox<T> {
         loop {
             let notified = self.items.notified();
             {
-                let s = self.state.lock();
+                let mut s = self.state.lock();
                 if !s.queue.is_empty() || s.closed {
                     return;
                 }
+                s.task_waiting = true;
             }
             notified.await;
         }
@@ -308,8 +364,12 @@ impl<T: Send + 'static> Mailbox<T> {
     pub(crate) async fn closed(&self) {
         loop {
             let notified = self.items.notified();
-            if self.state.lock().closed {
-                return;
+            {
+                let mut s = self.state.lock();
+                if s.closed {
+                    return;
+                }
+                s.task_waiting = true;
             }
             notified.await;
         }

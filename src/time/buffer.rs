@@ -42,7 +42,9 @@ impl<T: Item> Detach for Buffer<T> {
 
 impl<T: Item> Stream<T> {
     /// A bounded queue drained by a task on the ambient tokio runtime: `emit` resolves at once
-    /// while the queue holds at most `capacity` elements, and pends while it holds more. The
+    /// while the queue holds at most `capacity` elements, and pends while it holds more; a
+    /// pending `emit` resolves once the queue has drained to `capacity - capacity / 8` (so
+    /// producer and task trade batches, not single elements). The
     /// task pushes one element at a time downstream and awaits each emission, so a slow
     /// consumer slows the producer down through the buffer.
     ///
@@ -70,7 +72,10 @@ impl<T: Item> Stream<T> {
     pub fn buffer(&self, capacity: usize) -> Stream<T> {
         assert!(capacity > 0, "buffer: the capacity must be at least 1");
         let rt = runtime("buffer");
-        let mailbox = Mailbox::new(capacity);
+        // A producer held back by a full buffer resumes once an eighth of it has drained (at once
+        // for capacities under 8): producer and task then trade batches rather than single
+        // elements, which is most of what a hop costs. The bound is unchanged.
+        let mailbox = Mailbox::with_low_water(capacity, capacity - capacity / 8);
         let task = Task::new("buffer");
         let node = self.then_detachable(
             "buffer",
