@@ -113,7 +113,7 @@ async fn rate_limit_waits_for_a_slow_downstream() {
     let source = Source::new();
     let log = slow_record(&source.rate_limit(ms(100)), start, ms(150));
     for x in 0..3 {
-        let _ = source.emit(x);
+        drop(source.emit(x));
     }
     source.close().await.unwrap();
     // Each write takes 150 ms: the spacing is the sink's, not the limit's.
@@ -381,10 +381,10 @@ async fn latest_keeps_the_newest_while_downstream_is_busy() {
     let start = Instant::now();
     let source = Source::new();
     let log = slow_record(&source.map(|x: i32| x + 1).latest(), start, ms(50));
-    let _ = source.emit(1);
+    drop(source.emit(1));
     sleep(ms(10)).await;
-    let _ = source.emit(2);
-    let _ = source.emit(3);
+    drop(source.emit(2));
+    drop(source.emit(3));
     sleep(ms(200)).await;
     assert_eq!(get(&log), vec![(2, 50), (4, 100)]);
     source.close().await.unwrap();
@@ -474,7 +474,7 @@ async fn close_drains_a_chain_of_time_nodes() {
         start,
     );
     for x in 0..5 {
-        let _ = source.emit(x);
+        drop(source.emit(x));
     }
     source.close().await.unwrap();
     // The last element passes the rate limit at 40 ms and the delay at 140 ms; close then
@@ -514,7 +514,7 @@ async fn a_panic_after_buffer_is_reported_by_close() {
     let source = Source::new();
     let _s = source.buffer(10).sink(|x: u32| assert!(x != 9, "nine"));
     for x in 0..10 {
-        let _ = source.emit(x);
+        drop(source.emit(x));
     }
     match source.close().await {
         Err(Error::Panicked { message, .. }) => assert_eq!(message, "nine"),
@@ -534,7 +534,7 @@ async fn a_panic_after_each_time_node_is_reported() {
     for (name, build) in builds {
         let source = Source::new();
         let _s = build(&source).sink(|x: u32| assert!(x != 1, "boom"));
-        let _ = source.emit(1);
+        drop(source.emit(1));
         sleep(ms(20)).await;
         assert!(
             matches!(source.emit(2).await, Err(Error::Panicked { .. })),
@@ -569,7 +569,7 @@ async fn buffer_ref_counts() {
     for x in 0..5 {
         let (ack, flag) = token();
         flags.push(flag);
-        let _ = source.emit_with_ack(x, ack);
+        drop(source.emit_with_ack(x, ack));
     }
     assert_eq!(released(&flags), [false; 5]);
     // Each token is released once its element is written.
@@ -620,10 +620,10 @@ async fn latest_ref_counts() {
     let source = Source::new();
     let _log = slow_record(&source.latest(), Instant::now(), ms(10));
     let (a, a_flag) = token();
-    let _ = source.emit_with_ack(1, a);
+    drop(source.emit_with_ack(1, a));
     assert_eq!(released(std::slice::from_ref(&a_flag)), [false]);
     let (b, b_flag) = token();
-    let _ = source.emit_with_ack(2, b);
+    drop(source.emit_with_ack(2, b));
     assert_eq!(released(&[a_flag.clone(), b_flag.clone()]), [true, false]);
     sleep(ms(11)).await;
     assert_eq!(released(&[b_flag]), [true]);
@@ -639,7 +639,7 @@ async fn rate_limit_and_partition_timeout_ref_counts() {
     for x in 0..3 {
         let (ack, flag) = token();
         flags.push(flag);
-        let _ = source.emit_with_ack(x, ack);
+        drop(source.emit_with_ack(x, ack));
     }
     sleep(ms(250)).await; // rate_limit done with all three; the batch is still open
     assert_eq!(released(&flags), [false; 3]);

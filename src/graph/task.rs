@@ -104,10 +104,10 @@ impl Task {
     /// Reports a recorded failure on the push in progress (once).
     #[inline]
     pub(crate) fn report(&self, cx: &mut Cx) {
-        if self.has_error.load(Ordering::Acquire) {
-            if let Some(e) = self.take_error() {
-                cx.fail(e);
-            }
+        if self.has_error.load(Ordering::Acquire)
+            && let Some(e) = self.take_error()
+        {
+            cx.fail(e);
         }
     }
 
