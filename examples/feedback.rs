@@ -16,7 +16,9 @@ async fn main() -> Result<(), brooklet::Error> {
         .map(|pair: Vec<u64>| pair[0] + pair[1])
         .named("sum");
     let numbers = fib.sink_to_vec();
-    fib.filter(|x| *x < 1_000).named("below 1000").connect(&source);
+    fib.filter(|x| *x < 1_000)
+        .named("below 1000")
+        .connect(&source);
 
     // Two seeds fill the first window; the loop then runs by itself.
     source.emit(1).await?;

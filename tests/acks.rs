@@ -10,7 +10,10 @@ use brooklet::{Ack, Source};
 fn token() -> (Ack, Arc<AtomicBool>) {
     let released = Arc::new(AtomicBool::new(false));
     let flag = released.clone();
-    (Ack::new(move || flag.store(true, Ordering::SeqCst)), released)
+    (
+        Ack::new(move || flag.store(true, Ordering::SeqCst)),
+        released,
+    )
 }
 
 fn released(flag: &Arc<AtomicBool>) -> bool {

@@ -13,7 +13,9 @@ async fn fan_out_follows_creation_order_depth_first() {
     let (l1, l2, l3) = (log.clone(), log.clone(), log.clone());
     let first = source.map(|x: i32| x + 1);
     first.sink(move |x| l1.lock().unwrap().push(("first", x)));
-    first.map(|x| x * 100).sink(move |x| l3.lock().unwrap().push(("first-child", x)));
+    first
+        .map(|x| x * 100)
+        .sink(move |x| l3.lock().unwrap().push(("first-child", x)));
     source.sink(move |x| l2.lock().unwrap().push(("second", x)));
     source.emit(1).await.unwrap();
     assert_eq!(
@@ -41,16 +43,15 @@ async fn streamz_basic_fan_out() {
 async fn fibonacci_feedback_loop() {
     // The Streamz recursion example, ended by a filter instead of a rate limit.
     let source = Source::new();
-    let sums = source.sliding_window(2).map(|w: Vec<u64>| w.iter().sum::<u64>());
+    let sums = source
+        .sliding_window(2)
+        .map(|w: Vec<u64>| w.iter().sum::<u64>());
     let seen = sums.sink_to_vec();
     sums.filter(|x| *x < 100).connect(&source);
     source.emit(1).await.unwrap();
     assert!(seen.is_empty(), "a full window of 2 needs two seeds");
     source.emit(1).await.unwrap();
-    assert_eq!(
-        seen.snapshot(),
-        vec![2, 3, 5, 8, 13, 21, 34, 55, 89, 144]
-    );
+    assert_eq!(seen.snapshot(), vec![2, 3, 5, 8, 13, 21, 34, 55, 89, 144]);
 }
 
 #[tokio::test]
@@ -136,7 +137,9 @@ async fn union_ends_when_all_inputs_end() {
 #[tokio::test]
 async fn feedback_edge_does_not_keep_a_closed_graph_open() {
     let source = Source::new();
-    let sums = source.sliding_window(2).map(|w: Vec<u64>| w.iter().sum::<u64>());
+    let sums = source
+        .sliding_window(2)
+        .map(|w: Vec<u64>| w.iter().sum::<u64>());
     let batches = sums.partition(100).sink_to_vec();
     sums.filter(|x| *x < 10).connect(&source);
     source.emit(1).await.unwrap();
@@ -229,10 +232,12 @@ async fn a_panic_inside_a_stateful_node_leaves_its_state_intact() {
     });
     let seen = totals.sink_to_vec();
     source.emit(5).await.unwrap();
-    assert!(catch_unwind(AssertUnwindSafe(|| {
-        let _ = source.emit(-1);
-    }))
-    .is_err());
+    assert!(
+        catch_unwind(AssertUnwindSafe(|| {
+            let _ = source.emit(-1);
+        }))
+        .is_err()
+    );
     source.emit(1).await.unwrap();
     assert_eq!(seen.snapshot(), vec![5, 6]);
     assert_eq!(totals.metrics().errors, 1);

@@ -34,8 +34,12 @@ async fn accumulate_state_emits_output_not_state() {
 #[tokio::test]
 async fn filter_map_and_flatten() {
     let source = Source::new();
-    let parsed = source.filter_map(|s: &str| s.parse::<u8>().ok()).sink_to_vec();
-    let chars = source.flat_map(|s: &str| s.chars().collect::<Vec<_>>()).sink_to_vec();
+    let parsed = source
+        .filter_map(|s: &str| s.parse::<u8>().ok())
+        .sink_to_vec();
+    let chars = source
+        .flat_map(|s: &str| s.chars().collect::<Vec<_>>())
+        .sink_to_vec();
     for s in ["1", "ab", "2"] {
         source.emit(s).await.unwrap();
     }
@@ -95,7 +99,10 @@ async fn sliding_window_full_and_partial() {
     for x in 0..5 {
         source.emit(x).await.unwrap();
     }
-    assert_eq!(full.snapshot(), vec![vec![0, 1, 2], vec![1, 2, 3], vec![2, 3, 4]]);
+    assert_eq!(
+        full.snapshot(),
+        vec![vec![0, 1, 2], vec![1, 2, 3], vec![2, 3, 4]]
+    );
     assert_eq!(
         partial.snapshot(),
         vec![vec![0], vec![0, 1], vec![1, 2], vec![2, 3], vec![3, 4]]
@@ -111,13 +118,26 @@ async fn partition_plain_keyed_and_flushed_at_close() {
     for x in 0..10 {
         source.emit(x).await.unwrap();
     }
-    assert_eq!(plain.snapshot(), vec![vec![0, 1], vec![2, 3], vec![4, 5], vec![6, 7], vec![8, 9]]);
-    assert_eq!(keyed.snapshot(), vec![vec![0, 3], vec![1, 4], vec![2, 5], vec![6, 9]]);
+    assert_eq!(
+        plain.snapshot(),
+        vec![vec![0, 1], vec![2, 3], vec![4, 5], vec![6, 7], vec![8, 9]]
+    );
+    assert_eq!(
+        keyed.snapshot(),
+        vec![vec![0, 3], vec![1, 4], vec![2, 5], vec![6, 9]]
+    );
     source.close().await.unwrap();
     // Partial batches flush in the order they were started: 7's batch, then 8's.
     assert_eq!(
         keyed.snapshot(),
-        vec![vec![0, 3], vec![1, 4], vec![2, 5], vec![6, 9], vec![7], vec![8]]
+        vec![
+            vec![0, 3],
+            vec![1, 4],
+            vec![2, 5],
+            vec![6, 9],
+            vec![7],
+            vec![8]
+        ]
     );
 }
 

@@ -152,7 +152,11 @@ impl<T: Item> Stream<T> {
     /// assert_eq!(by_parity.snapshot(), vec![vec![0, 2], vec![1, 3]]);
     /// # Ok::<(), brooklet::Error>(()) }).unwrap();
     /// ```
-    pub fn partition_by<K>(&self, n: usize, key: impl Fn(&T) -> K + Send + Sync + 'static) -> Stream<Vec<T>>
+    pub fn partition_by<K>(
+        &self,
+        n: usize,
+        key: impl Fn(&T) -> K + Send + Sync + 'static,
+    ) -> Stream<Vec<T>>
     where
         K: Hash + Eq + Send + 'static,
     {

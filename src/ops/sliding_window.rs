@@ -26,7 +26,11 @@ impl<T: Item> Input<0> for SlidingWindow<T> {
     fn on_input(&self, x: T, out: &Outputs<Vec<T>>, cx: &mut Cx) {
         let (items, acks, _left) = {
             let mut w = self.window.lock();
-            let left = if w.len() == self.n { w.pop_front() } else { None };
+            let left = if w.len() == self.n {
+                w.pop_front()
+            } else {
+                None
+            };
             w.push_back((x, cx.acks.clone()));
             if !self.partial && w.len() < self.n {
                 return;

@@ -51,7 +51,13 @@ enum Arrival<Y> {
     Dropped,
 }
 
-fn arrive<X, Y>(mine: &mut Side<X>, theirs: &mut Side<Y>, x: X, acks: &Acks, bound: usize) -> (Arrival<Y>, Option<X>) {
+fn arrive<X, Y>(
+    mine: &mut Side<X>,
+    theirs: &mut Side<Y>,
+    x: X,
+    acks: &Acks,
+    bound: usize,
+) -> (Arrival<Y>, Option<X>) {
     if let Some((y, their_acks)) = theirs.queue.pop_front() {
         return (Arrival::Paired(y, their_acks), Some(x));
     }
@@ -88,7 +94,10 @@ impl<A: Item, B: Item> Operator for Zip<A, B> {
         // Unpaired leftovers can never be paired: drop them, releasing their tokens.
         let (a, b) = {
             let mut s = self.shared.state.lock();
-            (std::mem::take(&mut s.a.queue), std::mem::take(&mut s.b.queue))
+            (
+                std::mem::take(&mut s.a.queue),
+                std::mem::take(&mut s.b.queue),
+            )
         };
         drop((a, b));
         self.shared.room.notify_waiters();
