@@ -71,6 +71,11 @@ pub(crate) trait Operator: Send + Sync + Sized + 'static {
     fn held(&self) -> usize {
         0
     }
+
+    /// The node's side outputs (errors, late events), shown as its targets in graph walks.
+    fn sides(&self) -> Vec<Arc<dyn NodeDyn>> {
+        Vec::new()
+    }
 }
 
 /// Input port number `P` of an operator. Single-input operators implement `Input<0>` only;
@@ -226,7 +231,13 @@ impl<Op: Operator> NodeDyn for Node<Op> {
     }
 
     fn links(&self) -> Vec<DownLink> {
-        self.out.links()
+        let mut links = self.out.links();
+        links.extend(self.op.sides().into_iter().map(|node| DownLink {
+            node: Some(node),
+            feedback: false,
+            active: true,
+        }));
+        links
     }
 
     fn emitted(&self) -> u64 {

@@ -53,6 +53,11 @@ impl<T: Item> Side<T> {
         self.node.finish(cx);
     }
 
+    /// The side output's node, for `Operator::sides`.
+    pub(crate) fn node(&self) -> Arc<dyn NodeDyn> {
+        self.node.clone()
+    }
+
     /// A handle users build on.
     pub(crate) fn stream(&self) -> Stream<T> {
         Stream::from_node(self.node.clone())

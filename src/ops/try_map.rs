@@ -4,7 +4,9 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ops::Deref;
 
-use crate::graph::{Cx, Input, Operator, Outputs, Side};
+use std::sync::Arc;
+
+use crate::graph::{Cx, Input, NodeDyn, Operator, Outputs, Side};
 use crate::{Item, Stream};
 
 pub(crate) struct TryMap<F, T, U, E: Item> {
@@ -24,6 +26,10 @@ where
 
     fn on_end(&self, _out: &Outputs<U>, cx: &mut Cx) {
         self.errors.finish(cx);
+    }
+
+    fn sides(&self) -> Vec<Arc<dyn NodeDyn>> {
+        vec![self.errors.node()]
     }
 }
 
@@ -120,6 +126,7 @@ impl<T: Item> Stream<T> {
     /// assert_eq!(good.snapshot(), vec![1, 3]);
     /// assert_eq!(bad.snapshot(), vec!["two".to_string()]);
     /// assert_eq!(numbers.metrics().errors, 1);
+    /// assert!(source.to_dot().contains("errors"));
     /// # Ok::<(), brooklet::Error>(()) }).unwrap();
     /// ```
     pub fn try_map<U: Item, E: Item>(
