@@ -82,7 +82,11 @@ impl<T, A: Aggregator<T>> Store<T, A> for PaneStore<A::Acc> {
             let (&p0, _) = self.panes.first_key_value()?;
             let s = g
                 .ceil_start(p0 as i128 + g.pane as i128 - g.size as i128)
-                .max(last_start as i128 + g.step as i128)
+                .max(if last_start == i64::MIN {
+                    i128::MIN / 4
+                } else {
+                    last_start as i128 + g.step as i128
+                })
                 .max(g.first_open(wm))
                 .max(g.min_start());
             if s <= p0 as i128 {

@@ -81,11 +81,11 @@
 
 pub mod aggregate;
 mod assign;
-// mod batch;
+mod batch;
 mod builder;
 pub mod clock;
 mod count;
-// mod emitters;
+mod emitters;
 mod hopping;
 mod late;
 mod operator;
@@ -95,8 +95,8 @@ mod tumbling;
 
 pub use aggregate::Aggregator;
 pub use assign::{IntoMillis, Window, WindowKind};
-// pub use batch::{Buffered, Emitter, Poll};
+pub use batch::{Batched, Buffered, Emitter, Poll};
 pub use builder::{EmitMode, Leftover, WindowBuilder, Windowed};
-// pub use emitters::{CountWindow, FixedTimeWindow, RelaxedTimeWindow};
+pub use emitters::{CountWindow, FixedTimeWindow, RelaxedTimeWindow};
 pub use operator::WindowKey;
 pub use result::{LateEvent, WindowResult, WindowStats};

@@ -231,7 +231,11 @@ impl<K: WindowKey, S> State<K, S> {
             ));
         }
         ks.last_start = start;
-        let next = ks.store.next(&cfg.geo, i64::MIN, start);
+        let next = ks
+            .store
+            .next(&cfg.geo, i64::MIN, start)
+            // Never the same window twice (possible only where bounds clamp at the i64 edges).
+            .filter(|n| (n.0, n.1) != (end, start));
         self.set_timer(k, next);
     }
 

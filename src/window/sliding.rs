@@ -117,8 +117,10 @@ impl<T: Item, A: Aggregator<T>> Store<T, A> for SlidingStore<A::Acc, T> {
         end: i64,
         emit: bool,
     ) -> Option<(A::Out, Acks)> {
-        let u = end.saturating_sub(1);
-        let w = self.windows.remove(&u)?;
+        // The key's timer always names its first window (see `next`): bounds near the ends
+        // of the i64 range are clamped, so the window is found by position, not by `end`.
+        let _ = end;
+        let (u, w) = self.windows.pop_first()?;
         let out = emit.then(|| {
             let acks: Vec<Acks> = self
                 .records

@@ -1,0 +1,446 @@
+//! Mini-batches driven by an emitter (the omega|ml model).
+//!
+//! [`Stream::batch`] buffers items with their arrival time (and creation time, from an
+//! extractor or the arrival time) and asks its [`Emitter`] what to do after each arrival and
+//! at each deadline the emitter asked for. The emitter picks which buffered items form the
+//! next batches, which are stragglers (sent to the [`late`](Batched::late) output), which to
+//! discard, and when to look again without new input (a deadline, driving a tokio timer). At
+//! end of stream it decides what to flush.
+//!
+//! Selected items leave the buffer only once their batch has been accepted downstream (the
+//! task awaits each emission), and their acknowledgement tokens are released then. Times are
+//! ms: processing time is read from the tokio clock (so tests run on a paused clock) and
+//! expressed as ms since the Unix epoch, anchored when the node is built.
+//!
+//! Presets: [`CountWindow`](super::CountWindow) (Streamz's `partition(n, timeout)`),
+//! [`FixedTimeWindow`](super::FixedTimeWindow) and
+//! [`RelaxedTimeWindow`](super::RelaxedTimeWindow) (Streamz's `timed_window(d)`).
+
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::time::Instant;
+
+use crate::graph::task::{Detach, Mailbox, Task, end_targets, forward, runtime};
+use crate::graph::{Acks, Cx, Input, Operator, Outputs, Side};
+use crate::{Item, Stream};
+
+/// A buffered item, with its arrival and creation times (ms since the epoch).
+///
+/// ```
+/// use brooklet::window::Buffered;
+/// let b = Buffered { item: 'x', arrived: 10, created: 8 };
+/// assert_eq!(b.arrived - b.created, 2);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Buffered<T> {
+    /// The item.
+    pub item: T,
+    /// When it entered the buffer (processing time).
+    pub arrived: i64,
+    /// When it was created: the batch's time extractor, or the arrival time.
+    pub created: i64,
+}
+
+/// What an [`Emitter`] decided; indexes refer to the buffer it was shown.
+///
+/// ```
+/// use brooklet::window::Poll;
+/// let p = Poll { batches: vec![vec![1, 0]], wake_at: Some(1_000), ..Poll::default() };
+/// assert!(p.stragglers.is_empty());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Poll {
+    /// Batches to emit now, in order; each lists buffer indexes in the order the items appear
+    /// in the batch. An empty batch is emitted as an empty `Vec`.
+    pub batches: Vec<Vec<usize>>,
+    /// Items to send to the late output, in order.
+    pub stragglers: Vec<usize>,
+    /// Items to drop (their tokens are released).
+    pub discard: Vec<usize>,
+    /// When to poll again without new input (ms, processing time).
+    pub wake_at: Option<i64>,
+}
+
+/// Decides how a batching operator turns its buffer into batches.
+///
+/// A user-written emitter: sort the buffer by a field and emit only the even values, in
+/// batches of `n`:
+///
+/// ```
+/// use brooklet::Source;
+/// use brooklet::window::{Buffered, Emitter, Poll};
+///
+/// struct SortedEvens { n: usize }
+///
+/// impl Emitter<(u32, &'static str)> for SortedEvens {
+///     fn poll(&mut self, buffer: &[Buffered<(u32, &'static str)>], _now: i64) -> Poll {
+///         let discard = (0..buffer.len()).filter(|&i| buffer[i].item.0 % 2 == 1).collect();
+///         let mut evens: Vec<usize> = (0..buffer.len()).filter(|&i| buffer[i].item.0 % 2 == 0).collect();
+///         evens.sort_by_key(|&i| buffer[i].item.0);
+///         let full = evens.len() / self.n * self.n;
+///         let batches = evens[..full].chunks(self.n).map(|c| c.to_vec()).collect();
+///         Poll { batches, discard, ..Poll::default() }
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), brooklet::Error> {
+/// let source = Source::new();
+/// let batches = source.batch(SortedEvens { n: 2 }).sink_to_vec();
+/// for x in [(8, "h"), (3, "c"), (2, "b")] {
+///     source.emit(x).await?;
+/// }
+/// source.close().await?;
+/// assert_eq!(batches.snapshot(), vec![vec![(2, "b"), (8, "h")]]);
+/// # Ok(()) }
+/// ```
+pub trait Emitter<T>: Send + 'static {
+    /// Called when the node starts, after each arrival, and at each `wake_at`.
+    ///
+    /// ```
+    /// use brooklet::window::{Buffered, CountWindow, Emitter};
+    /// let mut e = CountWindow::new(2);
+    /// let buf: Vec<_> = (0..3).map(|i| Buffered { item: i, arrived: 0, created: 0 }).collect();
+    /// assert_eq!(e.poll(&buf, 0).batches, vec![vec![0, 1]]);
+    /// ```
+    fn poll(&mut self, buffer: &[Buffered<T>], now: i64) -> Poll;
+
+    /// Called at end of stream, after a last `poll`. The default emits everything still
+    /// buffered as one batch (nothing when the buffer is empty).
+    ///
+    /// ```
+    /// use brooklet::window::{Buffered, CountWindow, Emitter};
+    /// let mut e = CountWindow::new(5);
+    /// let buf = vec![Buffered { item: 'a', arrived: 0, created: 0 }];
+    /// assert_eq!(e.flush(&buf, 0).batches, vec![vec![0]]);
+    /// ```
+    fn flush(&mut self, buffer: &[Buffered<T>], now: i64) -> Poll {
+        let _ = now;
+        Poll {
+            batches: if buffer.is_empty() {
+                vec![]
+            } else {
+                vec![(0..buffer.len()).collect()]
+            },
+            ..Poll::default()
+        }
+    }
+}
+
+type Created<T> = Option<Arc<dyn Fn(&T) -> i64 + Send + Sync>>;
+
+/// The processing-time clock, in ms since the epoch, anchored at build time.
+#[derive(Clone, Copy)]
+struct Now {
+    base: Instant,
+    epoch_ms: i64,
+}
+
+impl Now {
+    fn new() -> Now {
+        let epoch_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        Now {
+            base: Instant::now(),
+            epoch_ms,
+        }
+    }
+
+    fn ms(&self) -> i64 {
+        self.epoch_ms
+            .saturating_add(Instant::now().duration_since(self.base).as_millis() as i64)
+    }
+
+    fn instant(&self, ms: i64) -> Instant {
+        let after = ms.saturating_sub(self.epoch_ms).max(0) as u64;
+        self.base + std::time::Duration::from_millis(after)
+    }
+}
+
+pub(crate) struct BatchOp<T: Item> {
+    mailbox: Arc<Mailbox<(T, i64)>>,
+    task: Arc<Task>,
+    created: Created<T>,
+    now: Now,
+    buffered: Arc<AtomicUsize>,
+}
+
+impl<T: Item> Operator for BatchOp<T> {
+    type Out = Vec<T>;
+    const DEFERS_END: bool = true;
+
+    fn on_end(&self, _out: &Outputs<Vec<T>>, cx: &mut Cx) {
+        self.mailbox.close();
+        self.task.wait_finished(cx);
+    }
+
+    fn held(&self) -> usize {
+        self.mailbox.len() + self.buffered.load(Ordering::Relaxed)
+    }
+}
+
+impl<T: Item> Input<0> for BatchOp<T> {
+    type In = T;
+
+    fn on_input(&self, x: T, out: &Outputs<Vec<T>>, cx: &mut Cx) {
+        self.task.report(cx);
+        let now = self.now.ms();
+        let created = match &self.created {
+            Some(f) => out.call(|| f(&x)),
+            None => now,
+        };
+        self.mailbox.put((x, created), cx);
+    }
+}
+
+impl<T: Item> Detach for BatchOp<T> {
+    fn detach(&self) {
+        self.mailbox.close();
+    }
+}
+
+/// A batching operator: dereferences to its stream of batches; [`late`](Batched::late) gives
+/// the stragglers.
+///
+/// ```
+/// use brooklet::Source;
+/// use brooklet::window::CountWindow;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), brooklet::Error> {
+/// let source = Source::new();
+/// let batched = source.batch(CountWindow::new(2));
+/// let out = batched.sink_to_vec();
+/// for x in 0..5 { source.emit(x).await?; }
+/// source.close().await?;
+/// assert_eq!(out.snapshot(), vec![vec![0, 1], vec![2, 3], vec![4]]);
+/// # Ok(()) }
+/// ```
+pub struct Batched<T: Item> {
+    stream: Stream<Vec<T>>,
+    late: Stream<T>,
+}
+
+impl<T: Item> Clone for Batched<T> {
+    fn clone(&self) -> Self {
+        Batched {
+            stream: self.stream.clone(),
+            late: self.late.clone(),
+        }
+    }
+}
+
+impl<T: Item> fmt::Debug for Batched<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Batched")
+            .field("name", &self.stream.name())
+            .finish()
+    }
+}
+
+impl<T: Item> Deref for Batched<T> {
+    type Target = Stream<Vec<T>>;
+    fn deref(&self) -> &Stream<Vec<T>> {
+        &self.stream
+    }
+}
+
+impl<T: Item> Batched<T> {
+    /// Items the emitter called stragglers, one element each.
+    ///
+    /// ```
+    /// use brooklet::Source;
+    /// use brooklet::window::FixedTimeWindow;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), brooklet::Error> {
+    /// let source = Source::new();
+    /// let batched = source.batch_timed(FixedTimeWindow::new(1_000), |x: &i64| *x);
+    /// let late = batched.late().sink_to_vec();
+    /// source.emit(0).await?; // created at the epoch: long before the current slice
+    /// tokio::task::yield_now().await;
+    /// assert_eq!(late.snapshot(), vec![0]);
+    /// # Ok(()) }
+    /// ```
+    pub fn late(&self) -> Stream<T> {
+        self.late.clone()
+    }
+}
+
+impl<T: Item> Stream<T> {
+    /// Buffers items and emits `Vec<T>` batches as `emitter` decides (see [`Emitter`]). An
+    /// item's creation time is its arrival time.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    ///
+    /// ```
+    /// use brooklet::Source;
+    /// use brooklet::window::RelaxedTimeWindow;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), brooklet::Error> {
+    /// let source = Source::new();
+    /// let out = source.batch(RelaxedTimeWindow::new(1_000)).sink_to_vec();
+    /// source.emit('a').await?;
+    /// source.emit('b').await?;
+    /// tokio::time::sleep(std::time::Duration::from_millis(1_001)).await;
+    /// assert_eq!(out.snapshot(), vec![vec!['a', 'b']]);
+    /// # Ok(()) }
+    /// ```
+    pub fn batch(&self, emitter: impl Emitter<T>) -> Batched<T> {
+        self.batch_with(emitter, None)
+    }
+
+    /// Like [`batch`](Self::batch), with each item's creation time (ms since the epoch) read
+    /// by `created`.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    ///
+    /// ```
+    /// use brooklet::Source;
+    /// use brooklet::window::CountWindow;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), brooklet::Error> {
+    /// let source = Source::new();
+    /// let out = source.batch_timed(CountWindow::new(2), |x: &(i64, u8)| x.0).sink_to_vec();
+    /// source.emit((5, 1)).await?;
+    /// source.emit((6, 2)).await?;
+    /// source.close().await?;
+    /// assert_eq!(out.snapshot(), vec![vec![(5, 1), (6, 2)]]);
+    /// # Ok(()) }
+    /// ```
+    pub fn batch_timed(
+        &self,
+        emitter: impl Emitter<T>,
+        created: impl Fn(&T) -> i64 + Send + Sync + 'static,
+    ) -> Batched<T> {
+        self.batch_with(emitter, Some(Arc::new(created)))
+    }
+
+    fn batch_with<E: Emitter<T>>(&self, mut emitter: E, created: Created<T>) -> Batched<T> {
+        let rt = runtime("batch");
+        let mailbox = Mailbox::new(1_024);
+        let task = Task::new("batch");
+        let late = Arc::new(Side::new("late"));
+        let buffered = Arc::new(AtomicUsize::new(0));
+        let now = Now::new();
+        let node = self.then_detachable(
+            "batch",
+            BatchOp {
+                mailbox: mailbox.clone(),
+                task: task.clone(),
+                created,
+                now,
+                buffered: buffered.clone(),
+            },
+        );
+        task.bind(node.clone());
+        late.set_owner(node.clone());
+        let late_stream = late.stream();
+        let worker = node.clone();
+        let t = task.clone();
+        task.spawn(&rt, async move {
+            let mut buf: Vec<(Buffered<T>, Acks)> = Vec::new();
+            let mut wake: Option<i64> = None;
+            let mut first = true;
+            loop {
+                if !first {
+                    if mailbox.is_drained() {
+                        break;
+                    }
+                    let ready = std::pin::pin!(mailbox.ready());
+                    match wake {
+                        Some(at) => {
+                            let sleep = std::pin::pin!(tokio::time::sleep_until(now.instant(at)));
+                            futures::future::select(ready, sleep).await;
+                        }
+                        None => ready.await,
+                    }
+                }
+                first = false;
+                let arrived = now.ms();
+                for ((item, created), acks) in mailbox.take_all() {
+                    buf.push((
+                        Buffered {
+                            item,
+                            arrived,
+                            created,
+                        },
+                        acks,
+                    ));
+                }
+                buffered.store(buf.len(), Ordering::Relaxed);
+                let view: Vec<Buffered<T>> = buf.iter().map(|(b, _)| b.clone()).collect();
+                let p = emitter.poll(&view, now.ms());
+                wake = p.wake_at;
+                apply(&worker.out, &t, &late, &mut buf, p).await;
+                buffered.store(buf.len(), Ordering::Relaxed);
+            }
+            let view: Vec<Buffered<T>> = buf.iter().map(|(b, _)| b.clone()).collect();
+            let p = emitter.flush(&view, now.ms());
+            apply(&worker.out, &t, &late, &mut buf, p).await;
+            buf.clear();
+            buffered.store(0, Ordering::Relaxed);
+            let mut cx = Cx::new();
+            late.finish(&mut cx);
+            if let Err(e) = cx.into_emit().await {
+                t.fail(e);
+            }
+            end_targets(&worker.out, &t).await;
+        });
+        Batched {
+            stream: Stream::from_node(node),
+            late: late_stream,
+        }
+    }
+}
+
+/// Emits the batches, then the stragglers, then removes every item the poll named.
+async fn apply<T: Item>(
+    out: &Outputs<Vec<T>>,
+    task: &Task,
+    late: &Side<T>,
+    buf: &mut Vec<(Buffered<T>, Acks)>,
+    p: Poll,
+) {
+    let n = buf.len();
+    let valid = move |i: &usize| *i < n;
+    for batch in &p.batches {
+        let items: Vec<T> = batch
+            .iter()
+            .filter(|i| valid(i))
+            .map(|&i| buf[i].0.item.clone())
+            .collect();
+        let acks = Acks::union(batch.iter().filter(|i| valid(i)).map(|&i| &buf[i].1));
+        forward(out, task, items, acks).await;
+    }
+    for &i in p.stragglers.iter().filter(|i| valid(i)) {
+        let mut cx = Cx::with_acks(buf[i].1.clone());
+        late.push(buf[i].0.item.clone(), &mut cx);
+        if let Err(e) = cx.into_emit().await {
+            task.fail(e);
+        }
+    }
+    let mut gone = vec![false; buf.len()];
+    for &i in p
+        .batches
+        .iter()
+        .flatten()
+        .chain(&p.stragglers)
+        .chain(&p.discard)
+    {
+        if i < gone.len() {
+            gone[i] = true;
+        }
+    }
+    let mut k = 0;
+    buf.retain(|_| {
+        k += 1;
+        !gone[k - 1]
+    });
+}

@@ -1,0 +1,279 @@
+//! Preset [`Emitter`]s for [`Stream::batch`](crate::Stream::batch): by count, by fixed time
+//! slices, by relaxed time slices.
+
+use super::batch::{Buffered, Emitter, Poll};
+
+/// Ready at `n` items: emits the `n` oldest, in arrival order. With a
+/// [`timeout`](CountWindow::timeout), a partial batch is also emitted once its oldest item has
+/// waited that long (Streamz's `partition(n, timeout)`). At end of stream the rest is one batch.
+///
+/// ```
+/// use brooklet::Source;
+/// use brooklet::window::CountWindow;
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), brooklet::Error> {
+/// let source = Source::new();
+/// let out = source.batch(CountWindow::new(3).timeout(1_000)).sink_to_vec();
+/// for x in 0..4 { source.emit(x).await?; }
+/// tokio::time::sleep(std::time::Duration::from_millis(1_001)).await;
+/// assert_eq!(out.snapshot(), vec![vec![0, 1, 2], vec![3]]);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct CountWindow {
+    n: usize,
+    timeout: Option<i64>,
+}
+
+impl CountWindow {
+    /// Batches of `n` items.
+    ///
+    /// # Panics
+    ///
+    /// If `n` is 0.
+    ///
+    /// ```
+    /// let _ = brooklet::window::CountWindow::new(100);
+    /// ```
+    pub fn new(n: usize) -> CountWindow {
+        assert!(n > 0, "CountWindow: the batch size must be at least 1");
+        CountWindow { n, timeout: None }
+    }
+
+    /// Also emit a partial batch when its oldest item has waited `timeout`.
+    ///
+    /// # Panics
+    ///
+    /// If `timeout` is not > 0 ms.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let _ = brooklet::window::CountWindow::new(100).timeout(Duration::from_secs(1));
+    /// ```
+    pub fn timeout(self, timeout: impl super::IntoMillis) -> CountWindow {
+        let ms = timeout.into_millis();
+        assert!(ms > 0, "CountWindow: the timeout must be > 0 ms, got {ms}");
+        CountWindow {
+            timeout: Some(ms),
+            ..self
+        }
+    }
+}
+
+impl<T> Emitter<T> for CountWindow {
+    fn poll(&mut self, buffer: &[Buffered<T>], now: i64) -> Poll {
+        let full = buffer.len() / self.n * self.n;
+        let mut batches: Vec<Vec<usize>> = (0..full)
+            .step_by(self.n)
+            .map(|i| (i..i + self.n).collect())
+            .collect();
+        let mut wake_at = None;
+        if let (Some(t), Some(oldest)) = (self.timeout, buffer.get(full)) {
+            let due = oldest.arrived.saturating_add(t);
+            if now >= due {
+                batches.push((full..buffer.len()).collect());
+            } else {
+                wake_at = Some(due);
+            }
+        }
+        Poll {
+            batches,
+            wake_at,
+            ..Poll::default()
+        }
+    }
+}
+
+fn align(now: i64, interval: i64, epoch: bool) -> i64 {
+    if epoch {
+        now.div_euclid(interval) * interval
+    } else {
+        now
+    }
+}
+
+/// Half-open time slices of `interval`, aligned to the stream start (default) or the epoch. A
+/// slice is ready when the clock passes its end; it holds the items created inside it, and is
+/// emitted even when empty (unless [`skip_empty`](FixedTimeWindow::skip_empty)). An item
+/// created before the current slice is a straggler, sent to the late output. At end of stream
+/// what is left is one batch.
+///
+/// ```
+/// use brooklet::Source;
+/// use brooklet::window::FixedTimeWindow;
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), brooklet::Error> {
+/// let source = Source::new();
+/// let out = source.batch(FixedTimeWindow::new(1_000)).sink_to_vec();
+/// source.emit(1).await?;
+/// tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+/// assert_eq!(out.snapshot(), vec![vec![1], vec![]]); // the second slice was empty
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct FixedTimeWindow {
+    interval: i64,
+    epoch: bool,
+    emit_empty: bool,
+    start: Option<i64>,
+}
+
+impl FixedTimeWindow {
+    /// Slices of `interval`.
+    ///
+    /// # Panics
+    ///
+    /// If `interval` is not > 0 ms.
+    ///
+    /// ```
+    /// let _ = brooklet::window::FixedTimeWindow::new(std::time::Duration::from_secs(1));
+    /// ```
+    pub fn new(interval: impl super::IntoMillis) -> FixedTimeWindow {
+        let interval = interval.into_millis();
+        assert!(
+            interval > 0,
+            "FixedTimeWindow: the interval must be > 0 ms, got {interval}"
+        );
+        FixedTimeWindow {
+            interval,
+            epoch: false,
+            emit_empty: true,
+            start: None,
+        }
+    }
+
+    /// Align slices to the Unix epoch instead of the stream start.
+    ///
+    /// ```
+    /// let _ = brooklet::window::FixedTimeWindow::new(1_000).aligned_to_epoch();
+    /// ```
+    pub fn aligned_to_epoch(self) -> FixedTimeWindow {
+        FixedTimeWindow {
+            epoch: true,
+            ..self
+        }
+    }
+
+    /// Do not emit empty slices.
+    ///
+    /// ```
+    /// let _ = brooklet::window::FixedTimeWindow::new(1_000).skip_empty();
+    /// ```
+    pub fn skip_empty(self) -> FixedTimeWindow {
+        FixedTimeWindow {
+            emit_empty: false,
+            ..self
+        }
+    }
+}
+
+impl<T> Emitter<T> for FixedTimeWindow {
+    fn poll(&mut self, buffer: &[Buffered<T>], now: i64) -> Poll {
+        let mut start = *self
+            .start
+            .get_or_insert_with(|| align(now, self.interval, self.epoch));
+        let mut batches = Vec::new();
+        while now >= start.saturating_add(self.interval) {
+            let end = start.saturating_add(self.interval);
+            let batch: Vec<usize> = (0..buffer.len())
+                .filter(|&i| (start..end).contains(&buffer[i].created))
+                .collect();
+            if !batch.is_empty() || self.emit_empty {
+                batches.push(batch);
+            }
+            start = end;
+        }
+        self.start = Some(start);
+        let stragglers = (0..buffer.len())
+            .filter(|&i| buffer[i].created < start)
+            .filter(|i| !batches.iter().flatten().any(|j| j == i))
+            .collect();
+        Poll {
+            batches,
+            stragglers,
+            discard: Vec::new(),
+            wake_at: Some(start.saturating_add(self.interval)),
+        }
+    }
+}
+
+/// At each slice end (every `interval`, from the stream start or the epoch), emits everything
+/// buffered so far, stragglers included; an empty buffer emits nothing (Streamz's
+/// `timed_window(d)`).
+///
+/// ```
+/// use brooklet::Source;
+/// use brooklet::window::RelaxedTimeWindow;
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), brooklet::Error> {
+/// let source = Source::new();
+/// let out = source.batch_timed(RelaxedTimeWindow::new(1_000), |_x: &u8| 0).sink_to_vec();
+/// source.emit(7).await?; // created long ago: still in the next batch
+/// tokio::time::sleep(std::time::Duration::from_millis(1_001)).await;
+/// assert_eq!(out.snapshot(), vec![vec![7]]);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct RelaxedTimeWindow {
+    interval: i64,
+    epoch: bool,
+    end: Option<i64>,
+}
+
+impl RelaxedTimeWindow {
+    /// Slices of `interval`.
+    ///
+    /// # Panics
+    ///
+    /// If `interval` is not > 0 ms.
+    ///
+    /// ```
+    /// let _ = brooklet::window::RelaxedTimeWindow::new(500);
+    /// ```
+    pub fn new(interval: impl super::IntoMillis) -> RelaxedTimeWindow {
+        let interval = interval.into_millis();
+        assert!(
+            interval > 0,
+            "RelaxedTimeWindow: the interval must be > 0 ms, got {interval}"
+        );
+        RelaxedTimeWindow {
+            interval,
+            epoch: false,
+            end: None,
+        }
+    }
+
+    /// Align slices to the Unix epoch instead of the stream start.
+    ///
+    /// ```
+    /// let _ = brooklet::window::RelaxedTimeWindow::new(1_000).aligned_to_epoch();
+    /// ```
+    pub fn aligned_to_epoch(self) -> RelaxedTimeWindow {
+        RelaxedTimeWindow {
+            epoch: true,
+            ..self
+        }
+    }
+}
+
+impl<T> Emitter<T> for RelaxedTimeWindow {
+    fn poll(&mut self, buffer: &[Buffered<T>], now: i64) -> Poll {
+        let interval = self.interval;
+        let end = *self
+            .end
+            .get_or_insert_with(|| align(now, interval, self.epoch).saturating_add(interval));
+        let mut batches = Vec::new();
+        if now >= end {
+            if !buffer.is_empty() {
+                batches.push((0..buffer.len()).collect());
+            }
+            let skipped = (now - end) / interval + 1;
+            self.end = Some(end.saturating_add(skipped.saturating_mul(interval)));
+        }
+        Poll {
+            batches,
+            wake_at: self.end,
+            ..Poll::default()
+        }
+    }
+}

@@ -1,0 +1,1222 @@
+//! Every rule of SEMANTICS.md ("Time and window semantics"), with hand-derived expectations.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use brooklet::window::{
+    EmitMode, LateEvent, Leftover, Window, WindowResult,
+    aggregate::{collect, count, first, last, max, mean, min, reduce, sum},
+};
+use brooklet::{Ack, Source};
+use futures::executor::block_on;
+
+type E = (&'static str, i64, i64); // (key, ts, value)
+
+fn wr<K, V>(key: K, start: i64, end: i64, value: V) -> WindowResult<K, V> {
+    WindowResult {
+        key,
+        start,
+        end,
+        value,
+    }
+}
+
+async fn feed(source: &Source<E>, events: &[E]) {
+    for e in events {
+        source.emit(*e).await.unwrap();
+    }
+}
+
+// ---------------------------------------------------------------- tumbling
+
+#[test]
+fn tumbling_sums_with_half_open_boundaries() {
+    block_on(async {
+        let source = Source::<E>::new();
+        let out = source
+            .window(Window::tumbling(1_000))
+            .timestamp(|e| e.1)
+            .sum(|e| e.2)
+            .sink_to_vec();
+        feed(&source, &[("a", 100, 1), ("a", 900, 2)]).await;
+        assert!(
+            out.snapshot().is_empty(),
+            "[0, 1000) still open at watermark 900"
+        );
+        // Exactly at the end: belongs to [1000, 2000), and closes [0, 1000) (end <= watermark).
+        feed(&source, &[("a", 1_000, 4)]).await;
+        assert_eq!(out.snapshot(), vec![wr((), 0, 1_000, 3)]);
+        feed(&source, &[("a", 2_500, 8)]).await;
+        source.close().await.unwrap();
+        assert_eq!(
+            out.snapshot(),
+            vec![
+                wr((), 0, 1_000, 3),
+                wr((), 1_000, 2_000, 4),
+                wr((), 2_000, 3_000, 8)
+            ]
+        );
+    });
+}
+
+#[test]
+fn empty_windows_are_never_emitted() {
+    block_on(async {
+        let source = Source::<E>::new();
+        let out = source
+            .window(Window::tumbling(10))
+            .timestamp(|e| e.1)
+            .count()
+            .sink_to_vec();
+        feed(&source, &[("a", 1, 0), ("a", 95, 0)]).await;
+        source.close().await.unwrap();
+        assert_eq!(out.snapshot(), vec![wr((), 0, 10, 1), wr((), 90, 100, 1)]);
+    });
+}
+
+#[test]
+fn negative_timestamps_make_negative_windows() {
+    block_on(async {
+        let source = Source::<E>::new();
+        let out = source
+            .window(Window::tumbling(1_000))
+            .timestamp(|e| e.1)
+            .sum(|e| e.2)
+            .sink_to_vec();
+        feed(&source, &[("a", -1, 5), ("a", -1_000, 6), ("a", -1_001, 7)]).await;
+        source.close().await.unwrap();
+        // -1_001 arrived after the clock reached -1: [-2000, -1000) ends at -1000 <= -1, late.
+        assert_eq!(out.snapshot(), vec![wr((), -1_000, 0, 11)]);
+    });
+}
+
+#[test]
+fn drop_negative_starts_option() {
+    block_on(async {
+        let source = Source::<E>::new();
+        let w = source
+            .window(Window::hopping(10, 5))
+            .timestamp(|e| e.1)
+            .drop_negative_starts()
+            .sum(|e| e.2);
+        let out = w.sink_to_vec();
+        let late = w.late().sink_to_vec();
+        feed(&source, &[("a", -3, 100), ("a", 1, 1), ("a", 7, 2)]).await;
+        source.close().await.unwrap();
+        // -3 is only in [-10, 0) and [-5, 5): dropped windows, so ignored (not late).
+        assert_eq!(out.snapshot(), vec![wr((), 0, 10, 3), wr((), 5, 15, 2)]);
+        assert!(late.snapshot().is_empty());
+    });
+}
+
+#[test]
+fn offset_shifts_alignment() {
+    block_on(async {
+        let source = Source::<E>::new();
+        let out = source
+            .window(Window::tumbling(10).offset(3))
+            .timestamp(|e| e.1)
+            .count()
+            .sink_to_vec();
+        feed(&source, &[("a", 2, 0), ("a", 3, 0), ("a", 12, 0)]).await;
+        source.close().await.unwrap();
+        assert_eq!(out.snapshot(), vec![wr((), -7, 3, 1), wr((), 3, 13, 2)]);
+    });
+}
+
+// ---------------------------------------------------------------- hopping
+
+#[test]
+fn hopping_10s_every_1s_updates_every_window() {
+    block_on(async {
+        let source = Source::<E>::new();
+        let out = source
+            .window(Window::hopping(10_000, 1_000))
+            .timestamp(|e| e.1)
+            .sum(|e| e.2)
+            .sink_to_vec();
+        feed(&source, &[("a", 500, 1), ("a", 2_500, 10)]).await;
+        // Watermark 2500: windows ending at or before 2500 close: starts -9000..=-8000 hold
+        // only the event at 500.
+        assert_eq!(
+            out.snapshot(),
+            vec![wr((), -9_000, 1_000, 1), wr((), -8_000, 2_000, 1)]
+        );
+        feed(&source, &[("a", 12_500, 100)]).await;
+        source.close().await.unwrap();
+        let mut expected = vec![];
+        // 500 is in starts -9000..=0; 2500 in -7000..=2000; 12500 in 3000..=12000.
+        for s in (-9_000..=12_000).step_by(1_000) {
+            let mut v = 0;
+            for (ts, x) in [(500, 1), (2_500, 10), (12_500, 100)] {
+                if s <= ts && ts < s + 10_000 {
+                    v += x;
+                }
+            }
+            if v > 0 {
+                expected.push(wr((), s, s + 10_000, v));
+            }
+        }
+        // Hand check of a few: [-7000, 3000) = 11; [0, 10000) = 11; [1000, 11000) = 10;
+        // [3000, 13000) = 100.
+        assert!(expected.contains(&wr((), -7_000, 3_000, 11)));
+        assert!(expected.contains(&wr((), 0, 10_000, 11)));
+        assert!(expected.contains(&wr((), 1_000, 11_000, 10)));
+        assert!(expected.contains(&wr((), 3_000, 13_000, 100)));
+        assert_eq!(expected.len(), 22);
+        assert_eq!(out.snapshot(), expected);
+    });
+}
+
+#[test]
+fn hopping_step_not_dividing_size() {
+    block_on(async {
+        let source = Source::<E>::new();
+        let out = source
+            .window(Window::hopping(10, 4))
+            .timestamp(|e| e.1)
+            .sum(|e| e.2)
+            .sink_to_vec();
+        feed(&source, &[("a", 9, 1), ("a", 10, 2)]).await;
+        source.close().await.unwrap();
+        // 9 is in [0,10) [4,14) [8,18); 10 is in [4,14) [8,18).
+        assert_eq!(
+            out.snapshot(),
+            vec![wr((), 0, 10, 1), wr((), 4, 14, 3), wr((), 8, 18, 3)]
+        );
+    });
+}
+
+#[test]
+fn hopping_non_mergeable_aggregate_matches_panes() {
+    block_on(async {
+        let source = Source::<E>::new();
+        let w = Window::hopping(30, 10);
+        let panes = source
+            .window(w)
+            .timestamp(|e| e.1)
+            .collect(|e| e.2)
+            .sink_to_vec();
+        let per_window = source
+            .window(w)
+            .timestamp(|e| e.1)
+            .reduce(Vec::new(), |mut v, e| {
+                v.push(e.2);
+                v
+            })
+            .sink_to_vec();
+        feed(
+            &source,
+            &[("a", 5, 1), ("a", 25, 2), ("a", 15, 3), ("a", 41, 4)],
+        )
+        .await;
+        source.close().await.unwrap();
+        // collect orders by event time; reduce by arrival.
+        let by_time: Vec<_> = panes
+            .snapshot()
+            .into_iter()
+            .map(|w| (w.start, w.value))
+            .collect();
+        assert_eq!(
+            by_time,
+            vec![
+                (-20, vec![1]),
+                (-10, vec![1]), // 15 arrived at watermark 25: late for [-10, 20)
+                (0, vec![1, 3, 2]),
+                (10, vec![3, 2]),
+                (20, vec![2, 4]),
+                (30, vec![4]),
+                (40, vec![4]),
+            ]
+        );
+        let mut sorted: Vec<_> = by_time;
+        sorted.iter_mut().for_each(|(_, v)| v.sort());
+        let mut by_arrival: Vec<_> = per_window
+            .snapshot()
+            .into_iter()
+            .map(|w| (w.start, w.value))
+            .collect();
+        by_arrival.iter_mut().for_each(|(_, v)| v.sort());
+        assert_eq!(sorted, by_arrival);
+    });
+}
+
+// ---------------------------------------------------------------- grace and late
+
+#[test]
+fn out_of_order_within_grace_then_late_beyond_grace() {
+    block_on(async {
+        let source = Source::<E>::new();
+        let w = source
+            .window(Window::tumbling(1_000))
+            .timestamp(|e| e.1)
+            .grace(500)
+            .sum(|e| e.2);
+        let out = w.sink_to_vec();
+        let late = w.late().sink_to_vec();
+        feed(&source, &[("a", 100, 1), ("a", 1_200, 2)]).await; // watermark 700
+        feed(&source, &[("a", 800, 4)]).await; // out of order, within grace
+        assert!(out.snapshot().is_empty());
+        feed(&source, &[("a", 1_600, 8)]).await; // watermark 1100 closes [0, 1000)
+        assert_eq!(out.snapshot(), vec![wr((), 0, 1_000, 5)]);
+        feed(&source, &[("a", 900, 16)]).await; // beyond grace: late
+        source.close().await.unwrap();
+        assert_eq!(
+            out.snapshot(),
+            vec![wr((), 0, 1_000, 5), wr((), 1_000, 2_000, 10)]
+        );
+        assert_eq!(
+            late.snapshot(),
+            vec![LateEvent {
+                key: (),
+                ts: 900,
+                value: ("a", 900, 16),
+                watermark: 1_100,
+                lateness: 200,
+                rejected: vec![(0, 1_000)],
+                rejected_windows: 1,
+                accepted: 0,
+            }]
+        );
+        let stats = w.stats();
+        assert_eq!(
+            (stats.events, stats.late_events, stats.rejected_windows),
+            (5, 1, 1)
+        );
+    });
+}
+
+#[test]
+fn late_record_for_partially_late_hopping_event() {
+    block_on(async {
+        let source = Source::<E>::new();
+        let w = source
+            .window(Window::hopping(10, 5))
+            .timestamp(|e| e.1)
+            .key_by(|e| e.0)
+            .sum(|e| e.2);
+        let out = w.sink_to_vec();
+        let late = w.late().sink_to_vec();
+        feed(&source, &[("k", 12, 1), ("k", 6, 2)]).await;
+        // Watermark 12: [0, 10) is closed and rejects 6; [5, 15) accepts it.
+        assert_eq!(
+            late.snapshot(),
+            vec![LateEvent {
+                key: "k",
+                ts: 6,
+                value: ("k", 6, 2),
+                watermark: 12,
+                lateness: 6,
+                rejected: vec![(0, 10)],
+                rejected_windows: 1,
+                accepted: 1,
+            }]
+        );
+        source.close().await.unwrap();
+        assert_eq!(out.snapshot(), vec![wr("k", 5, 15, 3), wr("k", 10, 20, 1)]);
+        // [0, 10) was never emitted: it was empty when it closed, and is never reopened.
+        assert_eq!(w.stats().rejected_windows, 1);
+    });
+}
+
+#[test]
+fn closed_window_is_never_reopened_or_emitted_twice() {
+    block_on(async {
+        let source = Source::<E>::new();
+        let w = source
+            .window(Window::tumbling(10))
+            .timestamp(|e| e.1)
+            .count();
+        let out = w.sink_to_vec();
+        feed(
+            &source,
+            &[("a", 1, 0), ("a", 10, 0), ("a", 2, 0), ("a", 3, 0)],
+        )
+        .await;
+        source.close().await.unwrap();
+        assert_eq!(out.snapshot(), vec![wr((), 0, 10, 1), wr((), 10, 20, 1)]);
+        assert_eq!(w.stats().late_events, 2);
+    });
+}
+
+#[test]
+fn late_events_without_consumer_are_counted() {
+    block_on(async {
+        let source = Source::<E>::new();
+        let w = source
+            .window(Window::tumbling(10))
+            .timestamp(|e| e.1)
+            .count();
+        for i in 0..1_000 {
+            source.emit(("a", 100 - i % 50, 0)).await.unwrap();
+        }
+        assert!(w.stats().late_events > 900);
+    });
+}
+
+// ---------------------------------------------------------------- keys and order
+
+#[test]
+fn several_keys_emit_in_first_appearance_order() {
+    block_on(async {
+        let source = Source::<E>::new();
+        let out = source
+            .window(Window::tumbling(10))
+            .timestamp(|e| e.1)
+            .key_by(|e| e.0)
+            .sum(|e| e.2)
+            .sink_to_vec();
+        feed(
+            &source,
+            &[("b", 1, 1), ("a", 2, 2), ("b", 3, 4), ("a", 15, 8)],
+        )
+        .await;
+        source.close().await.unwrap();
+        assert_eq!(
+            out.snapshot(),
+            vec![wr("b", 0, 10, 5), wr("a", 0, 10, 2), wr("a", 10, 20, 8)]
+        );
+    });
+}
+
+#[test]
+fn windows_closing_together_come_out_by_end_then_start_then_key() {
+    block_on(async {
+        let source = Source::<E>::new();
+        let out = source
+            .window(Window::hopping(10, 5))
+            .timestamp(|e| e.1)
+            .key_by(|e| e.0)
+            .grace(100)
+            .count()
+            .sink_to_vec();
+        feed(&source, &[("b", 7, 0), ("a", 3, 0), ("c", 200, 0)]).await;
+        // Watermark 100 closes everything of a and b at once.
+        assert_eq!(
+            out.snapshot(),
+            vec![
+                wr("a", -5, 5, 1),
+                wr("b", 0, 10, 1),
+                wr("a", 0, 10, 1),
+                wr("b", 5, 15, 1)
+            ]
+        );
+        source.close().await.unwrap();
+        assert_eq!(
+            out.snapshot()[4..],
+            [wr("c", 195, 205, 1), wr("c", 200, 210, 1)]
+        );
+    });
+}
+
+#[test]
+fn none_is_a_normal_key() {
+    block_on(async {
+        let source = Source::<(Option<u8>, i64)>::new();
+        let out = source
+            .window(Window::tumbling(10))
+            .timestamp(|e| e.1)
+            .key_by(|e| e.0)
+            .count()
+            .sink_to_vec();
+        for e in [(None, 1), (Some(1), 2), (None, 3)] {
+            source.emit(e).await.unwrap();
+        }
+        source.close().await.unwrap();
+        assert_eq!(
+            out.snapshot(),
+            vec![wr(None, 0, 10, 2), wr(Some(1), 0, 10, 1)]
+        );
+    });
+}
+
+#[test]
+fn per_key_clock() {
+    block_on(async {
+        let source = Source::<E>::new();
+        let w = source
+            .window(Window::tumbling(10))
+            .timestamp(|e| e.1)
+            .key_by(|e| e.0)
+            .per_key_clock()
+            .sum(|e| e.2);
+        let out = w.sink_to_vec();
+        let late = w.late().sink_to_vec();
+        feed(&source, &[("a", 1, 1), ("b", 25, 2), ("a", 5, 4)]).await;
+        // b's clock does not move a's: 5 is on time for a.
+        assert!(out.snapshot().is_empty());
+        feed(&source, &[("a", 12, 8)]).await;
+        assert_eq!(out.snapshot(), vec![wr("a", 0, 10, 5)]);
+        source.close().await.unwrap();
+        assert_eq!(
+            out.snapshot(),
+            vec![wr("a", 0, 10, 5), wr("a", 10, 20, 8), wr("b", 20, 30, 2)]
+        );
+        assert!(late.snapshot().is_empty());
+    });
+}
+
+#[test]
+fn shared_clock_is_the_default() {
+    block_on(async {
+        let source = Source::<E>::new();
+        let w = source
+            .window(Window::tumbling(10))
+            .timestamp(|e| e.1)
+            .key_by(|e| e.0)
+            .sum(|e| e.2);
+        let late = w.late().sink_to_vec();
+        feed(&source, &[("a", 1, 1), ("b", 25, 2), ("a", 5, 4)]).await;
+        assert_eq!(
+            late.snapshot().len(),
+            1,
+            "b moved the operator clock past a's window"
+        );
+    });
+}
+
+// ---------------------------------------------------------------- watermarks and clock
+
+#[test]
+fn explicit_watermarks_only_move_by_advance() {
+    block_on(async {
+        let source = Source::<E>::new();
+        let w = source
+            .window(Window::tumbling(10))
+            .timestamp(|e| e.1)
+            .explicit_watermarks()
+            .sum(|e| e.2);
+        let out = w.sink_to_vec();
+        let late = w.late().sink_to_vec();
+        feed(&source, &[("a", 5, 1), ("a", 50, 2)]).await;
+        assert!(out.snapshot().is_empty());
+        w.advance(10).await.unwrap();
+        assert_eq!(out.snapshot(), vec![wr((), 0, 10, 1)]);
+        w.advance(5).await.unwrap(); // regression: ignored
+        assert_eq!(w.stats().watermark, Some(10));
+        feed(&source, &[("a", 7, 4)]).await; // [0, 10) closed
+        assert_eq!(late.snapshot().len(), 1);
+        w.advance(60).await.unwrap();
+        assert_eq!(out.snapshot(), vec![wr((), 0, 10, 1), wr((), 50, 60, 2)]);
+    });
+}
+
+#[test]
+fn explicit_watermark_respects_grace() {
+    block_on(async {
+        let source = Source::<E>::new();
+        let w = source
+            .window(Window::tumbling(10))
+            .timestamp(|e| e.1)
+            .grace(5)
+            .explicit_watermarks()
+            .count();
+        let out = w.sink_to_vec();
+        feed(&source, &[("a", 5, 1)]).await;
+        w.advance(14).await.unwrap(); // watermark 9
+        assert!(out.snapshot().is_empty());
+        w.advance(15).await.unwrap(); // watermark 10
+        assert_eq!(out.snapshot(), vec![wr((), 0, 10, 1)]);
+    });
+}
+
+#[test]
+fn watermarks_from_an_upstream_stream() {
+    block_on(async {
+        let events = Source::<E>::new();
+        let marks = Source::<i64>::new();
+        let out = events
+            .window(Window::tumbling(10))
+            .timestamp(|e| e.1)
+            .watermarks(&marks)
+            .sum(|e| e.2)
+            .sink_to_vec();
+        feed(&events, &[("a", 3, 1), ("a", 30, 2)]).await;
+        assert!(out.snapshot().is_empty());
+        marks.emit(20).await.unwrap();
+        assert_eq!(out.snapshot(), vec![wr((), 0, 10, 1)]);
+        events.close().await.unwrap();
+        assert_eq!(
+            out.snapshot().len(),
+            1,
+            "still waiting for the watermark stream to end"
+        );
+        marks.close().await.unwrap();
+        assert_eq!(out.snapshot(), vec![wr((), 0, 10, 1), wr((), 30, 40, 2)]);
+    });
+}
+
+#[test]
+fn explicit_advance_also_works_in_event_time_mode() {
+    block_on(async {
+        let source = Source::<E>::new();
+        let w = source
+            .window(Window::tumbling(10))
+            .timestamp(|e| e.1)
+            .count();
+        let out = w.sink_to_vec();
+        feed(&source, &[("a", 5, 1)]).await;
+        w.advance(10).await.unwrap();
+        assert_eq!(out.snapshot(), vec![wr((), 0, 10, 1)]);
+    });
+}
+
+#[test]
+fn max_future_skew_counts_but_does_not_move_the_clock() {
+    block_on(async {
+        let source = Source::<E>::new();
+        let w = source
+            .window(Window::tumbling(10))
+            .timestamp(|e| e.1)
+            .max_future_skew(100)
+            .count();
+        let out = w.sink_to_vec();
+        feed(&source, &[("a", 5, 0), ("a", 1_000_000, 0), ("a", 8, 0)]).await;
+        assert!(out.snapshot().is_empty());
+        assert_eq!(w.stats().late_events, 0);
+        feed(&source, &[("a", 50, 0)]).await; // within skew: moves the clock
+        assert_eq!(out.snapshot(), vec![wr((), 0, 10, 2)]);
+        source.close().await.unwrap();
+        assert_eq!(out.snapshot()[2], wr((), 1_000_000, 1_000_010, 1));
+    });
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_timeout_closes_the_last_window_of_a_quiet_stream() {
+    let source = Source::<E>::new();
+    let out = source
+        .window(Window::tumbling(1_000))
+        .timestamp(|e| e.1)
+        .grace(500)
+        .idle_timeout(Duration::from_secs(2))
+        .count()
+        .sink_to_vec();
+    feed(&source, &[("a", 100, 0), ("a", 900, 0)]).await;
+    tokio::time::sleep(Duration::from_millis(1_900)).await;
+    assert!(out.snapshot().is_empty(), "not idle for 2 s yet");
+    // At 2 s idle the clock moves by 2 s: 900 + 2000 - 500 = 2400 >= 1000.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(out.snapshot(), vec![wr((), 0, 1_000, 2)]);
+    source.close().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_timeout_keeps_advancing_while_quiet() {
+    let source = Source::<E>::new();
+    let out = source
+        .window(Window::tumbling(10_000))
+        .timestamp(|e| e.1)
+        .idle_timeout(1_000)
+        .count()
+        .sink_to_vec();
+    feed(&source, &[("a", 0, 0)]).await;
+    // Clock: 0, then +1 s per idle second: reaches 10 s after 10 s of quiet.
+    tokio::time::sleep(Duration::from_millis(9_500)).await;
+    assert!(out.snapshot().is_empty());
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(out.snapshot(), vec![wr((), 0, 10_000, 1)]);
+    source.close().await.unwrap();
+}
+
+// ---------------------------------------------------------------- emit modes, end of stream
+
+#[test]
+fn current_mode_emits_each_update_and_nothing_at_close() {
+    block_on(async {
+        let source = Source::<E>::new();
+        let out = source
+            .window(Window::hopping(10, 5))
+            .timestamp(|e| e.1)
+            .emit_mode(EmitMode::Current)
+            .sum(|e| e.2)
+            .sink_to_vec();
+        feed(&source, &[("a", 7, 1), ("a", 8, 2), ("a", 12, 4)]).await;
+        source.close().await.unwrap();
+        assert_eq!(
+            out.snapshot(),
+            vec![
+                wr((), 0, 10, 1),
+                wr((), 5, 15, 1),
+                wr((), 0, 10, 3),
+                wr((), 5, 15, 3),
+                wr((), 5, 15, 7), // 12 closes nothing it updated; [0, 10) closes silently
+                wr((), 10, 20, 4),
+            ]
+        );
+    });
+}
+
+#[test]
+fn end_of_stream_flushes_every_open_window_in_order() {
+    block_on(async {
+        let source = Source::<E>::new();
+        let out = source
+            .window(Window::tumbling(10))
+            .timestamp(|e| e.1)
+            .key_by(|e| e.0)
+            .grace(1_000)
+            .count()
+            .sink_to_vec();
+        feed(
+            &source,
+            &[("x", 35, 0), ("y", 5, 0), ("x", 1, 0), ("y", 36, 0)],
+        )
+        .await;
+        assert!(out.snapshot().is_empty());
+        source.close().await.unwrap();
+        assert_eq!(
+            out.snapshot(),
+            vec![
+                wr("y", 0, 10, 1),
+                wr("x", 0, 10, 1),
+                wr("x", 30, 40, 1),
+                wr("y", 30, 40, 1)
+            ]
+        );
+    });
+}
+
+#[test]
+fn results_carry_end_minus_one_and_feed_a_larger_window() {
+    block_on(async {
+        let source = Source::<E>::new();
+        let small = source
+            .window(Window::tumbling(10))
+            .timestamp(|e| e.1)
+            .sum(|e| e.2);
+        let big = small
+            .window(Window::tumbling(100))
+            .timestamp(|r| r.timestamp())
+            .sum(|r| r.value)
+            .sink_to_vec();
+        feed(
+            &source,
+            &[("a", 5, 1), ("a", 95, 2), ("a", 99, 4), ("a", 100, 8)],
+        )
+        .await;
+        source.close().await.unwrap();
+        assert_eq!(big.snapshot(), vec![wr((), 0, 100, 7), wr((), 100, 200, 8)]);
+    });
+}
+
+// ---------------------------------------------------------------- sliding
+
+#[test]
+fn sliding_one_window_per_distinct_timestamp() {
+    block_on(async {
+        let source = Source::<E>::new();
+        let out = source
+            .window(Window::sliding(10))
+            .timestamp(|e| e.1)
+            .sum(|e| e.2)
+            .sink_to_vec();
+        feed(&source, &[("a", 0, 1), ("a", 5, 2)]).await;
+        // u = 0 closes when 0 + 1 <= watermark 5.
+        assert_eq!(out.snapshot(), vec![wr((), -10, 1, 1)]);
+        feed(&source, &[("a", 12, 4), ("a", 12, 8)]).await;
+        source.close().await.unwrap();
+        // u = 5: [-5, 5] = {0, 5}; u = 12: [2, 12] = {5, 12, 12}.
+        assert_eq!(
+            out.snapshot(),
+            vec![wr((), -10, 1, 1), wr((), -5, 6, 3), wr((), 2, 13, 14)]
+        );
+    });
+}
+
+#[test]
+fn sliding_inclusive_bounds_and_out_of_order_updates() {
+    block_on(async {
+        let source = Source::<E>::new();
+        let out = source
+            .window(Window::sliding(10))
+            .timestamp(|e| e.1)
+            .grace(10)
+            .sum(|e| e.2)
+            .sink_to_vec();
+        feed(&source, &[("a", 0, 1), ("a", 10, 2), ("a", 3, 4)]).await;
+        source.close().await.unwrap();
+        // u = 0: {0}; u = 3: [-7, 3] = {0, 3}; u = 10: [0, 10] = {0, 10, 3} (both ends inclusive).
+        assert_eq!(
+            out.snapshot(),
+            vec![wr((), -10, 1, 1), wr((), -7, 4, 5), wr((), 0, 11, 7)]
+        );
+    });
+}
+
+#[test]
+fn sliding_late_partially_and_fully() {
+    block_on(async {
+        let source = Source::<E>::new();
+        let w = source
+            .window(Window::sliding(10))
+            .timestamp(|e| e.1)
+            .sum(|e| e.2);
+        let out = w.sink_to_vec();
+        let late = w.late().sink_to_vec();
+        feed(&source, &[("a", 0, 1), ("a", 20, 2), ("a", 15, 4)]).await;
+        // Own window u = 15 closed (16 <= 20), but u = 20 ([10, 20]) is open and accepts it.
+        let l = &late.snapshot()[0];
+        assert_eq!(
+            (l.rejected.clone(), l.accepted, l.lateness),
+            (vec![(5, 16)], 1, 5)
+        );
+        feed(&source, &[("a", 40, 8), ("a", 25, 16)]).await;
+        // 25 + 10 + 1 <= 40: fully late.
+        let l = &late.snapshot()[1];
+        assert_eq!((l.accepted, l.is_fully_late()), (0, true));
+        source.close().await.unwrap();
+        assert_eq!(
+            out.snapshot(),
+            vec![wr((), -10, 1, 1), wr((), 10, 21, 6), wr((), 30, 41, 8)]
+        );
+    });
+}
+
+// ---------------------------------------------------------------- count windows
+
+#[test]
+fn count_tumbling_reports_min_and_max_timestamps() {
+    block_on(async {
+        let source = Source::<E>::new();
+        let out = source
+            .window(Window::count(3))
+            .timestamp(|e| e.1)
+            .sum(|e| e.2)
+            .sink_to_vec();
+        let events: Vec<E> = (1..=7).map(|i| ("a", 100 - 10 * i, i)).collect();
+        feed(&source, &events).await;
+        assert_eq!(out.snapshot(), vec![wr((), 70, 90, 6), wr((), 40, 60, 15)]);
+        source.close().await.unwrap();
+        assert_eq!(out.snapshot()[2], wr((), 30, 30, 7));
+    });
+}
+
+#[test]
+fn count_hopping_and_leftovers() {
+    block_on(async {
+        let source = Source::<i64>::new();
+        let out = source
+            .window(Window::count_hopping(3, 1))
+            .sum(|x| *x)
+            .sink_to_vec();
+        for x in 1..=4 {
+            source.emit(x).await.unwrap();
+        }
+        source.close().await.unwrap();
+        // No timestamp extractor: bounds are event indexes. [3, 4] and [4] hold nothing new.
+        assert_eq!(out.snapshot(), vec![wr((), 0, 2, 6), wr((), 1, 3, 9)]);
+
+        let source = Source::<i64>::new();
+        let out = source
+            .window(Window::count_hopping(3, 1))
+            .sum(|x| *x)
+            .sink_to_vec();
+        source.emit(1).await.unwrap();
+        source.emit(2).await.unwrap();
+        source.close().await.unwrap();
+        // Partial [1, 2] holds events no window held; [2] then holds nothing new.
+        assert_eq!(out.snapshot(), vec![wr((), 0, 1, 3)]);
+    });
+}
+
+#[test]
+fn count_windows_per_key_and_discard() {
+    block_on(async {
+        let source = Source::<E>::new();
+        let out = source
+            .window(Window::count(2))
+            .key_by(|e| e.0)
+            .leftover(Leftover::Discard)
+            .sum(|e| e.2)
+            .sink_to_vec();
+        feed(
+            &source,
+            &[
+                ("a", 0, 1),
+                ("b", 0, 2),
+                ("a", 0, 4),
+                ("b", 0, 8),
+                ("a", 0, 16),
+            ],
+        )
+        .await;
+        source.close().await.unwrap();
+        assert_eq!(out.snapshot(), vec![wr("a", 0, 1, 5), wr("b", 0, 1, 10)]);
+    });
+}
+
+#[test]
+fn count_windows_current_mode() {
+    block_on(async {
+        let source = Source::<i64>::new();
+        let out = source
+            .window(Window::count(2))
+            .emit_mode(EmitMode::Current)
+            .sum(|x| *x)
+            .sink_to_vec();
+        for x in [1, 2, 4] {
+            source.emit(x).await.unwrap();
+        }
+        source.close().await.unwrap();
+        let v: Vec<i64> = out.snapshot().into_iter().map(|w| w.value).collect();
+        assert_eq!(v, vec![1, 3, 4]);
+    });
+}
+
+// ---------------------------------------------------------------- aggregates
+
+#[test]
+fn aggregates_first_last_collect_by_event_time_then_arrival() {
+    block_on(async {
+        let source = Source::<E>::new();
+        let out = source
+            .window(Window::tumbling(100))
+            .timestamp(|e| e.1)
+            .grace(100)
+            .aggregate((
+                first(|e: &E| e.2),
+                last(|e: &E| e.2),
+                collect(|e: &E| e.2),
+                min(|e: &E| e.2),
+                max(|e: &E| e.2),
+                mean(|e: &E| e.2 as f64),
+            ))
+            .sink_to_vec();
+        feed(
+            &source,
+            &[
+                ("a", 50, 1),
+                ("a", 10, 2),
+                ("a", 10, 3),
+                ("a", 50, 4),
+                ("a", 30, 5),
+            ],
+        )
+        .await;
+        source.close().await.unwrap();
+        assert_eq!(
+            out.snapshot()[0].value,
+            (2, 4, vec![2, 3, 5, 1, 4], 1, 5, 3.0)
+        );
+    });
+}
+
+#[test]
+fn aggregates_on_hopping_panes() {
+    block_on(async {
+        let source = Source::<E>::new();
+        let out = source
+            .window(Window::hopping(20, 10))
+            .timestamp(|e| e.1)
+            .aggregate((
+                count(),
+                sum(|e: &E| e.2),
+                first(|e: &E| e.2),
+                last(|e: &E| e.2),
+            ))
+            .sink_to_vec();
+        feed(&source, &[("a", 5, 1), ("a", 15, 2), ("a", 15, 3)]).await;
+        source.close().await.unwrap();
+        let v: Vec<_> = out
+            .snapshot()
+            .into_iter()
+            .map(|w| (w.start, w.value))
+            .collect();
+        assert_eq!(
+            v,
+            vec![(-10, (1, 1, 1, 1)), (0, (3, 6, 1, 3)), (10, (2, 5, 2, 3))]
+        );
+    });
+}
+
+#[test]
+fn reduce_in_arrival_order() {
+    block_on(async {
+        let source = Source::<E>::new();
+        let out = source
+            .window(Window::tumbling(10))
+            .timestamp(|e| e.1)
+            .aggregate(reduce(String::new(), |s: String, e: &E| s + e.0))
+            .sink_to_vec();
+        feed(&source, &[("x", 5, 0), ("y", 1, 0)]).await;
+        source.close().await.unwrap();
+        assert_eq!(out.snapshot()[0].value, "xy");
+    });
+}
+
+// ---------------------------------------------------------------- tokens, bad input
+
+#[test]
+fn tokens_are_held_until_the_window_is_emitted() {
+    block_on(async {
+        let source = Source::<E>::new();
+        let _out = source
+            .window(Window::hopping(20, 10))
+            .timestamp(|e| e.1)
+            .count()
+            .sink_to_vec();
+        let released = Arc::new(AtomicUsize::new(0));
+        let r = released.clone();
+        source
+            .emit_with_ack(
+                ("a", 15, 0),
+                Ack::new(move || {
+                    r.fetch_add(1, Ordering::SeqCst);
+                }),
+            )
+            .await
+            .unwrap();
+        source.emit(("a", 20, 0)).await.unwrap(); // closes [0, 20), [10, 30) still holds it
+        assert_eq!(released.load(Ordering::SeqCst), 0);
+        source.emit(("a", 30, 0)).await.unwrap(); // closes [10, 30)
+        assert_eq!(released.load(Ordering::SeqCst), 1);
+    });
+}
+
+#[test]
+#[should_panic(expected = "must not exceed the size")]
+fn step_larger_than_size_panics() {
+    let _ = Window::hopping(10, 20);
+}
+
+#[test]
+#[should_panic(expected = "size must be > 0")]
+fn zero_size_panics() {
+    let _ = Window::tumbling(0);
+}
+
+#[test]
+#[should_panic(expected = "grace must be >= 0")]
+fn negative_grace_panics() {
+    let source = Source::<i64>::new();
+    let _ = source
+        .window(Window::tumbling(10))
+        .timestamp(|t| *t)
+        .grace(-1);
+}
+
+#[test]
+#[should_panic(expected = "needs `.timestamp")]
+fn time_window_without_timestamp_panics() {
+    let source = Source::<i64>::new();
+    let _ = source.window(Window::tumbling(10)).count();
+}
+
+#[test]
+fn durations_round_to_the_nearest_ms() {
+    assert_eq!(
+        Window::tumbling(Duration::from_micros(1_499)),
+        Window::tumbling(1)
+    );
+    assert_eq!(
+        Window::hopping(Duration::from_secs(10), Duration::from_secs(1)),
+        Window::hopping(10_000, 1_000)
+    );
+}
+
+#[test]
+fn extreme_timestamps_never_panic_and_gaps_stay_small() {
+    block_on(async {
+        for w in [
+            Window::tumbling(1_000),
+            Window::hopping(10_000, 1_000),
+            Window::sliding(1_000),
+            Window::hopping(7, 3),
+        ] {
+            let source = Source::<E>::new();
+            let win = source
+                .window(w)
+                .timestamp(|e| e.1)
+                .grace(i64::MAX)
+                .sum(|e| e.2);
+            let out = win.sink_to_vec();
+            for e in [
+                ("a", i64::MIN, 1),
+                ("a", 0, 1),
+                ("a", i64::MAX, 1),
+                ("a", i64::MIN + 1, 1),
+                ("a", i64::MAX - 1, 1),
+            ] {
+                source.emit(e).await.unwrap();
+            }
+            assert!(win.stats().held < 100, "{w:?}: {:?}", win.stats());
+            source.close().await.unwrap();
+            assert!(!out.snapshot().is_empty());
+        }
+        // A gap of 30 years between two events: no empty panes in between.
+        let source = Source::<E>::new();
+        let win = source
+            .window(Window::hopping(10_000, 1_000))
+            .timestamp(|e| e.1)
+            .sum(|e| e.2);
+        let out = win.sink_to_vec();
+        feed(&source, &[("a", 0, 1), ("a", 1_000_000_000_000, 2)]).await;
+        assert_eq!(out.len(), 10);
+        source.close().await.unwrap();
+        assert_eq!(out.len(), 20);
+    });
+}
+
+// ---------------------------------------------------------------- mini-batch emitters
+
+mod batches {
+    use std::time::Duration;
+
+    use brooklet::Source;
+    use brooklet::window::{
+        Buffered, CountWindow, Emitter, FixedTimeWindow, Poll, RelaxedTimeWindow,
+    };
+    use tokio::time::sleep;
+
+    /// Sorts the buffer by `.0` and emits only the even values, in batches of `n`; odd values
+    /// are dropped; leftovers (fewer than `n` evens) are flushed at the end.
+    struct SortedEvens {
+        n: usize,
+    }
+
+    impl SortedEvens {
+        fn evens(buffer: &[Buffered<(u32, char)>]) -> Vec<usize> {
+            let mut evens: Vec<usize> = (0..buffer.len())
+                .filter(|&i| buffer[i].item.0 % 2 == 0)
+                .collect();
+            evens.sort_by_key(|&i| buffer[i].item.0);
+            evens
+        }
+    }
+
+    impl Emitter<(u32, char)> for SortedEvens {
+        fn poll(&mut self, buffer: &[Buffered<(u32, char)>], _now: i64) -> Poll {
+            let discard = (0..buffer.len())
+                .filter(|&i| buffer[i].item.0 % 2 == 1)
+                .collect();
+            let evens = Self::evens(buffer);
+            let full = evens.len() / self.n * self.n;
+            Poll {
+                batches: evens[..full]
+                    .chunks(self.n)
+                    .map(<[usize]>::to_vec)
+                    .collect(),
+                discard,
+                ..Poll::default()
+            }
+        }
+
+        fn flush(&mut self, buffer: &[Buffered<(u32, char)>], _now: i64) -> Poll {
+            let evens = Self::evens(buffer);
+            Poll {
+                batches: if evens.is_empty() {
+                    vec![]
+                } else {
+                    vec![evens]
+                },
+                ..Poll::default()
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn user_emitter_sorted_evens_in_batches_of_n() {
+        let source = Source::new();
+        let out = source.batch(SortedEvens { n: 2 }).sink_to_vec();
+        for x in [
+            (8, 'h'),
+            (3, 'c'),
+            (6, 'f'),
+            (2, 'b'),
+            (5, 'e'),
+            (4, 'd'),
+            (10, 'j'),
+        ] {
+            source.emit(x).await.unwrap();
+            tokio::task::yield_now().await;
+        }
+        source.close().await.unwrap();
+        // Arrivals: 8 | 3 (dropped) | 6 → [6, 8] | 2 | 5 (dropped) | 4 → [2, 4] | 10, flushed.
+        assert_eq!(
+            out.snapshot(),
+            vec![
+                vec![(6, 'f'), (8, 'h')],
+                vec![(2, 'b'), (4, 'd')],
+                vec![(10, 'j')]
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn count_window_emits_the_n_oldest() {
+        let source = Source::new();
+        let out = source.batch(CountWindow::new(2)).sink_to_vec();
+        for x in 0..5 {
+            source.emit(x).await.unwrap();
+        }
+        tokio::task::yield_now().await;
+        assert_eq!(out.snapshot(), vec![vec![0, 1], vec![2, 3]]);
+        source.close().await.unwrap();
+        assert_eq!(out.snapshot(), vec![vec![0, 1], vec![2, 3], vec![4]]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn count_window_with_timeout_is_partition_with_timeout() {
+        let source = Source::new();
+        let out = source
+            .batch(CountWindow::new(3).timeout(Duration::from_secs(1)))
+            .sink_to_vec();
+        for x in 0..4 {
+            source.emit(x).await.unwrap();
+        }
+        sleep(Duration::from_millis(999)).await;
+        assert_eq!(out.snapshot(), vec![vec![0, 1, 2]]);
+        sleep(Duration::from_millis(2)).await;
+        assert_eq!(out.snapshot(), vec![vec![0, 1, 2], vec![3]]);
+        source.close().await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fixed_time_window_slices_empty_slices_and_stragglers() {
+        let source = Source::new();
+        // Creation time: the item's own field, relative to the stream start read on emit.
+        let start = tokio::time::Instant::now();
+        let epoch_start = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let _ = start;
+        let batched = source.batch_timed(FixedTimeWindow::new(1_000), |x: &(i64, char)| x.0);
+        let out = batched.sink_to_vec();
+        let late = batched.late().sink_to_vec();
+        tokio::task::yield_now().await; // the node starts: slices aligned to the stream start
+        let t0 = epoch_start;
+        source.emit((t0 + 100, 'a')).await.unwrap();
+        source.emit((t0 + 900, 'b')).await.unwrap();
+        sleep(Duration::from_millis(1_200)).await; // slice 0 ready at 1000
+        source.emit((t0 + 500, 'c')).await.unwrap(); // created in slice 0: straggler
+        source.emit((t0 + 1_500, 'd')).await.unwrap();
+        sleep(Duration::from_millis(2_000)).await; // slices 1 and 2 (empty) ready
+        assert_eq!(late.snapshot(), vec![(t0 + 500, 'c')]);
+        let got: Vec<Vec<char>> = out
+            .snapshot()
+            .into_iter()
+            .map(|b| b.into_iter().map(|x| x.1).collect())
+            .collect();
+        assert_eq!(got, vec![vec!['a', 'b'], vec!['d'], vec![]]);
+        source.close().await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn relaxed_time_window_emits_everything_at_each_slice_end() {
+        let source = Source::new();
+        let out = source
+            .batch_timed(RelaxedTimeWindow::new(1_000), |x: &i64| *x)
+            .sink_to_vec();
+        tokio::task::yield_now().await;
+        source.emit(5).await.unwrap();
+        source.emit(-100).await.unwrap(); // a straggler by time: still included
+        sleep(Duration::from_millis(1_001)).await;
+        assert_eq!(out.snapshot(), vec![vec![5, -100]]);
+        sleep(Duration::from_millis(3_000)).await; // empty slices emit nothing
+        source.emit(7).await.unwrap();
+        source.close().await.unwrap();
+        assert_eq!(out.snapshot(), vec![vec![5, -100], vec![7]]);
+    }
+}
