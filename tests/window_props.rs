@@ -1,0 +1,303 @@
+//! Every window kind against a simple, obviously correct reference model, over random event
+//! sequences (out of order, several keys, duplicates, negative timestamps, grace, per-key
+//! clocks).
+
+use std::collections::BTreeMap;
+
+use brooklet::Source;
+use brooklet::window::{Window, WindowResult};
+use futures::executor::block_on;
+use proptest::prelude::*;
+
+/// (key, ts, value)
+type Ev = (u8, i64, i64);
+type Out = WindowResult<u8, Vec<i64>>;
+
+fn run(window: Window, grace: i64, per_key: bool, events: &[Ev]) -> (Vec<Out>, u64) {
+    block_on(async {
+        let source = Source::<Ev>::new();
+        let mut b = source.window(window).timestamp(|e| e.1).key_by(|e| e.0);
+        if !matches!(window.kind(), brooklet::window::WindowKind::Count { .. }) {
+            b = b.grace(grace);
+        }
+        if per_key {
+            b = b.per_key_clock();
+        }
+        let w = b.collect(|e| e.2);
+        let out = w.sink_to_vec();
+        let late = w.late().sink_to_vec();
+        for e in events {
+            source.emit(*e).await.unwrap();
+        }
+        source.close().await.unwrap();
+        (out.snapshot(), late.snapshot().len() as u64)
+    })
+}
+
+/// Values of `(ts, arrival, value)` records ordered by event time, then arrival.
+fn ordered(mut recs: Vec<(i64, usize, i64)>) -> Vec<i64> {
+    recs.sort();
+    recs.into_iter().map(|r| r.2).collect()
+}
+
+/// Tumbling and hopping, straight from the definitions: every start that is a multiple of
+/// `step` with `start <= ts < start + size`; closed when `end <= clock - grace`.
+fn reference_hopping(
+    size: i64,
+    step: i64,
+    grace: i64,
+    per_key: bool,
+    events: &[Ev],
+) -> (Vec<Out>, u64) {
+    // (key, start) -> (first arrival, records)
+    let mut open: BTreeMap<(u8, i64), (usize, Vec<(i64, usize, i64)>)> = BTreeMap::new();
+    let mut clocks: BTreeMap<u8, i64> = BTreeMap::new();
+    let mut clock = i64::MIN;
+    let mut out = vec![];
+    let mut late = 0;
+    let wm_of = |clock: i64| {
+        if clock == i64::MIN {
+            i64::MIN
+        } else {
+            clock - grace
+        }
+    };
+    for (i, &(k, ts, v)) in events.iter().enumerate() {
+        let wm = wm_of(if per_key {
+            *clocks.get(&k).unwrap_or(&i64::MIN)
+        } else {
+            clock
+        });
+        let mut rejected = false;
+        let mut s = ts.div_euclid(step) * step;
+        while s > ts - size {
+            if s + size <= wm {
+                rejected = true;
+            } else {
+                open.entry((k, s)).or_insert((i, vec![])).1.push((ts, i, v));
+            }
+            s -= step;
+        }
+        late += rejected as u64;
+        let c = if per_key {
+            clocks.entry(k).or_insert(i64::MIN)
+        } else {
+            &mut clock
+        };
+        *c = (*c).max(ts);
+        let wm = wm_of(*c);
+        let mut due: Vec<_> = open
+            .iter()
+            .filter(|((key, s), _)| s + size <= wm && (!per_key || *key == k))
+            .map(|(&(key, s), (first, _))| (s + size, s, *first, key))
+            .collect();
+        due.sort();
+        for (e, s, _, key) in due {
+            let (_, recs) = open.remove(&(key, s)).unwrap();
+            out.push(WindowResult {
+                key,
+                start: s,
+                end: e,
+                value: ordered(recs),
+            });
+        }
+    }
+    let mut rest: Vec<_> = open
+        .into_iter()
+        .map(|((key, s), (first, recs))| (s + size, s, first, key, recs))
+        .collect();
+    rest.sort_by_key(|r| (r.0, r.1, r.2));
+    for (e, s, _, key, recs) in rest {
+        out.push(WindowResult {
+            key,
+            start: s,
+            end: e,
+            value: ordered(recs),
+        });
+    }
+    (out, late)
+}
+
+/// Sliding windows: one window [u - size, u] per distinct timestamp u of a key, created when
+/// its record arrives while it is open; it holds every record of the key in range that was
+/// not fully late and arrived before the window closed.
+fn reference_sliding(size: i64, grace: i64, per_key: bool, events: &[Ev]) -> (Vec<Out>, u64) {
+    struct Win {
+        key: u8,
+        u: i64,
+        closed_at: Option<usize>,
+    }
+    let mut wins: Vec<Win> = vec![];
+    let mut kept: Vec<(u8, i64, usize, i64)> = vec![]; // accepted records
+    let mut clocks: BTreeMap<u8, i64> = BTreeMap::new();
+    let mut clock = i64::MIN;
+    let mut late = 0;
+    let mut order: Vec<usize> = vec![]; // windows in emission order
+    let wm_of = |clock: i64| {
+        if clock == i64::MIN {
+            i64::MIN
+        } else {
+            clock - grace
+        }
+    };
+    for (i, &(k, ts, v)) in events.iter().enumerate() {
+        let wm = wm_of(if per_key {
+            *clocks.get(&k).unwrap_or(&i64::MIN)
+        } else {
+            clock
+        });
+        if ts + 1 <= wm {
+            late += 1;
+        }
+        if ts + size >= wm {
+            kept.push((k, ts, i, v));
+        }
+        if ts + 1 > wm && !wins.iter().any(|w| w.key == k && w.u == ts) {
+            wins.push(Win {
+                key: k,
+                u: ts,
+                closed_at: None,
+            });
+        }
+        let c = if per_key {
+            clocks.entry(k).or_insert(i64::MIN)
+        } else {
+            &mut clock
+        };
+        *c = (*c).max(ts);
+        let wm = wm_of(*c);
+        let mut due: Vec<usize> = (0..wins.len())
+            .filter(|&j| {
+                wins[j].closed_at.is_none() && wins[j].u + 1 <= wm && (!per_key || wins[j].key == k)
+            })
+            .collect();
+        due.sort_by_key(|&j| (wins[j].u, first_arrival(&kept, &wins[j], i + 1, size)));
+        for j in due {
+            wins[j].closed_at = Some(i + 1);
+            order.push(j);
+        }
+    }
+    let mut rest: Vec<usize> = (0..wins.len())
+        .filter(|&j| wins[j].closed_at.is_none())
+        .collect();
+    rest.sort_by_key(|&j| {
+        (
+            wins[j].u,
+            first_arrival(&kept, &wins[j], events.len(), size),
+        )
+    });
+    for &j in &rest {
+        wins[j].closed_at = Some(events.len());
+    }
+    order.extend(rest);
+    let out = order
+        .into_iter()
+        .map(|j| {
+            let w = &wins[j];
+            let recs = kept
+                .iter()
+                .filter(|r| {
+                    r.0 == w.key && w.u - size <= r.1 && r.1 <= w.u && r.2 < w.closed_at.unwrap()
+                })
+                .map(|r| (r.1, r.2, r.3))
+                .collect();
+            WindowResult {
+                key: w.key,
+                start: w.u - size,
+                end: w.u + 1,
+                value: ordered(recs),
+            }
+        })
+        .collect();
+    return (out, late);
+
+    fn first_arrival(kept: &[(u8, i64, usize, i64)], w: &Win, before: usize, size: i64) -> usize {
+        kept.iter()
+            .filter(|r| r.0 == w.key && w.u - size <= r.1 && r.1 <= w.u && r.2 < before)
+            .map(|r| r.2)
+            .min()
+            .unwrap_or(usize::MAX)
+    }
+}
+
+/// Count windows: event i of a key is in windows k * step <= i < k * step + n; a full window
+/// is emitted on its n-th event; at the end, partial windows holding an event no emitted
+/// window held, oldest first, sorted by (max ts, min ts, first arrival).
+fn reference_count(n: usize, step: usize, events: &[Ev]) -> Vec<Out> {
+    let mut per_key: BTreeMap<u8, Vec<(i64, usize, i64)>> = BTreeMap::new();
+    let mut out = vec![];
+    let window = |key: u8, recs: &[(i64, usize, i64)]| WindowResult {
+        key,
+        start: recs.iter().map(|r| r.0).min().unwrap(),
+        end: recs.iter().map(|r| r.0).max().unwrap(),
+        value: ordered(recs.to_vec()),
+    };
+    for (i, &(k, ts, v)) in events.iter().enumerate() {
+        let recs = per_key.entry(k).or_default();
+        recs.push((ts, i, v));
+        let idx = recs.len() - 1;
+        if idx + 1 >= n && (idx + 1 - n) % step == 0 {
+            out.push(window(k, &recs[idx + 1 - n..]));
+        }
+    }
+    let mut rest = vec![];
+    for (k, recs) in &per_key {
+        let len = recs.len();
+        let full = if len >= n { (len - n) / step + 1 } else { 0 };
+        let mut covered: Option<usize> = if full > 0 {
+            Some((full - 1) * step + n - 1)
+        } else {
+            None
+        };
+        let mut start = full * step;
+        while start < len {
+            let last = len - 1;
+            if covered.is_none_or(|c| last > c) {
+                covered = Some(last);
+                let w = window(*k, &recs[start..]);
+                let first = recs[start..].iter().map(|r| r.1).min().unwrap();
+                rest.push((w.end, w.start, first, w));
+            }
+            start += step;
+        }
+    }
+    rest.sort_by_key(|r| (r.0, r.1, r.2));
+    out.extend(rest.into_iter().map(|r| r.3));
+    out
+}
+
+fn events() -> impl Strategy<Value = Vec<Ev>> {
+    prop::collection::vec((0u8..3, -60i64..200, -5i64..50), 0..60)
+}
+
+proptest! {
+    #[test]
+    fn tumbling_matches_reference(size in 1i64..40, grace in 0i64..30, per_key: bool, evs in events()) {
+        prop_assert_eq!(run(Window::tumbling(size), grace, per_key, &evs), reference_hopping(size, size, grace, per_key, &evs));
+    }
+
+    #[test]
+    fn hopping_matches_reference(size in 1i64..50, div in 1i64..6, grace in 0i64..30, per_key: bool, evs in events()) {
+        let step = (size / div).max(1);
+        prop_assert_eq!(run(Window::hopping(size, step), grace, per_key, &evs), reference_hopping(size, step, grace, per_key, &evs));
+    }
+
+    #[test]
+    fn hopping_with_unaligned_step_matches_reference(size in 2i64..50, step in 1i64..50, grace in 0i64..30, evs in events()) {
+        let step = step.min(size);
+        prop_assert_eq!(run(Window::hopping(size, step), grace, false, &evs), reference_hopping(size, step, grace, false, &evs));
+    }
+
+    #[test]
+    fn sliding_matches_reference(size in 1i64..40, grace in 0i64..30, per_key: bool, evs in events()) {
+        prop_assert_eq!(run(Window::sliding(size), grace, per_key, &evs), reference_sliding(size, grace, per_key, &evs));
+    }
+
+    #[test]
+    fn count_matches_reference(n in 1usize..6, div in 1usize..4, evs in events()) {
+        let step = (n / div).max(1);
+        let (got, late) = run(Window::count_hopping(n, step), 0, false, &evs);
+        prop_assert_eq!(late, 0);
+        prop_assert_eq!(got, reference_count(n, step, &evs));
+    }
+}
