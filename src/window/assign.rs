@@ -275,6 +275,15 @@ fn gcd(mut a: i64, mut b: i64) -> i64 {
     a
 }
 
+/// `floor(a / b)` for `b > 0`; in `i64` when `a` fits (the common case: `i128` division is slow).
+#[inline]
+fn div_floor(a: i128, b: i64) -> i128 {
+    match i64::try_from(a) {
+        Ok(a) => a.div_euclid(b) as i128,
+        Err(_) => a.div_euclid(b as i128),
+    }
+}
+
 /// Clamps an `i128` to the `i64` range.
 pub(crate) fn clamp(x: i128) -> i64 {
     x.clamp(i64::MIN as i128, i64::MAX as i128) as i64
@@ -292,9 +301,10 @@ pub(crate) struct Geometry {
 }
 
 impl Geometry {
+    #[inline]
     fn floor_to(&self, x: i128, unit: i64) -> i128 {
-        let (u, o) = (unit as i128, self.offset as i128);
-        o + (x - o).div_euclid(u) * u
+        let o = self.offset as i128;
+        o + div_floor(x - o, unit) * unit as i128
     }
 
     /// The smallest window start `>= x`.
@@ -334,16 +344,17 @@ impl Geometry {
     /// Starts from `lo` to `hi` inclusive.
     pub(crate) fn starts(&self, lo: i128, hi: i128) -> impl Iterator<Item = i128> + use<> {
         let step = self.step as i128;
-        let n = if hi >= lo { (hi - lo) / step + 1 } else { 0 };
+        let n = self.count(lo, hi) as i128;
         (0..n).map(move |k| lo + k * step)
     }
 
     /// Number of starts from `lo` to `hi` inclusive.
+    #[inline]
     pub(crate) fn count(&self, lo: i128, hi: i128) -> u64 {
-        if hi >= lo {
-            u64::try_from((hi - lo) / self.step as i128 + 1).unwrap_or(u64::MAX)
+        if hi > lo {
+            u64::try_from(div_floor(hi - lo, self.step) + 1).unwrap_or(u64::MAX)
         } else {
-            0
+            (hi == lo) as u64
         }
     }
 

@@ -117,8 +117,13 @@ impl<T, A: Aggregator<T>> Store<T, A> for PaneStore<A::Acc> {
         });
         // Panes before the next window's start are in no later window.
         let keep_from = clamp(start as i128 + g.step as i128);
-        let rest = self.panes.split_off(&keep_from);
-        self.panes = rest;
+        while self
+            .panes
+            .first_key_value()
+            .is_some_and(|(&p, _)| p < keep_from)
+        {
+            self.panes.pop_first();
+        }
         out
     }
 
