@@ -48,9 +48,9 @@ fn run(window: Window, events: &[Reading]) -> u64 {
             r.fetch_add(1, Ordering::Relaxed);
         });
     for e in events {
-        let _ = source.emit(*e);
+        drop(source.emit(*e));
     }
-    let _ = source.close();
+    drop(source.close());
     results.load(Ordering::Relaxed)
 }
 

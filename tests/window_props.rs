@@ -2,6 +2,9 @@
 //! sequences (out of order, several keys, duplicates, negative timestamps, grace, per-key
 //! clocks).
 
+// The reference model spells conditions exactly as SEMANTICS.md does (`u + 1 <= watermark`).
+#![allow(clippy::int_plus_one, clippy::type_complexity)]
+
 use std::collections::BTreeMap;
 
 use brooklet::Source;
@@ -236,7 +239,7 @@ fn reference_count(n: usize, step: usize, events: &[Ev]) -> Vec<Out> {
         let recs = per_key.entry(k).or_default();
         recs.push((ts, i, v));
         let idx = recs.len() - 1;
-        if idx + 1 >= n && (idx + 1 - n) % step == 0 {
+        if idx + 1 >= n && (idx + 1 - n).is_multiple_of(step) {
             out.push(window(k, &recs[idx + 1 - n..]));
         }
     }

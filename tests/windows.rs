@@ -1078,7 +1078,7 @@ mod batches {
     impl SortedEvens {
         fn evens(buffer: &[Buffered<(u32, char)>]) -> Vec<usize> {
             let mut evens: Vec<usize> = (0..buffer.len())
-                .filter(|&i| buffer[i].item.0 % 2 == 0)
+                .filter(|&i| buffer[i].item.0.is_multiple_of(2))
                 .collect();
             evens.sort_by_key(|&i| buffer[i].item.0);
             evens

@@ -463,10 +463,10 @@ where
         present(acc)
     }
     fn merge(&self, acc: &mut Option<V>, other: &Option<V>) {
-        if let Some(v) = other {
-            if acc.as_ref().is_none_or(|cur| v < cur) {
-                *acc = Some(v.clone());
-            }
+        if let Some(v) = other
+            && acc.as_ref().is_none_or(|cur| v < cur)
+        {
+            *acc = Some(v.clone());
         }
     }
 }
@@ -492,10 +492,10 @@ where
         present(acc)
     }
     fn merge(&self, acc: &mut Option<V>, other: &Option<V>) {
-        if let Some(v) = other {
-            if acc.as_ref().is_none_or(|cur| v > cur) {
-                *acc = Some(v.clone());
-            }
+        if let Some(v) = other
+            && acc.as_ref().is_none_or(|cur| v > cur)
+        {
+            *acc = Some(v.clone());
         }
     }
 }
@@ -520,10 +520,10 @@ where
         present(acc).1
     }
     fn merge(&self, acc: &mut Self::Acc, other: &Self::Acc) {
-        if let Some((ts, v)) = other {
-            if acc.as_ref().is_none_or(|(t, _)| ts < t) {
-                *acc = Some((*ts, v.clone()));
-            }
+        if let Some((ts, v)) = other
+            && acc.as_ref().is_none_or(|(t, _)| ts < t)
+        {
+            *acc = Some((*ts, v.clone()));
         }
     }
 }
@@ -548,10 +548,10 @@ where
         present(acc).1
     }
     fn merge(&self, acc: &mut Self::Acc, other: &Self::Acc) {
-        if let Some((ts, v)) = other {
-            if acc.as_ref().is_none_or(|(t, _)| ts >= t) {
-                *acc = Some((*ts, v.clone()));
-            }
+        if let Some((ts, v)) = other
+            && acc.as_ref().is_none_or(|(t, _)| ts >= t)
+        {
+            *acc = Some((*ts, v.clone()));
         }
     }
 }

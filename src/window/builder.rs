@@ -42,7 +42,9 @@ use super::assign::{IntoMillis, Window, WindowKind};
 use super::count::CountOp;
 use super::hopping::PaneStore;
 use super::late::LateOut;
-use super::operator::{Config, Control, KeyFn, Store, TimeWindowOp, TsFn, WindowKey, spawn_idle};
+use super::operator::{
+    Built, Config, Control, KeyFn, Store, TimeWindowOp, TsFn, WindowKey, spawn_idle,
+};
 use super::result::{LateEvent, WindowResult, WindowStats};
 use super::sliding::SlidingStore;
 use super::tumbling::WindowStore;
@@ -428,36 +430,35 @@ impl<T: Item, K: WindowKey> WindowBuilder<T, K> {
     pub fn aggregate<A: Aggregator<T>>(self, agg: A) -> Windowed<T, K, A::Out> {
         let late = LateOut::new();
         let late_stream = late.stream();
-        let (stream, ctl): (Stream<WindowResult<K, A::Out>>, Arc<dyn Control>) =
-            match self.window.kind() {
-                WindowKind::Count { n, step } => {
-                    let op = CountOp::new(
-                        n,
-                        step,
-                        self.ts.clone(),
-                        self.key.clone(),
-                        agg,
-                        self.mode,
-                        self.leftover,
-                        late,
-                    );
-                    let node = self.stream.then_node("count_window", op);
-                    node.op.late.set_owner(node.clone());
-                    (Stream::from_node(node.clone()), node)
-                }
-                WindowKind::Tumbling { .. } => {
-                    self.build::<A, WindowStore<A::Acc>>("tumbling_window", agg, late)
-                }
-                WindowKind::Hopping { .. } if A::MERGEABLE => {
-                    self.build::<A, PaneStore<A::Acc>>("hopping_window", agg, late)
-                }
-                WindowKind::Hopping { .. } => {
-                    self.build::<A, WindowStore<A::Acc>>("hopping_window", agg, late)
-                }
-                WindowKind::Sliding { .. } => {
-                    self.build::<A, SlidingStore<A::Acc, T>>("sliding_window", agg, late)
-                }
-            };
+        let (stream, ctl): Built<K, A::Out> = match self.window.kind() {
+            WindowKind::Count { n, step } => {
+                let op = CountOp::new(
+                    n,
+                    step,
+                    self.ts.clone(),
+                    self.key.clone(),
+                    agg,
+                    self.mode,
+                    self.leftover,
+                    late,
+                );
+                let node = self.stream.then_node("count_window", op);
+                node.op.late.set_owner(node.clone());
+                (Stream::from_node(node.clone()), node)
+            }
+            WindowKind::Tumbling { .. } => {
+                self.build::<A, WindowStore<A::Acc>>("tumbling_window", agg, late)
+            }
+            WindowKind::Hopping { .. } if A::MERGEABLE => {
+                self.build::<A, PaneStore<A::Acc>>("hopping_window", agg, late)
+            }
+            WindowKind::Hopping { .. } => {
+                self.build::<A, WindowStore<A::Acc>>("hopping_window", agg, late)
+            }
+            WindowKind::Sliding { .. } => {
+                self.build::<A, SlidingStore<A::Acc, T>>("sliding_window", agg, late)
+            }
+        };
         Windowed {
             stream,
             late: late_stream,
@@ -470,7 +471,7 @@ impl<T: Item, K: WindowKey> WindowBuilder<T, K> {
         kind: &'static str,
         agg: A,
         late: LateOut<K, T>,
-    ) -> (Stream<WindowResult<K, A::Out>>, Arc<dyn Control>) {
+    ) -> Built<K, A::Out> {
         let ts = self.ts.clone().unwrap_or_else(|| {
             panic!("window: {kind} needs `.timestamp(|event| ms)` to read event time")
         });

@@ -41,10 +41,10 @@ impl Clock {
         if explicit {
             return;
         }
-        if let (Some(skew), true) = (skew, self.is_set()) {
-            if ts > self.time.saturating_add(skew) {
-                return;
-            }
+        if let (Some(skew), true) = (skew, self.is_set())
+            && ts > self.time.saturating_add(skew)
+        {
+            return;
         }
         self.advance(ts);
     }

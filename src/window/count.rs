@@ -181,7 +181,8 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>> Operator for CountOp<T, K, A> {
     type Out = WindowResult<K, A::Out>;
 
     fn on_end(&self, out: &Outputs<Self::Out>, cx: &mut Cx) {
-        let mut rest: Vec<(i64, i64, u64, WindowResult<K, A::Out>, Acks)> = Vec::new();
+        type Rest<K, V> = (i64, i64, u64, WindowResult<K, V>, Acks);
+        let mut rest: Vec<Rest<K, A::Out>> = Vec::new();
         {
             let mut st = self.state.lock();
             st.ended = true;

@@ -164,6 +164,9 @@ struct Idle {
 
 pub(crate) type Outs<K, V> = Vec<(WindowResult<K, V>, Option<Acks>)>;
 
+/// A built window node, as the handle sees it: its results and its controls.
+pub(crate) type Built<K, V> = (crate::Stream<WindowResult<K, V>>, Arc<dyn Control>);
+
 struct State<K, S> {
     index: HashMap<K, usize>,
     keys: Vec<KeyState<K, S>>,
@@ -600,10 +603,7 @@ pub(crate) fn spawn_idle<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>
     let stop = node.op.stop.clone();
     let t = task.clone();
     task.spawn(&rt, async move {
-        loop {
-            let Some(deadline) = weak.upgrade().and_then(|n| n.op.idle_deadline(timeout)) else {
-                break;
-            };
+        while let Some(deadline) = weak.upgrade().and_then(|n| n.op.idle_deadline(timeout)) {
             let sleep = std::pin::pin!(tokio::time::sleep_until(deadline));
             let stopped = std::pin::pin!(stop.notified());
             if let futures::future::Either::Right(_) = futures::future::select(sleep, stopped).await

@@ -50,7 +50,7 @@ impl<T: Item, A: Aggregator<T>> Store<T, A> for SlidingStore<A::Acc, T> {
         agg: &A,
         ev: Event<'_, T>,
         wm: i64,
-        mut updated: Option<&mut Vec<(i64, i64)>>,
+        updated: Option<&mut Vec<(i64, i64)>>,
     ) -> Admit {
         let (ts, size) = (ev.ts as i128, g.size as i128);
         let own_open = ts + 1 > wm as i128;
@@ -84,7 +84,7 @@ impl<T: Item, A: Aggregator<T>> Store<T, A> for SlidingStore<A::Acc, T> {
             admit.opened = true;
         }
         admit.accepted = touched.len() as u64;
-        if let Some(u) = updated.as_deref_mut() {
+        if let Some(u) = updated {
             touched.sort_unstable();
             u.extend(
                 touched
