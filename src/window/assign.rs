@@ -214,7 +214,7 @@ impl Window {
     /// ```
     /// use brooklet::window::Window;
     /// let w = Window::tumbling(1_000).offset(250);
-    /// assert_eq!(w.windows_of(1_100), vec![(250 + 750, 250 + 1_750)]);
+    /// assert_eq!(w.windows_of(1_100), vec![(250, 1_250)]);
     /// ```
     pub fn offset(self, offset: impl IntoMillis) -> Window {
         Window {

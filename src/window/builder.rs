@@ -22,11 +22,12 @@
 //! let out = sums.sink_to_vec();
 //! source.emit(Reading { sensor: 1, ts: 500, value: 1.5 }).await?;
 //! source.emit(Reading { sensor: 1, ts: 13_000, value: 2.0 }).await?; // watermark 11 s
-//! // [-9 s, 1 s) and [0 s, 10 s) ended at or before the watermark: closed.
-//! assert_eq!(out.snapshot(), vec![
-//!     WindowResult { key: 1, start: -9_000, end: 1_000, value: 1.5 },
-//!     WindowResult { key: 1, start: 0, end: 10_000, value: 1.5 },
-//! ]);
+//! // The ten windows holding 500 ms ([-9 s, 1 s) .. [0 s, 10 s)) all end at or before the
+//! // watermark: closed, in ascending end.
+//! let closed = out.snapshot();
+//! assert_eq!(closed.len(), 10);
+//! assert_eq!(closed[0], WindowResult { key: 1, start: -9_000, end: 1_000, value: 1.5 });
+//! assert_eq!(closed[9], WindowResult { key: 1, start: 0, end: 10_000, value: 1.5 });
 //! source.emit(Reading { sensor: 1, ts: 700, value: 9.9 }).await?; // too late for every window
 //! assert_eq!(late.snapshot().len(), 1);
 //! # Ok::<(), brooklet::Error>(()) }).unwrap();
