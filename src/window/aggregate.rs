@@ -372,6 +372,13 @@ impl<R, F> std::fmt::Debug for Reduce<R, F> {
 }
 
 /// What an extractor may be: a closure over the event, usable from any thread.
+/// Blanket-implemented for every such closure.
+///
+/// ```
+/// use brooklet::window::aggregate::Extract;
+/// fn takes<T, V>(_: impl Extract<T, V>) {}
+/// takes(|r: &(i64, f64)| r.1);
+/// ```
 pub trait Extract<T, V>: Fn(&T) -> V + Send + Sync + 'static {}
 impl<T, V, F: Fn(&T) -> V + Send + Sync + 'static> Extract<T, V> for F {}
 

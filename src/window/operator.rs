@@ -38,7 +38,14 @@ pub(crate) type Timer = (i64, i64, u64);
 pub(crate) type TsFn<T> = Arc<dyn Fn(&T) -> i64 + Send + Sync>;
 pub(crate) type KeyFn<T, K> = Arc<dyn Fn(&T) -> K + Send + Sync>;
 
-/// Keys of a window operator: hashable, clonable into results.
+/// What a window key may be: hashable, comparable, and clonable into results.
+/// Blanket-implemented; you never implement it yourself.
+///
+/// ```
+/// fn takes_key<K: brooklet::window::WindowKey>(_: K) {}
+/// takes_key(("sensor", 7u32));
+/// takes_key(None::<String>);
+/// ```
 pub trait WindowKey: Item + Hash + Eq {}
 impl<K: Item + Hash + Eq> WindowKey for K {}
 
