@@ -1284,3 +1284,71 @@ fn window_metrics_and_dot_show_the_node() {
         );
     });
 }
+
+mod warnings {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use brooklet::Source;
+    use brooklet::window::Window;
+    use futures::executor::block_on;
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Level, Metadata, Subscriber};
+
+    /// Counts warning and debug events.
+    struct Counting {
+        warn: Arc<AtomicUsize>,
+        debug: Arc<AtomicUsize>,
+    }
+
+    impl Subscriber for Counting {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, e: &Event<'_>) {
+            match *e.metadata().level() {
+                Level::WARN => self.warn.fetch_add(1, Ordering::SeqCst),
+                Level::DEBUG => self.debug.fetch_add(1, Ordering::SeqCst),
+                _ => 0,
+            };
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+
+    #[test]
+    fn late_events_without_consumer_warn_at_a_limited_rate() {
+        let warn = Arc::new(AtomicUsize::new(0));
+        let debug = Arc::new(AtomicUsize::new(0));
+        let sub = Counting {
+            warn: warn.clone(),
+            debug: debug.clone(),
+        };
+        tracing::subscriber::with_default(sub, || {
+            block_on(async {
+                let source = Source::<i64>::new();
+                let w = source
+                    .window(Window::tumbling(10))
+                    .timestamp(|t| *t)
+                    .count();
+                source.emit(1_000).await.unwrap();
+                for _ in 0..1_000 {
+                    source.emit(5).await.unwrap();
+                }
+                assert_eq!(w.stats().late_events, 1_000);
+            })
+        });
+        assert_eq!(
+            debug.load(Ordering::SeqCst),
+            1_000,
+            "each late event at debug level"
+        );
+        // Warnings at late events 1, 2, 4, ..., 512: ten lines for a thousand events.
+        assert_eq!(warn.load(Ordering::SeqCst), 10);
+    }
+}

@@ -56,6 +56,19 @@
 //! [merge](Aggregator::MERGEABLE)). Windows hold their events' acknowledgement tokens until
 //! their result has been emitted.
 //!
+//! **Memory and backpressure.** A window operator holds accumulators, not queues: one per open
+//! window (or pane) with data per key, plus, for sliding windows, the records a window may
+//! still need. The watermark bounds how long any of them lives, so windows never make `emit`
+//! pend (a window that waited for room could only get it from the next event: a deadlock).
+//! Bound memory with grace, an idle timeout, and a maximum future skew. The mini-batch
+//! operator is fed through a bounded mailbox and does make `emit` pend when it is full.
+//! Key state lives as long as the operator (keys are not forgotten).
+//!
+//! **Threads.** State is updated under the operator's lock, which is released before anything
+//! is pushed downstream. When several threads emit into one window operator at once, each
+//! result is still emitted exactly once, but results produced by different threads may
+//! interleave.
+//!
 //! ```
 //! use brooklet::Source;
 //! use brooklet::window::{Window, WindowResult};
