@@ -61,6 +61,11 @@ impl Clock {
         }
     }
 
+    /// Whether the stream has ended (the clock is at +infinity).
+    pub(crate) fn is_infinite(&self) -> bool {
+        self.infinite
+    }
+
     /// End of stream.
     pub(crate) fn end(&mut self) {
         self.infinite = true;

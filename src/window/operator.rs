@@ -254,7 +254,9 @@ impl<K: WindowKey, S> State<K, S> {
     where
         S: Store<T, A>,
     {
-        if cfg.per_key {
+        // Per-key clocks close each key at its own watermark; at end of stream every
+        // watermark is +infinity and the ordered walk below serves both modes.
+        if cfg.per_key && !self.clock.is_infinite() {
             loop {
                 let due = self
                     .timers
