@@ -65,11 +65,13 @@ async fn ordered_output_under_random_work_durations() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn emit_pends_exactly_when_the_bound_is_reached() {
     let (started_tx, started) = crossbeam_channel::unbounded();
-    let (release, release_rx) = crossbeam_channel::unbounded::<()>();
+    // One release channel per element, so the test decides which element finishes.
+    let (release, gates): (Vec<_>, Vec<_>) =
+        (0..5).map(|_| crossbeam_channel::bounded::<()>(1)).unzip();
     let source = Source::new();
     let node = source.par_map_with(ParMap::new(2).max_in_flight(5), move |x: u32| {
         started_tx.send(x).unwrap();
-        release_rx.recv().unwrap();
+        gates[x as usize].recv().unwrap();
         x
     });
     let (done_tx, done) = crossbeam_channel::unbounded();
@@ -92,12 +94,14 @@ async fn emit_pends_exactly_when_the_bound_is_reached() {
     assert!(started.try_recv().is_err());
     assert_eq!(node.metrics().held, 5);
 
-    // One result out makes room for one more.
-    release.send(()).unwrap();
-    assert_eq!(done.recv().unwrap(), 0);
+    // The wait resolves at the low-water mark: half the bound (2) in flight.
+    for x in 0..3 {
+        release[x as usize].send(()).unwrap();
+        assert_eq!(done.recv().unwrap(), x);
+    }
     fifth.await.unwrap();
-    for _ in 1..5 {
-        release.send(()).unwrap();
+    for x in 3..5 {
+        release[x].send(()).unwrap();
     }
     source.close().await.unwrap();
     assert_eq!(out.snapshot(), vec![0, 1, 2, 3, 4]);
@@ -330,8 +334,9 @@ async fn dropping_every_handle_stops_the_workers() {
     let started = Arc::new(Mutex::new(HashSet::new()));
     let flag = DropFlag(dropped_tx);
     let seen = started.clone();
+    let (done_tx, done) = crossbeam_channel::unbounded();
     let source = Source::new();
-    let out = source
+    source
         .par_map(3, move |x: u64| {
             let _keep = &flag;
             GUARD.with(|g| {
@@ -344,7 +349,7 @@ async fn dropping_every_handle_stops_the_workers() {
             work(x, 1_000);
             x
         })
-        .sink_to_vec();
+        .sink(move |x| done_tx.send(x).unwrap());
     for x in 0..60 {
         source.emit(x).await.unwrap();
     }
@@ -368,11 +373,12 @@ async fn dropping_every_handle_stops_the_workers() {
         for _ in 0..workers {
             exited.recv_timeout(limit).expect("a worker thread exited");
         }
+        // The queued work was done and delivered: the task outlives the source handles.
+        let all: Vec<u64> = (0..60).map(|_| done.recv_timeout(limit).unwrap()).collect();
+        assert_eq!(all, (0..60).collect::<Vec<_>>());
     })
     .await
     .unwrap();
-    // The queued work was done before the workers left.
-    assert_eq!(out.snapshot(), (0..60).collect::<Vec<_>>());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,10 @@
 //!   decremented only after its output was pushed, so it never underflows.
 //! - A push that brings `count` to `bound` or above makes the caller wait (the element itself is
 //!   always accepted: nothing is dropped and no thread blocks). The wait resolves once `count` is
-//!   back below `bound`, or the gate is opened for good when the node's task stops.
+//!   down to the low-water mark `bound / 2`, or the gate is opened for good when the node's task
+//!   stops. Resuming at half rather than at `bound - 1` batches wake-ups: a producer faster than
+//!   the workers is woken once per `bound / 2` results, not once per result, while the workers
+//!   still have half a window of queued work.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -18,6 +21,7 @@ use crate::graph::sync::until;
 
 pub(crate) struct Gate {
     bound: usize,
+    low: usize,
     count: AtomicUsize,
     open: AtomicBool,
     room: Notify,
@@ -27,6 +31,7 @@ impl Gate {
     pub(crate) fn new(bound: usize) -> Arc<Gate> {
         Arc::new(Gate {
             bound,
+            low: bound / 2,
             count: AtomicUsize::new(0),
             open: AtomicBool::new(false),
             room: Notify::new(),
@@ -49,15 +54,15 @@ impl Gate {
     }
 
     fn has_room(&self) -> bool {
-        self.count.load(Ordering::Acquire) < self.bound || self.open.load(Ordering::Acquire)
+        self.count.load(Ordering::Acquire) <= self.low || self.open.load(Ordering::Acquire)
     }
 
     /// One element left the node (its output was accepted downstream, or it was discarded).
     #[inline]
     pub(crate) fn leave(&self) {
-        // Only the crossing from full to not-full can release a waiter: waking on every
-        // element would cost a lock per element when the producer is not waiting.
-        if self.count.fetch_sub(1, Ordering::AcqRel) == self.bound {
+        // Only the crossing down to the low-water mark can release a waiter: every waiter
+        // registered above it, and counts move one at a time.
+        if self.count.fetch_sub(1, Ordering::AcqRel) == self.low + 1 {
             self.room.notify_waiters();
         }
     }

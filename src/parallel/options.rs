@@ -6,7 +6,7 @@
 ///
 /// In flight means accepted by the node and not yet accepted downstream: queued for a worker,
 /// running, finished and waiting for its turn (ordered mode), or being pushed downstream. When
-/// that reaches the bound, `emit` pends until a result has left.
+/// that reaches the bound, `emit` pends until half the bound has drained (wake-ups are batched).
 ///
 /// ```
 /// use brooklet::parallel::ParMap;

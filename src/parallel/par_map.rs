@@ -131,7 +131,7 @@ impl<T: Item> Stream<T> {
     /// For functions too heavy for the stream's own thread: a model scored on every window, an
     /// image decoded per message. The threads are the pool's own, not the tokio runtime's, so
     /// heavy work never delays timers. At most `2 × workers` elements are in flight (see
-    /// [`ParMap`]); past that `emit` pends until a result has been accepted downstream. Results
+    /// [`ParMap`]); past that `emit` pends until half of them have been accepted downstream. Results
     /// are pushed downstream from a task on the ambient tokio runtime, one at a time, awaiting
     /// each push, so a slow consumer slows the producer down through the node.
     ///
