@@ -215,7 +215,7 @@ async fn a_panic_reaches_the_emit_caller_and_the_graph_keeps_working() {
     let seen = totals.sink_to_vec();
     source.emit(1).await.unwrap();
     let caught = catch_unwind(AssertUnwindSafe(|| {
-        let _ = source.emit(13);
+        drop(source.emit(13));
     }));
     let message = caught.unwrap_err();
     assert_eq!(message.downcast_ref::<&str>(), Some(&"unlucky number"));
@@ -234,7 +234,7 @@ async fn a_panic_inside_a_stateful_node_leaves_its_state_intact() {
     source.emit(5).await.unwrap();
     assert!(
         catch_unwind(AssertUnwindSafe(|| {
-            let _ = source.emit(-1);
+            drop(source.emit(-1));
         }))
         .is_err()
     );

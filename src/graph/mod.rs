@@ -37,7 +37,7 @@ pub(crate) use cx::{Cx, Pending};
 pub(crate) use edges::Outputs;
 #[allow(unused_imports)]
 pub(crate) use error::panic_message;
-pub(crate) use node::{Input, Node, NodeDyn, Operator, Port, Push};
+pub(crate) use node::{Input, Node, NodeDyn, Operator};
 pub(crate) use side::Side;
 
 use std::sync::MutexGuard;

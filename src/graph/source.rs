@@ -309,7 +309,7 @@ impl<T: Item> Source<T> {
     /// ```
     /// use brooklet::Source;
     /// let source = Source::<u8>::new();
-    /// let _ = source.close();
+    /// drop(source.close());
     /// assert!(source.is_closed());
     /// ```
     pub fn is_closed(&self) -> bool {

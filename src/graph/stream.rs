@@ -66,7 +66,7 @@ impl<T: Item> fmt::Debug for Stream<T> {
 /// let evens = source.filter(|x: &u32| x % 2 == 0);
 /// let _sink = evens.sink(|_| ());
 /// for x in 0..10 {
-///     let _ = source.emit(x);
+///     drop(source.emit(x));
 /// }
 /// let m = evens.metrics();
 /// assert_eq!((m.received, m.emitted), (10, 5));
@@ -194,7 +194,7 @@ impl<T: Item> Stream<T> {
     /// ```
     /// use brooklet::Source;
     /// let source = Source::new();
-    /// let _ = source.emit(1u8);
+    /// drop(source.emit(1u8));
     /// assert_eq!(source.metrics().received, 1);
     /// ```
     pub fn metrics(&self) -> Metrics {

@@ -70,7 +70,7 @@ impl Sink {
     /// use brooklet::Source;
     /// let source = Source::new();
     /// let sink = source.sink(|_: u8| ());
-    /// let _ = source.emit(1);
+    /// drop(source.emit(1));
     /// assert_eq!(sink.metrics().received, 1);
     /// ```
     pub fn metrics(&self) -> Metrics {
@@ -155,7 +155,7 @@ impl<T> VecSink<T> {
     /// use brooklet::Source;
     /// let source = Source::new();
     /// let seen = source.sink_to_vec();
-    /// let _ = source.emit('x');
+    /// drop(source.emit('x'));
     /// assert_eq!(seen.len(), 1);
     /// ```
     pub fn len(&self) -> usize {
