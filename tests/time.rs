@@ -647,3 +647,72 @@ async fn rate_limit_and_partition_timeout_ref_counts() {
     assert_eq!(released(&flags), [true; 3]);
     source.close().await.unwrap();
 }
+
+// ---------------------------------------------------------------- huge durations
+
+/// A duration past what `Instant` can represent from now: `Instant::now() + HUGE` overflows.
+const HUGE: Duration = Duration::MAX;
+
+#[tokio::test(start_paused = true)]
+async fn rate_limit_with_a_huge_interval_holds_the_next_element_without_failing() {
+    let source = Source::new();
+    let seen = source.rate_limit(HUGE).sink_to_vec();
+    source.emit(1).await.unwrap();
+    source.emit(2).await.unwrap(); // held for a slot that never comes
+    sleep(Duration::from_secs(86_400)).await;
+    assert_eq!(seen.snapshot(), vec![1]);
+    // The node still holds 2 and waits for its slot: close keeps waiting, it does not fail.
+    let closing = tokio::time::timeout(Duration::from_secs(86_400), source.close()).await;
+    assert!(closing.is_err(), "close resolved with {closing:?}");
+    assert_eq!(seen.snapshot(), vec![1]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn delay_with_a_huge_delay_holds_elements_without_failing() {
+    let source = Source::new();
+    let seen = source.delay(HUGE).sink_to_vec();
+    source.emit(1).await.unwrap();
+    sleep(Duration::from_secs(86_400)).await;
+    source.emit(2).await.unwrap();
+    assert!(seen.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn timed_window_with_a_huge_interval_flushes_on_close_only() {
+    let source = Source::new();
+    let windows = source.timed_window(HUGE).sink_to_vec();
+    source.emit(1).await.unwrap();
+    sleep(Duration::from_secs(86_400)).await;
+    source.emit(2).await.unwrap();
+    assert!(windows.is_empty());
+    source.close().await.unwrap();
+    assert_eq!(windows.snapshot(), vec![vec![1, 2]]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn partition_timeout_with_a_huge_timeout_batches_by_count() {
+    // `Duration::MAX` as "no timeout".
+    let source = Source::new();
+    let batches = source.partition_timeout(2, HUGE).sink_to_vec();
+    for x in 1..=3 {
+        source.emit(x).await.unwrap();
+    }
+    sleep(Duration::from_secs(86_400)).await;
+    source.close().await.unwrap();
+    assert_eq!(batches.snapshot(), vec![vec![1, 2], vec![3]]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn from_periodic_with_a_huge_interval_polls_once_then_waits() {
+    let mut n = 0;
+    let source = Source::from_periodic(HUGE, move || {
+        n += 1;
+        Some(n)
+    });
+    let seen = source.sink_to_vec();
+    let run = tokio::spawn(source.run());
+    sleep(Duration::from_secs(86_400)).await;
+    assert_eq!(seen.snapshot(), vec![1]);
+    assert!(!run.is_finished(), "run ended early: {:?}", run.await);
+    run.abort();
+}

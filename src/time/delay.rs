@@ -136,7 +136,7 @@ impl<T: Item> Stream<T> {
         let t = task.clone();
         task.spawn(&rt, async move {
             while let Some(((arrived, x), acks)) = mailbox.recv().await {
-                tokio::time::sleep_until(arrived + d).await;
+                tokio::time::sleep_until(super::after(arrived, d)).await;
                 forward(&worker.out, &t, x, acks).await;
             }
             end_targets(&worker.out, &t).await;

@@ -9,7 +9,9 @@
 //!
 //! Invariants shared by every node here:
 //! - Building one outside a tokio runtime panics with a message that says so.
-//! - Zero durations and zero capacities are rejected with a panic that names the node.
+//! - Zero durations and zero capacities are rejected with a panic that names the node. Huge
+//!   durations (up to `Duration::MAX`) are accepted and mean "practically never": a deadline
+//!   past what `Instant` can represent is put about 30 years on instead of overflowing.
 //! - `close()` resolves only once the node has drained its queue or flushed its window, and
 //!   the nodes after it have ended.
 //! - Tokens of held elements are released once what was built from them has been accepted
@@ -24,6 +26,20 @@ mod rate_limit;
 mod sink_async;
 mod timed_window;
 
+use std::time::Duration;
+
+use tokio::time::Instant;
+
 pub use delay::DEFAULT_DELAY_CAPACITY;
 pub use sink_async::AsyncSink;
 pub use timed_window::{DEFAULT_TIMED_WINDOW_BOUND, TimedWindowOptions};
+
+/// How far off a deadline that `Instant` cannot represent is put: about 30 years, as tokio
+/// does for `sleep(Duration::MAX)`.
+const FAR: Duration = Duration::from_secs(86_400 * 365 * 30);
+
+/// The instant `d` after `at`, or a far-off one (about 30 years on, never reached in practice)
+/// when `at + d` does not fit in an `Instant`: a huge duration means "never", not a panic.
+pub(crate) fn after(at: Instant, d: Duration) -> Instant {
+    at.checked_add(d).unwrap_or_else(|| at + FAR)
+}

@@ -138,8 +138,8 @@ where
                 s.next += 1;
                 let id = s.next;
                 s.open.insert(key.clone(), id);
-                s.deadlines
-                    .push_back((Instant::now() + self.timeout, key.clone(), id));
+                let at = super::after(Instant::now(), self.timeout);
+                s.deadlines.push_back((at, key.clone(), id));
             }
             let acks = cx.acks.clone();
             if let Some(batch) = s.batches.add(key.clone(), x, acks, self.n) {

@@ -119,7 +119,7 @@ impl<T: Item> Stream<T> {
                     break;
                 }
                 if let Some(last) = last {
-                    tokio::time::sleep_until(last + d).await;
+                    tokio::time::sleep_until(super::after(last, d)).await;
                 }
                 let Some((x, acks)) = mailbox.recv().await else {
                     break;

@@ -234,7 +234,7 @@ impl<T: Item> Stream<T> {
         let worker = node.clone();
         let t = task.clone();
         let _guard = rt.enter();
-        let mut ticks = interval_at(Instant::now() + d, d);
+        let mut ticks = interval_at(super::after(Instant::now(), d), d);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         task.spawn(&rt, async move {
             loop {
