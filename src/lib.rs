@@ -83,7 +83,11 @@
 //!
 //! - [`Source`], [`Stream`], [`Emit`], [`Ack`], [`Error`], [`Metrics`]: the graph core.
 //! - [`ops`]: synchronous operators, one module per operator (all are methods on [`Stream`]).
-//! - [`time`]: runtime-driven nodes (`buffer`, ...) on the ambient tokio runtime.
+//! - [`time`]: runtime-driven nodes (`buffer`, `rate_limit`, `delay`, `timed_window`,
+//!   `latest`, ...) on the ambient tokio runtime.
+//! - [`window`]: event-time windows (tumbling, hopping, sliding, count) with watermarks, grace,
+//!   late events and aggregates, and mini-batch emitters.
+//! - [`parallel`]: `par_map` on worker threads and `map_async` on the runtime.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
