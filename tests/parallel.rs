@@ -100,8 +100,8 @@ async fn emit_pends_exactly_when_the_bound_is_reached() {
         assert_eq!(done.recv().unwrap(), x);
     }
     fifth.await.unwrap();
-    for x in 3..5 {
-        release[x].send(()).unwrap();
+    for gate in &release[3..] {
+        gate.send(()).unwrap();
     }
     source.close().await.unwrap();
     assert_eq!(out.snapshot(), vec![0, 1, 2, 3, 4]);
@@ -471,7 +471,7 @@ async fn try_par_map_routes_errors_and_acks_after_the_error_sink() {
     let source = Source::new();
     let parsed = source.try_par_map(2, |x: u32| {
         work(u64::from(x), 300);
-        if x % 3 == 0 {
+        if x.is_multiple_of(3) {
             Err(format!("{x}"))
         } else {
             Ok(x)
