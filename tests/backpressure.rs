@@ -222,6 +222,36 @@ async fn producer_on_another_thread_is_bounded_too() {
     assert_eq!(*seen.lock().unwrap(), (0..5000).collect::<Vec<_>>());
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_feedback_loop_through_a_time_node_does_not_wedge_itself() {
+    // Each element comes back twice through the loop, so the node's own task pushes more
+    // into the node than it holds. Only that task makes room: it must not wait for it.
+    type Build = fn(&Source<u64>) -> Stream<u64>;
+    let nodes: [(&str, Build); 4] = [
+        ("buffer", |s| s.buffer(1)),
+        ("rate_limit", |s| s.rate_limit(ms(1))),
+        ("delay", |s| s.delay_bounded(ms(1), 1)),
+        ("timed_window", |s| {
+            let opts = TimedWindowOptions::default().bound(1).skip_empty();
+            s.timed_window_with(ms(1), opts).flatten()
+        }),
+    ];
+    for (name, build) in nodes {
+        let source = Source::new();
+        let looped = build(&source);
+        let seen = looped.sink_to_vec();
+        looped
+            .flat_map(|x: u64| [x + 1, x + 1])
+            .filter(|x| *x < 6)
+            .connect(&source);
+        source.emit(0).await.unwrap();
+        sleep(ms(1000)).await;
+        // 1 + 2 + 4 + ... + 32 elements, with no help from close().
+        assert_eq!(seen.len(), 63, "{name}: the loop wedged");
+        source.close().await.unwrap();
+    }
+}
+
 // ---------------------------------------------------------------- bad arguments
 
 #[tokio::test]

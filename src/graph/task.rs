@@ -6,7 +6,9 @@
 //!
 //! Invariants:
 //! - A mailbox accepts every element it is given (so a dropped `Emit` loses nothing) and makes
-//!   the push wait while it holds more than its capacity. Its task and its waiting pushes are
+//!   the push wait while it holds more than its capacity, unless the push comes from the task
+//!   that drains it (a feedback loop back into the node): only that task makes room, so it
+//!   must never wait for it. Its task and its waiting pushes are
 //!   woken only when they said they wait (a flag set under the box's lock after their
 //!   `Notified` was created), so no wake-up is lost and none is wasted.
 //! - A failure on the task (a panic downstream, an error reported by a node further down) is
@@ -23,7 +25,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 
 use futures::FutureExt;
 use tokio::runtime::Handle;
@@ -112,9 +114,11 @@ impl Task {
     }
 
     fn take_error(&self) -> Option<Error> {
-        let e = self.state.lock().error.take();
+        // The flag is cleared under the lock, as `fail` sets it: a failure recorded right after
+        // this take keeps its flag, and is reported on the next push rather than only at close.
+        let mut s = self.state.lock();
         self.has_error.store(false, Ordering::Release);
-        e
+        s.error.take()
     }
 
     /// Marks the task finished and wakes whoever waits for it.
@@ -204,6 +208,9 @@ struct MailState<T> {
 pub(crate) struct Mailbox<T> {
     capacity: usize,
     low_water: usize,
+    /// The tokio task that drains the box, noted the first time it waits or takes. A push made
+    /// by that task (through a feedback loop) never waits for room: it would wait for itself.
+    consumer: OnceLock<tokio::task::Id>,
     state: Lock<MailState<T>>,
     room: Notify,
     items: Notify,
@@ -220,6 +227,7 @@ impl<T: Send + 'static> Mailbox<T> {
         Arc::new(Mailbox {
             capacity,
             low_water: low_water.min(capacity),
+            consumer: OnceLock::new(),
             state: Lock::new(MailState {
                 queue: VecDeque::new(),
                 closed: false,
@@ -245,9 +253,27 @@ impl<T: Send + 'static> Mailbox<T> {
         if wake {
             self.items.notify_one();
         }
-        if over {
+        if over && !self.called_by_consumer() {
             self.wait_for_room(cx);
         }
+    }
+
+    /// Notes the calling tokio task as the one that drains the box (the first time only).
+    #[inline]
+    fn note_consumer(&self) {
+        if self.consumer.get().is_none()
+            && let Some(id) = tokio::task::try_id()
+        {
+            let _ = self.consumer.set(id);
+        }
+    }
+
+    /// Whether the caller is the task that drains the box.
+    #[cold]
+    fn called_by_consumer(&self) -> bool {
+        self.consumer
+            .get()
+            .is_some_and(|c| tokio::task::try_id() == Some(*c))
     }
 
     /// Replaces everything queued with `x` (the `latest` policy). Never waits.
@@ -290,8 +316,10 @@ impl<T: Send + 'static> Mailbox<T> {
         }
     }
 
-    /// The next element, or `None` once the box is closed and empty.
+    /// The next element, or `None` once the box is closed and empty. Only the node's task
+    /// calls this (and `take_all`, `ready`, `closed`).
     pub(crate) async fn recv(&self) -> Option<(T, Acks)> {
+        self.note_consumer();
         loop {
             let notified = self.items.notified();
             {
@@ -315,6 +343,7 @@ impl<T: Send + 'static> Mailbox<T> {
 
     /// Takes everything queued now (for nodes that emit batches).
     pub(crate) fn take_all(&self) -> Vec<(T, Acks)> {
+        self.note_consumer();
         let (all, wake) = {
             let mut s = self.state.lock();
             let all: Vec<_> = s.queue.drain(..).collect();
@@ -347,6 +376,7 @@ impl<T: Send + 'static> Mailbox<T> {
 
     /// Waits until an element arrives or the box closes (without taking anything).
     pub(crate) async fn ready(&self) {
+        self.note_consumer();
         loop {
             let notified = self.items.notified();
             {
@@ -361,15 +391,15 @@ impl<T: Send + 'static> Mailbox<T> {
     }
 
     /// Waits until the box has been closed (whatever it still holds).
+    ///
+    /// It does not say it waits for items (`task_waiting`): `close` always notifies, and a put
+    /// must not wake a task that only waits for the end.
     pub(crate) async fn closed(&self) {
+        self.note_consumer();
         loop {
             let notified = self.items.notified();
-            {
-                let mut s = self.state.lock();
-                if s.closed {
-                    return;
-                }
-                s.task_waiting = true;
+            if self.state.lock().closed {
+                return;
             }
             notified.await;
         }
