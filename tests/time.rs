@@ -716,3 +716,78 @@ async fn from_periodic_with_a_huge_interval_polls_once_then_waits() {
     assert!(!run.is_finished(), "run ended early: {:?}", run.await);
     run.abort();
 }
+
+// ---------------------------------------------------------------- lifetimes
+
+/// Counts how many values are alive.
+struct Tracked(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn time_node_tasks_end_when_every_source_handle_is_dropped() {
+    type Build = fn(&Source<u32>) -> Stream<u32>;
+    let all = vec![0, 1, 2];
+    let builds: [(&str, Build, Vec<u32>); 6] = [
+        ("buffer", |s| s.buffer(4), all.clone()),
+        ("rate_limit", |s| s.rate_limit(ms(10)), all.clone()),
+        ("delay", |s| s.delay(ms(10)), all.clone()),
+        ("latest", |s| s.latest(), vec![2]), // the task had not started: 2 replaced 0 and 1
+        (
+            "timed_window",
+            |s| s.timed_window(ms(10)).flatten(),
+            all.clone(),
+        ),
+        (
+            "partition_timeout",
+            |s| s.partition_timeout(10, ms(10)).flatten(),
+            all.clone(),
+        ),
+    ];
+    for (name, build, expected) in builds {
+        let live = Arc::new(std::sync::atomic::AtomicUsize::new(2));
+        let (a, b) = (Tracked(live.clone()), Tracked(live.clone()));
+        let source = Source::new();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let node = build(&source);
+        node.sink(move |x| {
+            let _ = &a;
+            s.lock().unwrap().push(x);
+        });
+        node.sink_async(move |_| {
+            let _ = &b;
+            async {}
+        });
+        drop(node);
+        for x in 0..3 {
+            drop(source.emit(x));
+        }
+        drop(source);
+        sleep(ms(100)).await;
+        // What was accepted still went through, then every task ended and freed the graph.
+        assert_eq!(*seen.lock().unwrap(), expected, "{name}");
+        assert_eq!(live.load(Ordering::SeqCst), 0, "{name}: the graph leaked");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn sink_async_emit_resolves_after_its_element_even_when_closing() {
+    let start = Instant::now();
+    let source = Source::new();
+    let log = slow_record(&source, start, ms(100));
+    let pending = source.emit(1);
+    tokio::task::yield_now().await; // the sink's task takes 1 and starts writing it
+    let closing = source.close();
+    pending.await.unwrap();
+    assert_eq!(
+        get(&log),
+        vec![(1, 100)],
+        "emit resolved before its element was written"
+    );
+    closing.await.unwrap();
+}

@@ -22,6 +22,20 @@ use crate::graph::{Cx, Input, Operator, Outputs};
 use crate::{Item, Stream};
 
 /// How many delayed elements [`Stream::delay`] holds before `emit` pends.
+///
+/// ```
+/// use std::time::Duration;
+/// use brooklet::Source;
+/// use brooklet::time::DEFAULT_DELAY_CAPACITY;
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let source = Source::<u32>::new();
+/// let _delayed = source.delay(Duration::from_millis(10));
+/// for x in 0..DEFAULT_DELAY_CAPACITY as u32 {
+///     assert!(source.emit(x).is_complete()); // accepted without pending
+/// }
+/// # }
+/// ```
 pub const DEFAULT_DELAY_CAPACITY: usize = 1024;
 
 pub(crate) struct Delay<T> {

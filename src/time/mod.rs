@@ -16,6 +16,27 @@
 //!   the nodes after it have ended.
 //! - Tokens of held elements are released once what was built from them has been accepted
 //!   downstream (or, for `latest`, when the element is replaced).
+//!
+//! ```
+//! use std::time::Duration;
+//! use brooklet::Source;
+//! use tokio::time::Instant;
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), brooklet::Error> {
+//! let start = Instant::now();
+//! let source = Source::new();
+//! let seen = source
+//!     .buffer(16) // decouples the producer from what follows
+//!     .rate_limit(Duration::from_millis(10)) // at most one element per 10 ms
+//!     .map(move |x: u32| (x, start.elapsed().as_millis()))
+//!     .sink_to_vec();
+//! for x in 0..3 {
+//!     source.emit(x).await?;
+//! }
+//! source.close().await?; // resolves once the last element has passed
+//! assert_eq!(seen.snapshot(), vec![(0, 0), (1, 10), (2, 20)]);
+//! # Ok(()) }
+//! ```
 
 mod buffer;
 mod delay;

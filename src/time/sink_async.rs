@@ -31,11 +31,24 @@ use crate::{Item, Metrics, Stream};
 struct Progress {
     accepted: u64,
     processed: u64,
+    /// The task has ended: nothing accepted now will ever be processed.
+    ended: bool,
 }
 
 struct Shared {
     progress: Lock<Progress>,
     done: Notify,
+}
+
+/// Held by the task: marks it ended and wakes every waiting `emit` when the task returns,
+/// unwinds or is dropped, so that no `emit` waits for an element that will never be processed.
+struct Ended(Arc<Shared>);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        self.0.progress.lock().ended = true;
+        self.0.done.notify_waiters();
+    }
 }
 
 pub(crate) struct SinkAsync<T> {
@@ -73,10 +86,12 @@ impl<T: Item> Input<0> for SinkAsync<T> {
             p.accepted
         };
         let shared = self.shared.clone();
-        let mailbox = self.mailbox.clone();
+        // Resolves once this element has been processed, not merely taken: during `close()`
+        // the box is drained while the last element is still being written.
         cx.wait(async move {
             until(&shared.done, || {
-                shared.progress.lock().processed >= ticket || mailbox.is_drained()
+                let p = shared.progress.lock();
+                p.processed >= ticket || p.ended
             })
             .await;
             Ok(())
@@ -217,6 +232,7 @@ impl<T: Item> Stream<T> {
         let worker = node.clone();
         let t = task.clone();
         task.spawn(&rt, async move {
+            let _ended = Ended(shared.clone());
             while let Some((x, acks)) = mailbox.recv().await {
                 let run = AssertUnwindSafe(async { f(x).await }).catch_unwind().await;
                 if let Err(payload) = run {
@@ -227,7 +243,6 @@ impl<T: Item> Stream<T> {
                 shared.progress.lock().processed += 1;
                 shared.done.notify_waiters();
             }
-            shared.done.notify_waiters();
         });
         AsyncSink { node }
     }

@@ -36,6 +36,11 @@ use crate::ops::partition::unzip_batch;
 use crate::{Item, Stream};
 
 /// The default [`TimedWindowOptions::bound`].
+///
+/// ```
+/// use brooklet::time::{DEFAULT_TIMED_WINDOW_BOUND, TimedWindowOptions};
+/// assert_eq!(TimedWindowOptions::default().get_bound(), DEFAULT_TIMED_WINDOW_BOUND);
+/// ```
 pub const DEFAULT_TIMED_WINDOW_BOUND: usize = 65_536;
 
 /// How [`Stream::timed_window_with`] behaves: whether empty ticks emit `[]`, and how many
@@ -55,6 +60,13 @@ pub struct TimedWindowOptions {
 
 impl Default for TimedWindowOptions {
     /// Emits empty windows (as Streamz does), bound [`DEFAULT_TIMED_WINDOW_BOUND`].
+    ///
+    /// ```
+    /// use brooklet::time::{DEFAULT_TIMED_WINDOW_BOUND, TimedWindowOptions};
+    /// let opts = TimedWindowOptions::default();
+    /// assert!(opts.emits_empty());
+    /// assert_eq!(opts.get_bound(), DEFAULT_TIMED_WINDOW_BOUND);
+    /// ```
     fn default() -> Self {
         TimedWindowOptions {
             emit_empty: true,
