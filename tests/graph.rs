@@ -334,3 +334,39 @@ fn public_types_are_send_and_sync() {
     // A non-Sync element type still gives Send + Sync handles.
     check::<Source<std::cell::Cell<u8>>>();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_feedback_loop_through_two_bounded_nodes_does_not_wedge() {
+    // buffer -> flat_map (each x < 64 has two children) -> buffer -> back into the source.
+    // Both buffers are full most of the time; a push over the feedback edge never waits, so
+    // the two tasks cannot end up waiting on each other.
+    let source = Source::new();
+    let children = source
+        .buffer(1)
+        .flat_map(|x: u32| {
+            if x < 64 {
+                vec![2 * x, 2 * x + 1]
+            } else {
+                vec![]
+            }
+        })
+        .buffer(1);
+    let seen = children.sink_to_vec();
+    children.connect(&source);
+    source.emit(1).await.unwrap();
+    let finished = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while seen.len() < 126 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    })
+    .await;
+    assert!(
+        finished.is_ok(),
+        "the loop wedged after {} elements",
+        seen.len()
+    );
+    let mut got = seen.snapshot();
+    got.sort_unstable();
+    assert_eq!(got, (2..128).collect::<Vec<u32>>());
+    source.close().await.unwrap();
+}

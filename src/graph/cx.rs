@@ -69,6 +69,21 @@ impl Cx {
         self.collected().error.get_or_insert(error);
     }
 
+    /// Takes over `other`'s failure, if any, and drops its waits (see `edges::FeedbackPort`).
+    pub(crate) fn absorb_failures(&mut self, other: Cx) {
+        if let Some(e) = other.into_failure() {
+            self.fail(e);
+        }
+    }
+
+    fn into_failure(self) -> Option<Error> {
+        if self.is_trivial() {
+            std::mem::forget(self);
+            return None;
+        }
+        self.slow.and_then(|mut c| c.error.take())
+    }
+
     /// Turns what this push collected into the caller's future.
     ///
     /// Callers on the hot path check [`is_trivial`](Self::is_trivial) first, by reference, and

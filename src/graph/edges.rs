@@ -39,13 +39,17 @@ enum NodeLink {
     Feedback(Weak<dyn NodeDyn>),
 }
 
-/// A feedback edge's port: it does not own its target.
+/// A feedback edge's port: it does not own its target, and a push through it never makes the
+/// emission wait. A loop that waited on its own nodes would wait on itself: the node that must
+/// make room is the one whose push is waiting. Failures still travel back to the caller.
 struct FeedbackPort<P>(Weak<P>);
 
 impl<T, P: Push<T>> Push<T> for FeedbackPort<P> {
     fn push(&self, x: T, cx: &mut Cx) {
         if let Some(p) = self.0.upgrade() {
-            p.push(x, cx);
+            let mut looped = Cx::with_acks(cx.acks.clone());
+            p.push(x, &mut looped);
+            cx.absorb_failures(looped);
         }
     }
 

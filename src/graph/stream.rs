@@ -219,7 +219,9 @@ impl<T: Item> Stream<T> {
     ///
     /// This is how graphs are wired at run time, and how feedback loops are built: connecting
     /// a node back into a source upstream of it makes a cycle. A feedback edge does not keep
-    /// the graph alive, and does not end `target` when this node ends.
+    /// the graph alive, does not end `target` when this node ends, and never makes an emission
+    /// wait (a loop waiting on its own bounded nodes would wait on itself): bounding how much a
+    /// loop generates is the loop's own business, with a `filter` or a `rate_limit`.
     ///
     /// A forward edge (one that makes no cycle) counts as an upstream of `target`: a source fed
     /// only by forward edges ends when all of them have ended.
