@@ -791,3 +791,17 @@ async fn sink_async_emit_resolves_after_its_element_even_when_closing() {
     );
     closing.await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn run_stops_as_soon_as_the_source_is_closed() {
+    // An hourly periodic source: closing it must end `run` now, not at the next tick.
+    let source = Source::from_periodic(Duration::from_secs(3600), || Some(1u8));
+    let seen = source.sink_to_vec();
+    let start = tokio::time::Instant::now();
+    let runner = tokio::spawn(source.run());
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    source.close().await.unwrap();
+    runner.await.unwrap().unwrap();
+    assert_eq!(start.elapsed(), Duration::from_millis(10));
+    assert_eq!(seen.snapshot(), vec![1]);
+}

@@ -7,7 +7,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use std::pin::pin;
+
 use futures::StreamExt;
+use futures::future::{self, Either};
+use tokio::sync::Notify;
 
 use super::Item;
 use super::ack::{Ack, Acks};
@@ -17,12 +21,14 @@ use super::emit::Emit;
 use super::error::Error;
 use super::node::{Input, Node, Operator};
 use super::stream::Stream;
-use super::sync::Lock;
+use super::sync::{Lock, until};
 
 type Driver<T> = Pin<Box<dyn futures::Stream<Item = T> + Send>>;
 
 pub(crate) struct SourceOp<T> {
     closed: AtomicBool,
+    /// Wakes a running `run` when the source ends, so it stops without waiting for its input.
+    ended: Notify,
     driver: Lock<Option<Driver<T>>>,
     _t: PhantomData<fn(T)>,
 }
@@ -32,6 +38,7 @@ impl<T: Item> Operator for SourceOp<T> {
 
     fn on_end(&self, _out: &Outputs<T>, _cx: &mut Cx) {
         self.closed.store(true, Ordering::Release);
+        self.ended.notify_waiters();
     }
 }
 
@@ -125,6 +132,7 @@ impl<T: Item> Source<T> {
             "source",
             SourceOp {
                 closed: AtomicBool::new(false),
+                ended: Notify::new(),
                 driver: Lock::new(driver),
                 _t: PhantomData,
             },
@@ -194,7 +202,16 @@ impl<T: Item> Source<T> {
             let Some(mut input) = driver else {
                 return Err(Error::NotRunnable);
             };
-            while let Some(x) = input.next().await {
+            loop {
+                let next = {
+                    let ended = until(&this.node.op.ended, || this.is_closed());
+                    match future::select(pin!(input.next()), pin!(ended)).await {
+                        Either::Left((next, _)) => next,
+                        // Closed meanwhile: stop now rather than at the input's next item.
+                        Either::Right(((), _)) => return Ok(()),
+                    }
+                };
+                let Some(x) = next else { break };
                 match this.emit(x).await {
                     Ok(()) => {}
                     Err(Error::Closed) => return Ok(()),
