@@ -1,44 +1,8 @@
 //! `buffer`: a bounded queue that decouples upstream from downstream.
 
-use std::sync::Arc;
-
-use crate::graph::task::{Detach, Mailbox, Task, end_targets, forward, runtime};
-use crate::graph::{Cx, Input, Operator, Outputs};
+use super::queued::Admit;
+use crate::graph::task::Mailbox;
 use crate::{Item, Stream};
-
-pub(crate) struct Buffer<T> {
-    mailbox: Arc<Mailbox<T>>,
-    task: Arc<Task>,
-}
-
-impl<T: Item> Operator for Buffer<T> {
-    type Out = T;
-    const DEFERS_END: bool = true;
-
-    fn on_end(&self, _out: &Outputs<T>, cx: &mut Cx) {
-        self.mailbox.close();
-        self.task.wait_finished(cx);
-    }
-
-    fn held(&self) -> usize {
-        self.mailbox.len()
-    }
-}
-
-impl<T: Item> Input<0> for Buffer<T> {
-    type In = T;
-
-    fn on_input(&self, x: T, _out: &Outputs<T>, cx: &mut Cx) {
-        self.task.report(cx);
-        self.mailbox.put(x, cx);
-    }
-}
-
-impl<T: Item> Detach for Buffer<T> {
-    fn detach(&self) {
-        self.mailbox.close();
-    }
-}
 
 impl<T: Item> Stream<T> {
     /// A bounded queue drained by a task on the ambient tokio runtime: `emit` resolves at once
@@ -71,28 +35,14 @@ impl<T: Item> Stream<T> {
     /// ```
     pub fn buffer(&self, capacity: usize) -> Stream<T> {
         assert!(capacity > 0, "buffer: the capacity must be at least 1");
-        let rt = runtime("buffer");
         // A producer held back by a full buffer resumes once an eighth of it has drained (at once
         // for capacities under 8): producer and task then trade batches rather than single
         // elements, which is most of what a hop costs. The bound is unchanged.
         let mailbox = Mailbox::with_low_water(capacity, capacity - capacity / 8);
-        let task = Task::new("buffer");
-        let node = self.then_detachable(
-            "buffer",
-            Buffer {
-                mailbox: mailbox.clone(),
-                task: task.clone(),
-            },
-        );
-        task.bind(node.clone());
-        let worker = node.clone();
-        let t = task.clone();
-        task.spawn(&rt, async move {
-            while let Some((x, acks)) = mailbox.recv().await {
-                forward(&worker.out, &t, x, acks).await;
+        self.queued("buffer", mailbox, Admit::Queue(|x| x), |d| async move {
+            while let Some((x, acks)) = d.mailbox.recv().await {
+                d.forward(x, acks).await;
             }
-            end_targets(&worker.out, &t).await;
-        });
-        Stream::from_node(node)
+        })
     }
 }

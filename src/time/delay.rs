@@ -12,13 +12,12 @@
 //!   `emit` pends; dropping the `emit` future loses nothing.
 //! - Tokens travel with the element and are released once downstream has accepted it.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::graph::task::{Detach, Mailbox, Task, end_targets, forward, runtime};
-use crate::graph::{Cx, Input, Operator, Outputs};
+use super::queued::Admit;
+use crate::graph::task::Mailbox;
 use crate::{Item, Stream};
 
 /// How many delayed elements [`Stream::delay`] holds before `emit` pends.
@@ -37,40 +36,6 @@ use crate::{Item, Stream};
 /// # }
 /// ```
 pub const DEFAULT_DELAY_CAPACITY: usize = 1024;
-
-pub(crate) struct Delay<T> {
-    mailbox: Arc<Mailbox<(Instant, T)>>,
-    task: Arc<Task>,
-}
-
-impl<T: Item> Operator for Delay<T> {
-    type Out = T;
-    const DEFERS_END: bool = true;
-
-    fn on_end(&self, _out: &Outputs<T>, cx: &mut Cx) {
-        self.mailbox.close();
-        self.task.wait_finished(cx);
-    }
-
-    fn held(&self) -> usize {
-        self.mailbox.len()
-    }
-}
-
-impl<T: Item> Input<0> for Delay<T> {
-    type In = T;
-
-    fn on_input(&self, x: T, _out: &Outputs<T>, cx: &mut Cx) {
-        self.task.report(cx);
-        self.mailbox.put((Instant::now(), x), cx);
-    }
-}
-
-impl<T: Item> Detach for Delay<T> {
-    fn detach(&self) {
-        self.mailbox.close();
-    }
-}
 
 impl<T: Item> Stream<T> {
     /// Emits each element `d` after it arrived, in arrival order. Holds up to
@@ -135,26 +100,17 @@ impl<T: Item> Stream<T> {
     pub fn delay_bounded(&self, d: Duration, capacity: usize) -> Stream<T> {
         assert!(!d.is_zero(), "delay: the delay must be greater than zero");
         assert!(capacity > 0, "delay: the capacity must be at least 1");
-        let rt = runtime("delay");
-        let mailbox = Mailbox::new(capacity);
-        let task = Task::new("delay");
-        let node = self.then_detachable(
+        let stamp = |x| (Instant::now(), x);
+        self.queued(
             "delay",
-            Delay {
-                mailbox: mailbox.clone(),
-                task: task.clone(),
+            Mailbox::new(capacity),
+            Admit::Queue(stamp),
+            move |q| async move {
+                while let Some(((arrived, x), acks)) = q.mailbox.recv().await {
+                    tokio::time::sleep_until(super::after(arrived, d)).await;
+                    q.forward(x, acks).await;
+                }
             },
-        );
-        task.bind(node.clone());
-        let worker = node.clone();
-        let t = task.clone();
-        task.spawn(&rt, async move {
-            while let Some(((arrived, x), acks)) = mailbox.recv().await {
-                tokio::time::sleep_until(super::after(arrived, d)).await;
-                forward(&worker.out, &t, x, acks).await;
-            }
-            end_targets(&worker.out, &t).await;
-        });
-        Stream::from_node(node)
+        )
     }
 }

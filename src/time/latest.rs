@@ -11,45 +11,9 @@
 //! - The tokens of a replaced element are released when it is replaced; the others once their
 //!   element has been accepted downstream.
 
-use std::sync::Arc;
-
-use crate::graph::task::{Detach, Mailbox, Task, end_targets, forward, runtime};
-use crate::graph::{Cx, Input, Operator, Outputs};
+use super::queued::Admit;
+use crate::graph::task::Mailbox;
 use crate::{Item, Stream};
-
-pub(crate) struct Latest<T> {
-    mailbox: Arc<Mailbox<T>>,
-    task: Arc<Task>,
-}
-
-impl<T: Item> Operator for Latest<T> {
-    type Out = T;
-    const DEFERS_END: bool = true;
-
-    fn on_end(&self, _out: &Outputs<T>, cx: &mut Cx) {
-        self.mailbox.close();
-        self.task.wait_finished(cx);
-    }
-
-    fn held(&self) -> usize {
-        self.mailbox.len()
-    }
-}
-
-impl<T: Item> Input<0> for Latest<T> {
-    type In = T;
-
-    fn on_input(&self, x: T, _out: &Outputs<T>, cx: &mut Cx) {
-        self.task.report(cx);
-        self.mailbox.replace(x, cx);
-    }
-}
-
-impl<T: Item> Detach for Latest<T> {
-    fn detach(&self) {
-        self.mailbox.close();
-    }
-}
 
 impl<T: Item> Stream<T> {
     /// Passes elements on as fast as downstream accepts them, dropping the stale ones: while
@@ -90,25 +54,15 @@ impl<T: Item> Stream<T> {
     /// # Ok(()) }
     /// ```
     pub fn latest(&self) -> Stream<T> {
-        let rt = runtime("latest");
-        let mailbox = Mailbox::new(1);
-        let task = Task::new("latest");
-        let node = self.then_detachable(
+        self.queued(
             "latest",
-            Latest {
-                mailbox: mailbox.clone(),
-                task: task.clone(),
+            Mailbox::new(1),
+            Admit::Replace(|x| x),
+            |d| async move {
+                while let Some((x, acks)) = d.mailbox.recv().await {
+                    d.forward(x, acks).await;
+                }
             },
-        );
-        task.bind(node.clone());
-        let worker = node.clone();
-        let t = task.clone();
-        task.spawn(&rt, async move {
-            while let Some((x, acks)) = mailbox.recv().await {
-                forward(&worker.out, &t, x, acks).await;
-            }
-            end_targets(&worker.out, &t).await;
-        });
-        Stream::from_node(node)
+        )
     }
 }

@@ -43,6 +43,7 @@ mod delay;
 mod latest;
 mod partition_timeout;
 mod periodic;
+mod queued;
 mod rate_limit;
 mod sink_async;
 mod timed_window;

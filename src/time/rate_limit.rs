@@ -13,48 +13,13 @@
 //!   the pace.
 //! - Tokens travel with the element and are released once downstream has accepted it.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::graph::task::{Detach, Mailbox, Task, end_targets, forward, runtime};
-use crate::graph::{Cx, Input, Operator, Outputs};
+use super::queued::Admit;
+use crate::graph::task::Mailbox;
 use crate::{Item, Stream};
-
-pub(crate) struct RateLimit<T> {
-    mailbox: Arc<Mailbox<T>>,
-    task: Arc<Task>,
-}
-
-impl<T: Item> Operator for RateLimit<T> {
-    type Out = T;
-    const DEFERS_END: bool = true;
-
-    fn on_end(&self, _out: &Outputs<T>, cx: &mut Cx) {
-        self.mailbox.close();
-        self.task.wait_finished(cx);
-    }
-
-    fn held(&self) -> usize {
-        self.mailbox.len()
-    }
-}
-
-impl<T: Item> Input<0> for RateLimit<T> {
-    type In = T;
-
-    fn on_input(&self, x: T, _out: &Outputs<T>, cx: &mut Cx) {
-        self.task.report(cx);
-        self.mailbox.put(x, cx);
-    }
-}
-
-impl<T: Item> Detach for RateLimit<T> {
-    fn detach(&self) {
-        self.mailbox.close();
-    }
-}
 
 impl<T: Item> Stream<T> {
     /// Lets elements through no closer together than `d`: the first passes at once, each
@@ -93,42 +58,32 @@ impl<T: Item> Stream<T> {
     /// assert_eq!(seen.snapshot(), vec![(1, 0), (2, 100), (3, 200)]);
     /// # Ok(()) }
     /// ```
-    pub fn rate_limit(&self, d: Duration) -> Stream<T> {
+    pub fn rate_limit(&self, interval: Duration) -> Stream<T> {
         assert!(
-            !d.is_zero(),
+            !interval.is_zero(),
             "rate_limit: the interval must be greater than zero"
         );
-        let rt = runtime("rate_limit");
-        let mailbox = Mailbox::new(1);
-        let task = Task::new("rate_limit");
-        let node = self.then_detachable(
+        self.queued(
             "rate_limit",
-            RateLimit {
-                mailbox: mailbox.clone(),
-                task: task.clone(),
+            Mailbox::new(1),
+            Admit::Queue(|x| x),
+            move |d| async move {
+                let mut last: Option<Instant> = None;
+                loop {
+                    d.mailbox.ready().await;
+                    if d.mailbox.is_drained() {
+                        break;
+                    }
+                    if let Some(last) = last {
+                        tokio::time::sleep_until(super::after(last, interval)).await;
+                    }
+                    let Some((x, acks)) = d.mailbox.recv().await else {
+                        break;
+                    };
+                    last = Some(Instant::now());
+                    d.forward(x, acks).await;
+                }
             },
-        );
-        task.bind(node.clone());
-        let worker = node.clone();
-        let t = task.clone();
-        task.spawn(&rt, async move {
-            let mut last: Option<Instant> = None;
-            loop {
-                mailbox.ready().await;
-                if mailbox.is_drained() {
-                    break;
-                }
-                if let Some(last) = last {
-                    tokio::time::sleep_until(super::after(last, d)).await;
-                }
-                let Some((x, acks)) = mailbox.recv().await else {
-                    break;
-                };
-                last = Some(Instant::now());
-                forward(&worker.out, &t, x, acks).await;
-            }
-            end_targets(&worker.out, &t).await;
-        });
-        Stream::from_node(node)
+        )
     }
 }

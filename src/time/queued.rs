@@ -1,0 +1,123 @@
+//! The node behind `buffer`, `rate_limit`, `delay` and `latest`: a mailbox filled by the
+//! caller's push and drained by a task whose loop is the whole operator.
+//!
+//! These four differ only in how an element enters the mailbox (queued, stamped with its
+//! arrival time, or replacing what is there) and in when the task lets it out. Everything
+//! else, the backpressure, failure reporting, `close()` draining and teardown when the graph
+//! is dropped, is the same and lives here once.
+//!
+//! Invariants:
+//! - The caller's push reports a failure recorded by the task (once), then admits the element;
+//!   only the mailbox decides whether the push waits.
+//! - When the node ends (or its last upstream edge is dropped) the mailbox closes; the task's
+//!   loop sees the end of its input, then the node's targets are ended and `close()` resolves.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::graph::task::{Detach, Mailbox, Task, end_targets, forward, runtime};
+use crate::graph::{Acks, Cx, Input, Node, Operator, Outputs};
+use crate::{Item, Stream};
+
+/// How the caller's push enters the mailbox.
+pub(crate) enum Admit<T, M> {
+    /// Queued behind what is there, after `stamp` (for `delay`: the arrival time).
+    Queue(fn(T) -> M),
+    /// Replaces whatever waits (the `latest` policy); never makes the push wait.
+    Replace(fn(T) -> M),
+}
+
+pub(crate) struct Queued<T, M> {
+    mailbox: Arc<Mailbox<M>>,
+    task: Arc<Task>,
+    admit: Admit<T, M>,
+}
+
+impl<T: Item, M: Send + 'static> Operator for Queued<T, M> {
+    type Out = T;
+    const DEFERS_END: bool = true;
+
+    fn on_end(&self, _out: &Outputs<T>, cx: &mut Cx) {
+        self.mailbox.close();
+        self.task.wait_finished(cx);
+    }
+
+    fn held(&self) -> usize {
+        self.mailbox.len()
+    }
+}
+
+impl<T: Item, M: Send + 'static> Input<0> for Queued<T, M> {
+    type In = T;
+
+    fn on_input(&self, x: T, _out: &Outputs<T>, cx: &mut Cx) {
+        self.task.report(cx);
+        match self.admit {
+            Admit::Queue(stamp) => self.mailbox.put(stamp(x), cx),
+            Admit::Replace(stamp) => self.mailbox.replace(stamp(x), cx),
+        }
+    }
+}
+
+impl<T: Item, M: Send + 'static> Detach for Queued<T, M> {
+    fn detach(&self) {
+        self.mailbox.close();
+    }
+}
+
+/// What a queued node's task loop works with.
+pub(crate) struct Drain<T: Item, M: Send + 'static> {
+    pub(crate) mailbox: Arc<Mailbox<M>>,
+    task: Arc<Task>,
+    node: Arc<Node<Queued<T, M>>>,
+}
+
+impl<T: Item, M: Send + 'static> Drain<T, M> {
+    /// Pushes `x` downstream and waits until it has been accepted (see `task::forward`).
+    pub(crate) async fn forward(&self, x: T, acks: Acks) {
+        forward(&self.node.out, &self.task, x, acks).await;
+    }
+}
+
+impl<T: Item> Stream<T> {
+    /// Adds a queued node: `admit` says how pushes enter `mailbox`, and `drain` is the task's
+    /// loop; when it returns, the node's targets are ended.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    pub(crate) fn queued<M, Fut>(
+        &self,
+        kind: &'static str,
+        mailbox: Arc<Mailbox<M>>,
+        admit: Admit<T, M>,
+        drain: impl FnOnce(Drain<T, M>) -> Fut,
+    ) -> Stream<T>
+    where
+        M: Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let rt = runtime(kind);
+        let task = Task::new(kind);
+        let node = self.then_detachable(
+            kind,
+            Queued {
+                mailbox: mailbox.clone(),
+                task: task.clone(),
+                admit,
+            },
+        );
+        task.bind(node.clone());
+        let body = drain(Drain {
+            mailbox,
+            task: task.clone(),
+            node: node.clone(),
+        });
+        let (out, t) = (node.clone(), task.clone());
+        task.spawn(&rt, async move {
+            body.await;
+            end_targets(&out.out, &t).await;
+        });
+        Stream::from_node(node)
+    }
+}
