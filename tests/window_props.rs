@@ -5,7 +5,7 @@
 // The reference model spells conditions exactly as SEMANTICS.md does (`u + 1 <= watermark`).
 #![allow(clippy::int_plus_one, clippy::type_complexity)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use brooklet::Source;
 use brooklet::window::{Window, WindowResult};
@@ -33,8 +33,43 @@ fn run(window: Window, grace: i64, per_key: bool, events: &[Ev]) -> (Vec<Out>, u
             source.emit(*e).await.unwrap();
         }
         source.close().await.unwrap();
+        // Every window closed: every key is freed; a per-key clock keeps only the clocks.
+        let st = w.stats();
+        let keys: BTreeSet<u8> = events.iter().map(|e| e.0).collect();
+        let retired = if per_key { keys.len() as u64 } else { 0 };
+        assert_eq!((st.keys, st.held, st.retired_keys), (0, 0, retired));
         (out.snapshot(), late.snapshot().len() as u64)
     })
+}
+
+/// Count windows with no timestamp extractor: bounds are event indexes of the key.
+fn run_untimed(n: usize, step: usize, events: &[Ev]) -> Vec<Out> {
+    block_on(async {
+        let source = Source::<Ev>::new();
+        let w = source
+            .window(Window::count_hopping(n, step))
+            .key_by(|e| e.0)
+            .collect(|e| e.2);
+        let out = w.sink_to_vec();
+        for e in events {
+            source.emit(*e).await.unwrap();
+        }
+        source.close().await.unwrap();
+        out.snapshot()
+    })
+}
+
+/// Each event's timestamp replaced by its index among its key's events.
+fn indexed(events: &[Ev]) -> Vec<Ev> {
+    let mut next: BTreeMap<u8, i64> = BTreeMap::new();
+    events
+        .iter()
+        .map(|&(k, _, v)| {
+            let i = next.entry(k).or_default();
+            *i += 1;
+            (k, *i - 1, v)
+        })
+        .collect()
 }
 
 /// Values of `(ts, arrival, value)` records ordered by event time, then arrival.
@@ -302,5 +337,11 @@ proptest! {
         let (got, late) = run(Window::count_hopping(n, step), 0, false, &evs);
         prop_assert_eq!(late, 0);
         prop_assert_eq!(got, reference_count(n, step, &evs));
+    }
+
+    #[test]
+    fn untimed_count_numbers_each_keys_events(n in 1usize..6, div in 1usize..4, evs in events()) {
+        let step = (n / div).max(1);
+        prop_assert_eq!(run_untimed(n, step, &evs), reference_count(n, step, &indexed(&evs)));
     }
 }

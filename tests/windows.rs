@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use brooklet::window::{
-    EmitMode, LateEvent, Leftover, Window, WindowResult,
+    EmitMode, LateEvent, Leftover, Window, WindowBuilder, WindowResult, WindowStats, Windowed,
     aggregate::{collect, count, first, last, max, mean, min, reduce, sum},
 };
 use brooklet::{Ack, Source};
@@ -473,6 +473,241 @@ fn shared_clock_is_the_default() {
             1,
             "b moved the operator clock past a's window"
         );
+    });
+}
+
+// ---------------------------------------------------------------- key state is freed
+
+/// (session id, ts, value): a stream whose set of keys keeps growing.
+type S = (u64, i64, i64);
+
+/// Session `i` of `0..n` sends `per_key` events at `100 * i`; each session closes every
+/// window of the sessions before it. Returns `(stats, metrics().held)`.
+async fn sessions<V: brooklet::Item>(
+    source: &Source<S>,
+    w: &Windowed<S, u64, V>,
+    n: u64,
+    per_key: usize,
+) -> (WindowStats, u64) {
+    for i in 0..n {
+        for _ in 0..per_key {
+            source.emit((i, 100 * i as i64, 1)).await.unwrap();
+        }
+    }
+    (w.stats(), w.metrics().held)
+}
+
+fn sessions_window(source: &Source<S>, window: Window) -> WindowBuilder<S, u64> {
+    source.window(window).timestamp(|e| e.1).key_by(|e| e.0)
+}
+
+#[test]
+fn closed_keys_are_freed_and_held_state_stays_bounded() {
+    block_on(async {
+        const N: u64 = 10_000;
+        // Tumbling: only the last session has an open window.
+        let source = Source::<S>::new();
+        let w = sessions_window(&source, Window::tumbling(10)).count();
+        let out = w.sink_to_vec();
+        let (st, held) = sessions(&source, &w, N, 1).await;
+        assert_eq!((st.keys, st.retired_keys, st.held, held), (1, 0, 1, 1));
+        assert_eq!(out.len(), N as usize - 1);
+        source.close().await.unwrap();
+        assert_eq!(
+            (w.stats().keys, w.stats().held, out.len()),
+            (0, 0, N as usize)
+        );
+
+        // Hopping, per pane: the last session holds one pane.
+        let source = Source::<S>::new();
+        let w = sessions_window(&source, Window::hopping(20, 5)).count();
+        let out = w.sink_to_vec();
+        let (st, held) = sessions(&source, &w, N, 1).await;
+        assert_eq!((st.keys, st.retired_keys, st.held, held), (1, 0, 1, 1));
+        assert_eq!(out.len(), 4 * (N as usize - 1));
+
+        // Hopping with an aggregate that cannot merge: one accumulator per window.
+        let source = Source::<S>::new();
+        let w = sessions_window(&source, Window::hopping(20, 5)).reduce(0, |n, _| n + 1);
+        let (st, held) = sessions(&source, &w, N, 1).await;
+        assert_eq!((st.keys, st.retired_keys, st.held, held), (1, 0, 4, 4));
+
+        // Sliding: records outlive their windows by `size`, then expire without new events
+        // of their key; the last session holds its window and its record.
+        let source = Source::<S>::new();
+        let w = sessions_window(&source, Window::sliding(10)).count();
+        let (st, held) = sessions(&source, &w, N, 1).await;
+        assert_eq!((st.keys, st.retired_keys, st.held, held), (1, 0, 2, 2));
+
+        // Count windows: a key with no partial window is freed; partial windows are kept.
+        let source = Source::<S>::new();
+        let w = sessions_window(&source, Window::count(2)).count();
+        let (st, held) = sessions(&source, &w, N, 2).await;
+        assert_eq!((st.keys, st.retired_keys, st.held, held), (0, 0, 0, 0));
+        let (st, held) = sessions(&source, &w, 3, 1).await;
+        assert_eq!((st.keys, st.held, held), (3, 3, 3));
+        let source = Source::<S>::new();
+        let w = sessions_window(&source, Window::count_hopping(2, 1)).count();
+        let (st, _) = sessions(&source, &w, 100, 2).await;
+        assert_eq!((st.keys, st.held), (100, 100)); // each holds its partial window
+    });
+}
+
+#[test]
+fn sliding_records_of_a_quiet_key_expire() {
+    block_on(async {
+        let source = Source::<E>::new();
+        let w = source
+            .window(Window::sliding(10))
+            .timestamp(|e| e.1)
+            .key_by(|e| e.0)
+            .grace(5)
+            .sum(|e| e.2);
+        let out = w.sink_to_vec();
+        // b at 10 is late for its own window (10 + 1 <= 20 - 5) but not fully late: its record
+        // is kept for windows still to open, so b holds state with no window.
+        feed(&source, &[("a", 20, 1), ("b", 10, 2)]).await;
+        assert_eq!((w.stats().keys, w.stats().held), (2, 3));
+        // Watermark 20: 10 + 10 + 1 > 20, b's record may still be needed.
+        feed(&source, &[("a", 25, 1)]).await;
+        assert_eq!((w.stats().keys, w.stats().held), (2, 5));
+        // Watermark 21: b's record expires; a's window u = 20 closes.
+        feed(&source, &[("a", 26, 1)]).await;
+        assert_eq!(w.stats().keys, 1);
+        // b comes back as a fresh key would: at 16 it is late (17 <= 21), at 22 its window
+        // [12, 22] opens (the expired record could not be in it).
+        feed(&source, &[("b", 16, 4), ("b", 22, 8)]).await;
+        assert_eq!(w.stats().late_events, 2);
+        source.close().await.unwrap();
+        let b: Vec<_> = out
+            .snapshot()
+            .into_iter()
+            .filter(|r| r.key == "b")
+            .collect();
+        assert_eq!(b, vec![wr("b", 12, 23, 12)]);
+        assert_eq!((w.stats().keys, w.stats().held), (0, 0));
+    });
+}
+
+#[test]
+fn a_freed_key_comes_back_as_a_fresh_key() {
+    block_on(async {
+        let source = Source::<E>::new();
+        let w = source
+            .window(Window::tumbling(10))
+            .timestamp(|e| e.1)
+            .key_by(|e| e.0)
+            .grace(5)
+            .sum(|e| e.2);
+        let out = w.sink_to_vec();
+        let late = w.late().sink_to_vec();
+        feed(&source, &[("a", 1, 1), ("b", 15, 2)]).await; // watermark 10: a's [0, 10) closes
+        assert_eq!(out.snapshot(), vec![wr("a", 0, 10, 1)]);
+        assert_eq!(w.stats().keys, 1, "a is freed");
+        // a (freed) and c (never seen) do exactly the same things.
+        feed(
+            &source,
+            &[("a", 8, 4), ("c", 8, 4), ("a", 12, 8), ("c", 12, 8)],
+        )
+        .await;
+        let l = late.snapshot();
+        assert_eq!(l.len(), 2);
+        assert_eq!((l[0].key, l[0].rejected.clone()), ("a", vec![(0, 10)]));
+        assert_eq!((l[1].key, l[1].rejected.clone()), ("c", vec![(0, 10)]));
+        assert_eq!(w.stats().keys, 3);
+        feed(&source, &[("b", 30, 0)]).await; // watermark 25
+        assert_eq!(
+            out.snapshot(),
+            vec![
+                wr("a", 0, 10, 1),
+                wr("b", 10, 20, 2),
+                wr("a", 10, 20, 8),
+                wr("c", 10, 20, 8),
+            ]
+        );
+        assert_eq!((w.stats().keys, w.stats().retired_keys), (1, 0));
+    });
+}
+
+#[test]
+fn per_key_clock_survives_a_freed_key() {
+    block_on(async {
+        let source = Source::<S>::new();
+        let w = sessions_window(&source, Window::tumbling(10))
+            .per_key_clock()
+            .sum(|e| e.2);
+        let out = w.sink_to_vec();
+        let late = w.late().sink_to_vec();
+        for i in 0..1_000u64 {
+            source.emit((i, 1_000 + i as i64, 1)).await.unwrap();
+        }
+        assert_eq!(w.stats().keys, 1_000);
+        // Each key's own clock moves to 2_000: every window closes, every key is freed, and
+        // only its clock is kept.
+        w.advance(2_000).await.unwrap();
+        let st = w.stats();
+        assert_eq!(
+            (st.keys, st.retired_keys, st.held, out.len()),
+            (0, 1_000, 0, 1_000)
+        );
+        assert_eq!(w.metrics().held, 0);
+        // Key 7 (clock 2_000) is late at 1_500; key 5_000, never seen, has no clock yet.
+        source.emit((7, 1_500, 1)).await.unwrap();
+        source.emit((5_000, 1_500, 1)).await.unwrap();
+        let l = late.snapshot();
+        assert_eq!(l.len(), 1);
+        assert_eq!(
+            (l[0].key, l[0].watermark, l[0].rejected.clone()),
+            (7, 2_000, vec![(1_500, 1_510)])
+        );
+        // On time for its clock, key 7 is back with that clock.
+        source.emit((7, 2_003, 1)).await.unwrap();
+        let st = w.stats();
+        assert_eq!((st.keys, st.retired_keys, st.held), (2, 999, 2));
+        source.emit((7, 2_010, 1)).await.unwrap(); // closes [2_000, 2_010) for key 7 only
+        assert_eq!(out.snapshot().last(), Some(&wr(7, 2_000, 2_010, 1)));
+        source.close().await.unwrap();
+        assert_eq!(w.stats().keys, 0);
+    });
+}
+
+#[test]
+fn count_windows_without_timestamps_keep_numbering_a_freed_key() {
+    block_on(async {
+        let source = Source::<E>::new();
+        let w = source.window(Window::count(2)).key_by(|e| e.0).sum(|e| e.2);
+        let out = w.sink_to_vec();
+        feed(&source, &[("a", 0, 1), ("a", 0, 2)]).await;
+        assert_eq!((w.stats().keys, w.stats().retired_keys), (0, 1));
+        feed(&source, &[("a", 0, 4), ("a", 0, 8), ("a", 0, 16)]).await;
+        assert_eq!((w.stats().keys, w.stats().retired_keys), (1, 0));
+        source.close().await.unwrap();
+        // Event indexes of the key go on: 0-1, 2-3, then the leftover 4.
+        assert_eq!(
+            out.snapshot(),
+            vec![wr("a", 0, 1, 3), wr("a", 2, 3, 12), wr("a", 4, 4, 16)]
+        );
+    });
+}
+
+#[test]
+fn late_output_shows_in_the_dot_of_the_source() {
+    block_on(async {
+        for window in [Window::tumbling(10), Window::count(2)] {
+            let source = Source::<E>::new().named("events");
+            let w = source.window(window).timestamp(|e| e.1).count();
+            let _sink = w.sink_to_vec();
+            let dot = source.to_dot();
+            let id = |label: &str| {
+                let line = dot
+                    .lines()
+                    .find(|l| l.contains(&format!("[label=\"{label}\"]")))
+                    .unwrap_or_else(|| panic!("no {label} in {dot}"));
+                line.trim().split(' ').next().unwrap().to_string()
+            };
+            let (win, late) = (id(w.name().as_str()), id("late"));
+            assert!(dot.contains(&format!("{win} -> {late};")), "{dot}");
+        }
     });
 }
 
@@ -1275,8 +1510,7 @@ fn window_metrics_and_dot_show_the_node() {
         feed(&source, &[("a", 1, 0), ("a", 7, 0)]).await;
         assert_eq!(w.metrics().received, 2);
         assert!(w.metrics().held > 0);
-        // The late side output knows its owner (a walk from the source does not reach side
-        // outputs: the graph core lists only forward edges there).
+        // The late side output knows its owner (and the owner lists it as a side output).
         let dot = late.to_dot();
         assert!(
             dot.contains("hopping_window") && dot.contains("late"),

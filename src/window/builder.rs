@@ -294,18 +294,28 @@ impl<T: Item, K: WindowKey> WindowBuilder<T, K> {
     }
 
     /// One clock per key (Quix's default) instead of one for the operator: a key's windows
-    /// close with that key's own events.
+    /// close with that key's own events (or an explicit watermark, an idle tick, the end).
+    ///
+    /// Memory: a key whose windows have all closed is freed but for its clock, kept in one
+    /// small `(key, clock)` entry ([`WindowStats::retired_keys`]) so that its late events are
+    /// still recognised if it comes back. Explicit watermarks and idle ticks move those clocks
+    /// too, at a cost that grows with the number of keys ever seen.
     ///
     /// ```
     /// use brooklet::Source;
     /// use brooklet::window::Window;
     /// # futures::executor::block_on(async {
     /// let source = Source::new();
-    /// let out = source.window(Window::tumbling(10)).timestamp(|e: &(char, i64)| e.1)
-    ///     .key_by(|e| e.0).per_key_clock().count().sink_to_vec();
+    /// let w = source.window(Window::tumbling(10)).timestamp(|e: &(char, i64)| e.1)
+    ///     .key_by(|e| e.0).per_key_clock().count();
+    /// let (out, late) = (w.sink_to_vec(), w.late().sink_to_vec());
     /// source.emit(('a', 1)).await?;
     /// source.emit(('b', 99)).await?; // b's clock only
     /// assert!(out.snapshot().is_empty());
+    /// w.advance(100).await?; // every key's clock: a and b are closed, and freed
+    /// assert_eq!((w.stats().keys, w.stats().retired_keys), (0, 2));
+    /// source.emit(('a', 50)).await?; // still late for a's clock
+    /// assert_eq!(late.snapshot().len(), 1);
     /// # Ok::<(), brooklet::Error>(()) }).unwrap();
     /// ```
     pub fn per_key_clock(mut self) -> Self {

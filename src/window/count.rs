@@ -11,8 +11,15 @@
 //! [`Leftover::Flush`](super::Leftover::Flush), the default) when it holds an event that no
 //! emitted window held; windows are considered oldest first, and those emitted this way count
 //! as emitted. Leftovers of several keys come out by ascending `(end, start)`, then key order.
+//!
+//! A key's state is freed when it holds no open window: with tumbling count windows
+//! (`step == n`), after each n-th event; hopping count windows always hold a partial window,
+//! which is kept. A key that comes back starts afresh (its windows are aligned the same way,
+//! at multiples of `n` of its events). Without a timestamp extractor, results report event
+//! indexes, so a freed key keeps its event count (one small entry) and numbering goes on.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use super::aggregate::Aggregator;
 use super::builder::{EmitMode, Leftover};
@@ -21,7 +28,7 @@ use super::operator::{Control, KeyFn, Outs, TsFn, WindowKey};
 use super::result::{WindowResult, WindowStats};
 use crate::Item;
 use crate::graph::sync::Lock;
-use crate::graph::{Acks, Cx, Emit, Input, Node, Operator, Outputs};
+use crate::graph::{Acks, Cx, Emit, Input, Node, NodeDyn, Operator, Outputs};
 
 struct CountWin<Acc> {
     start: u64,
@@ -43,7 +50,10 @@ struct KeyCount<K, Acc> {
 
 struct CountState<K, Acc> {
     index: HashMap<K, usize>,
+    /// Keys with an open window; a freed key is swap-removed.
     keys: Vec<KeyCount<K, Acc>>,
+    /// The event counts of freed keys, kept when results report event indexes.
+    retired: HashMap<K, u64>,
     seq: u64,
     stats: WindowStats,
     ended: bool,
@@ -84,6 +94,7 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>> CountOp<T, K, A> {
             state: Lock::new(CountState {
                 index: HashMap::new(),
                 keys: Vec::new(),
+                retired: HashMap::new(),
                 seq: 0,
                 stats: WindowStats::default(),
                 ended: false,
@@ -115,12 +126,18 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>> CountOp<T, K, A> {
         let k = match st.index.get(&key) {
             Some(&k) => k,
             None => {
+                let next = if self.ts.is_none() {
+                    st.retired.remove(&key).unwrap_or(0)
+                } else {
+                    0
+                };
                 st.index.insert(key.clone(), st.keys.len());
                 st.keys.push(KeyCount {
                     key,
-                    next: 0,
+                    next,
+                    // Every event before `next` was in an emitted window.
+                    covered: next.checked_sub(1),
                     open: VecDeque::new(),
-                    covered: None,
                 });
                 st.keys.len() - 1
             }
@@ -165,6 +182,23 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>> CountOp<T, K, A> {
             }
         }
         st.stats.results += out.len() as u64;
+        if st.keys[k].open.is_empty() {
+            Self::free(st, k, self.ts.is_none());
+        }
+    }
+
+    /// Forgets key `k` (it holds no open window); keeps its event count when `keep_count`.
+    fn free(st: &mut CountState<K, A::Acc>, k: usize, keep_count: bool) {
+        let ks = st.keys.swap_remove(k);
+        st.index.remove(&ks.key);
+        if keep_count {
+            st.retired.insert(ks.key, ks.next);
+        }
+        if let Some(moved) = st.keys.get(k)
+            && let Some(i) = st.index.get_mut(&moved.key)
+        {
+            *i = k;
+        }
     }
 
     fn push_all(out: &Outputs<WindowResult<K, A::Out>>, outs: Outs<K, A::Out>, cx: &mut Cx) {
@@ -212,6 +246,10 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>> Operator for CountOp<T, K, A> {
     fn held(&self) -> usize {
         self.state.lock().keys.iter().map(|k| k.open.len()).sum()
     }
+
+    fn sides(&self) -> Vec<Arc<dyn NodeDyn>> {
+        vec![self.late.node()]
+    }
 }
 
 impl<T: Item, K: WindowKey, A: Aggregator<T>> Input<0> for CountOp<T, K, A> {
@@ -241,6 +279,8 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>> Control for Node<CountOp<T, K, A>>
         let st = self.op.state.lock();
         WindowStats {
             held: st.keys.iter().map(|k| k.open.len() as u64).sum(),
+            keys: st.keys.len() as u64,
+            retired_keys: st.retired.len() as u64,
             ..st.stats
         }
     }

@@ -29,6 +29,11 @@ impl<K: Item, T: Item> LateOut<K, T> {
         self.side.set_owner(owner);
     }
 
+    /// The side output's node, for `Operator::sides`.
+    pub(crate) fn node(&self) -> Arc<dyn NodeDyn> {
+        self.side.node()
+    }
+
     pub(crate) fn stream(&self) -> Stream<LateEvent<K, T>> {
         self.side.stream()
     }

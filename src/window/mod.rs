@@ -62,7 +62,19 @@
 //! pend (a window that waited for room could only get it from the next event: a deadlock).
 //! Bound memory with grace, an idle timeout, and a maximum future skew. The mini-batch
 //! operator is fed through a bounded mailbox and does make `emit` pend when it is full.
-//! Key state lives as long as the operator (keys are not forgotten).
+//!
+//! **Keys are forgotten.** A key's state (accumulators, panes, records, timers, bookkeeping) is
+//! freed as soon as it has no open window and nothing pending: for sliding windows, once its
+//! records can be in no future window (`ts + size < watermark`), even if the key sends nothing
+//! more. So a stream with ever new keys (session ids) holds state only for keys with open
+//! windows. With the operator clock (the default) nothing about a freed key is kept, and a key
+//! that comes back is exactly a fresh key (every window it had is closed, and the watermark
+//! bounds a fresh key's windows the same way). With a [per-key clock](WindowBuilder::per_key_clock)
+//! a freed key keeps one `(key, clock)` entry, so its late events are still recognised: memory
+//! then grows with the number of distinct keys, by one small entry each. Count windows free a
+//! key with no partial window (tumbling count windows, after each n-th event); without a
+//! timestamp extractor they keep a `(key, event count)` entry so event indexes go on.
+//! [`WindowStats::keys`] and [`WindowStats::retired_keys`] count both.
 //!
 //! **Threads.** State is updated under the operator's lock, which is released before anything
 //! is pushed downstream. When several threads emit into one window operator at once, each

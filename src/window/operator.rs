@@ -13,6 +13,14 @@
 //! window schedules the key's next one, so several windows closing at once come out by
 //! ascending `(end, start)`, and the keys of one window in the order they first appeared in
 //! it. The lock is released before anything is pushed downstream.
+//!
+//! Keys are forgotten: once a key has no window with data left and its store holds nothing
+//! (sliding records expire when the watermark passes `ts + size`, through a second queue
+//! ordered by that watermark), its state is freed. Nothing about the key survives with the
+//! operator clock (a key that comes back is a fresh key, which is exact: every window it had
+//! is closed, and a fresh key's windows are bounded by the same watermark); with a per-key
+//! clock its clock value survives in a compact `key -> clock` map, so its late events are
+//! still recognised.
 
 use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;
@@ -142,6 +150,13 @@ pub(crate) trait Store<T, A: Aggregator<T>>: Send + 'static {
         emit: bool,
     ) -> Option<(A::Out, Acks)>;
     fn held(&self) -> usize;
+    /// With no window left to close, the watermark from which nothing the store still holds
+    /// can be needed (see [`expire`](Store::expire)); `None` when there is no such data.
+    fn expiry(&self, _g: &Geometry) -> Option<i64> {
+        None
+    }
+    /// Drops what no window open or still to open under `wm` can need.
+    fn expire(&mut self, _g: &Geometry, _wm: i64) {}
 }
 
 /// Settings of a time window operator.
@@ -160,6 +175,8 @@ struct KeyState<K, S> {
     key: K,
     store: S,
     timer: Option<Timer>,
+    /// The watermark at which the store's leftover data expires (see `Store::expiry`).
+    expiry: Option<i64>,
     last_start: i64,
     clock: Clock,
 }
@@ -176,8 +193,15 @@ pub(crate) type Built<K, V> = (crate::Stream<WindowResult<K, V>>, Arc<dyn Contro
 
 struct State<K, S> {
     index: HashMap<K, usize>,
+    /// Keys with state; a freed key is swap-removed (see `sweep`).
     keys: Vec<KeyState<K, S>>,
     timers: BTreeSet<(i64, i64, u64, usize)>,
+    /// `(watermark, key slot)` of keys whose store only holds data that expires.
+    expiries: BTreeSet<(i64, usize)>,
+    /// Per-key clock: the clocks of keys whose state was freed.
+    retired: HashMap<K, Clock>,
+    /// Key slots that may have become freeable since the last sweep.
+    emptied: Vec<usize>,
     clock: Clock,
     seq: u64,
     stats: WindowStats,
@@ -214,6 +238,90 @@ impl<K: WindowKey, S> State<K, S> {
         ks.timer = t;
     }
 
+    fn set_expiry(&mut self, k: usize, x: Option<i64>) {
+        let ks = &mut self.keys[k];
+        if ks.expiry == x {
+            return;
+        }
+        if let Some(e) = ks.expiry.take() {
+            self.expiries.remove(&(e, k));
+        }
+        if let Some(e) = x {
+            self.expiries.insert((e, k));
+        }
+        ks.expiry = x;
+    }
+
+    /// After key `k` changed: drops its expired data, schedules the expiry of the rest, and
+    /// marks it for freeing when nothing is left.
+    fn settle<T, A: Aggregator<T>>(&mut self, cfg: &Config, k: usize)
+    where
+        S: Store<T, A>,
+    {
+        let wm = self.wm(cfg, k);
+        let ks = &mut self.keys[k];
+        let expiry = if ks.timer.is_some() {
+            None
+        } else {
+            match ks.store.expiry(&cfg.geo) {
+                Some(e) if e <= wm => {
+                    ks.store.expire(&cfg.geo, wm);
+                    // Never due again under this watermark (possible only where bounds clamp
+                    // at the i64 edges): nothing could drop it later anyway.
+                    ks.store.expiry(&cfg.geo).filter(|&e| e > wm)
+                }
+                e => e,
+            }
+        };
+        if ks.timer.is_none() && expiry.is_none() && ks.store.held() == 0 {
+            self.emptied.push(k);
+        }
+        self.set_expiry(k, expiry);
+    }
+
+    /// Frees the keys marked by `settle` that still hold nothing. With a per-key clock, the
+    /// key's clock is kept in `retired`.
+    fn sweep<T, A: Aggregator<T>>(&mut self, cfg: &Config)
+    where
+        S: Store<T, A>,
+    {
+        if self.emptied.is_empty() {
+            return;
+        }
+        let mut emptied = std::mem::take(&mut self.emptied);
+        // Descending: a swap-remove moves the last slot, never one still to be looked at.
+        emptied.sort_unstable_by(|a, b| b.cmp(a));
+        emptied.dedup();
+        for &k in &emptied {
+            let ks = &self.keys[k];
+            if ks.timer.is_some() || ks.expiry.is_some() || ks.store.held() > 0 {
+                continue;
+            }
+            let last = self.keys.len() - 1;
+            let ks = self.keys.swap_remove(k);
+            self.index.remove(&ks.key);
+            if cfg.per_key {
+                self.retired.insert(ks.key, ks.clock);
+            }
+            if k != last {
+                let moved = &self.keys[k];
+                if let Some(i) = self.index.get_mut(&moved.key) {
+                    *i = k;
+                }
+                if let Some((e, s, f)) = moved.timer {
+                    self.timers.remove(&(e, s, f, last));
+                    self.timers.insert((e, s, f, k));
+                }
+                if let Some(x) = moved.expiry {
+                    self.expiries.remove(&(x, last));
+                    self.expiries.insert((x, k));
+                }
+            }
+        }
+        emptied.clear();
+        self.emptied = emptied; // keeps the allocation
+    }
+
     fn fire_one<T, A: Aggregator<T>>(
         &mut self,
         cfg: &Config,
@@ -247,6 +355,7 @@ impl<K: WindowKey, S> State<K, S> {
             // Never the same window twice (possible only where bounds clamp at the i64 edges).
             .filter(|n| (n.0, n.1) != (end, start));
         self.set_timer(k, next);
+        self.settle::<T, A>(cfg, k);
     }
 
     /// Closes every window with data ending at or below each key's watermark, in order.
@@ -268,6 +377,15 @@ impl<K: WindowKey, S> State<K, S> {
                     None => break,
                 }
             }
+            let due: Vec<usize> = self
+                .expiries
+                .iter()
+                .filter(|&&(e, k)| e <= self.keys[k].clock.watermark(cfg.grace))
+                .map(|&(_, k)| k)
+                .collect();
+            for k in due {
+                self.settle::<T, A>(cfg, k);
+            }
         } else {
             let wm = self.clock.watermark(cfg.grace);
             while let Some(&t) = self.timers.first() {
@@ -276,7 +394,15 @@ impl<K: WindowKey, S> State<K, S> {
                 }
                 self.fire_one(cfg, agg, t, out);
             }
+            // `settle` never schedules an expiry at or below the watermark: this ends.
+            while let Some(&(e, k)) = self.expiries.first() {
+                if e > wm {
+                    break;
+                }
+                self.settle::<T, A>(cfg, k);
+            }
         }
+        self.sweep::<T, A>(cfg);
     }
 
     /// Closes the due windows of key `k` only (per-key clock, after an event of `k`).
@@ -296,11 +422,14 @@ impl<K: WindowKey, S> State<K, S> {
             }
             self.fire_one(cfg, agg, (e, s, f, k), out);
         }
+        self.settle::<T, A>(cfg, k);
+        self.sweep::<T, A>(cfg);
     }
 
     fn each_clock(&mut self, cfg: &Config, mut f: impl FnMut(&mut Clock)) {
         if cfg.per_key {
             self.keys.iter_mut().for_each(|k| f(&mut k.clock));
+            self.retired.values_mut().for_each(f);
         } else {
             f(&mut self.clock);
         }
@@ -310,7 +439,9 @@ impl<K: WindowKey, S> State<K, S> {
         let wm = if cfg.per_key {
             self.keys
                 .iter()
-                .map(|k| k.clock.watermark(cfg.grace))
+                .map(|k| &k.clock)
+                .chain(self.retired.values())
+                .map(|c| c.watermark(cfg.grace))
                 .max()?
         } else {
             self.clock.watermark(cfg.grace)
@@ -348,6 +479,9 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>> TimeWindowOp<T, K,
                 index: HashMap::new(),
                 keys: Vec::new(),
                 timers: BTreeSet::new(),
+                expiries: BTreeSet::new(),
+                retired: HashMap::new(),
+                emptied: Vec::new(),
                 clock: Clock::new(),
                 seq: 0,
                 stats: WindowStats::default(),
@@ -384,14 +518,21 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>> TimeWindowOp<T, K,
         let k = match st.index.get(&key) {
             Some(&k) => k,
             None => {
+                // A freed key is a fresh key, but for its clock.
+                let clock = if cfg.per_key {
+                    st.retired.remove(&key).unwrap_or_else(Clock::new)
+                } else {
+                    Clock::new()
+                };
                 let k = st.keys.len();
                 st.index.insert(key.clone(), k);
                 st.keys.push(KeyState {
                     key,
                     store: S::new(),
                     timer: None,
+                    expiry: None,
                     last_start: i64::MIN,
-                    clock: Clock::new(),
+                    clock,
                 });
                 k
             }
@@ -443,6 +584,7 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>> TimeWindowOp<T, K,
             st.fire_key(cfg, &self.agg, k, out);
         } else {
             st.clock.observe(ts, cfg.explicit, cfg.skew);
+            st.settle::<T, A>(cfg, k);
             st.fire(cfg, &self.agg, out);
         }
         late
@@ -505,6 +647,8 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>> TimeWindowOp<T, K,
         let st = self.state.lock();
         WindowStats {
             held: st.keys.iter().map(|k| k.store.held() as u64).sum(),
+            keys: st.keys.len() as u64,
+            retired_keys: st.retired.len() as u64,
             watermark: st.watermark(&self.cfg),
             ..st.stats
         }
@@ -522,6 +666,7 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>> Operator
             let mut st = self.state.lock();
             st.clock.end();
             st.keys.iter_mut().for_each(|k| k.clock.end());
+            st.retired.values_mut().for_each(Clock::end);
             out.call(|| st.fire(&self.cfg, &self.agg, &mut outs));
             st.ended = true;
         }
@@ -532,6 +677,10 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>> Operator
 
     fn held(&self) -> usize {
         self.state.lock().keys.iter().map(|k| k.store.held()).sum()
+    }
+
+    fn sides(&self) -> Vec<Arc<dyn crate::graph::NodeDyn>> {
+        vec![self.late.node()]
     }
 }
 

@@ -86,9 +86,19 @@ impl<K, T> LateEvent<K, T> {
 /// Counters of a window operator, read with [`Windowed::stats`](crate::window::Windowed::stats).
 ///
 /// ```
-/// use brooklet::window::WindowStats;
+/// use brooklet::Source;
+/// use brooklet::window::{Window, WindowStats};
 /// let s = WindowStats::default();
 /// assert_eq!((s.events, s.late_events, s.watermark), (0, 0, None));
+/// # futures::executor::block_on(async {
+/// let source = Source::new();
+/// let w = source.window(Window::tumbling(10)).timestamp(|e: &(u32, i64)| e.1).key_by(|e| e.0).count();
+/// for session in 0..100 {
+///     source.emit((session, 10 * session as i64)).await?;
+/// }
+/// // Each session closed the window of the one before: only the last one is held.
+/// assert_eq!((w.stats().keys, w.stats().held, w.stats().results), (1, 1, 99));
+/// # Ok::<(), brooklet::Error>(()) }).unwrap();
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -103,6 +113,14 @@ pub struct WindowStats {
     pub results: u64,
     /// Open windows, panes or buffered records held right now.
     pub held: u64,
+    /// Keys with state held right now: open windows, panes or records. A key whose windows
+    /// have all closed, and that holds nothing else, is freed.
+    pub keys: u64,
+    /// Freed keys that still keep one small entry: their clock, with a
+    /// [per-key clock](crate::window::WindowBuilder::per_key_clock) (so their late events are
+    /// still recognised), or their event count, for count windows without a timestamp
+    /// extractor (so their event indexes go on). Always 0 otherwise.
+    pub retired_keys: u64,
     /// The operator's watermark (`None` before the clock first moves; the largest key
     /// watermark with a per-key clock).
     pub watermark: Option<i64>,

@@ -8,7 +8,9 @@
 //! `ts + size + 1 <= watermark`: then no open or future window can hold it.
 //!
 //! Records are kept while a window that is open, or may still open, can contain them
-//! (`ts + size >= watermark`), with their acknowledgement tokens.
+//! (`ts + size >= watermark`), with their acknowledgement tokens. Once a key has no open
+//! window, its records are dropped as soon as the watermark passes the last of them by more
+//! than `size` (even if the key sends nothing more), and the key is then forgotten.
 
 use std::collections::BTreeMap;
 
@@ -136,5 +138,19 @@ impl<T: Item, A: Aggregator<T>> Store<T, A> for SlidingStore<A::Acc, T> {
 
     fn held(&self) -> usize {
         self.windows.len() + self.records.len()
+    }
+
+    /// With no window open, the records wait only for windows still to open, which start at
+    /// or after `watermark - size`: the last of them expires at `ts + size + 1`.
+    fn expiry(&self, g: &Geometry) -> Option<i64> {
+        if !self.windows.is_empty() {
+            return None;
+        }
+        let (&(ts, _), _) = self.records.last_key_value()?;
+        Some(clamp(ts as i128 + g.size as i128 + 1))
+    }
+
+    fn expire(&mut self, g: &Geometry, wm: i64) {
+        self.prune_before(clamp(wm as i128 - g.size as i128));
     }
 }
