@@ -88,7 +88,7 @@
 //! - [`window`]: event-time windows (tumbling, hopping, sliding, count) with watermarks, grace,
 //!   late events and aggregates, and mini-batch emitters.
 //! - [`parallel`]: `par_map` on worker threads and `map_async` on the runtime.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 mod graph;

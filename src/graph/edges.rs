@@ -14,7 +14,7 @@
 //! - Fan-out delivers in edge creation order; every branch but the last gets a clone and the
 //!   last gets the element itself.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
 use super::ack::Acks;
@@ -25,13 +25,36 @@ use super::sync::Counter;
 const CHUNK: usize = 4;
 
 /// Where an edge leads: an input port to push into, and the node it belongs to (for graph
-/// walks). The port is boxed as its concrete type (an `Arc` of a concrete node), so a push
-/// costs one dynamic call and no pointer arithmetic.
+/// walks).
+///
+/// A push through an edge is one indirect call on the port's own address (`port`, `call`):
+/// going from one node to the next is a single dependent load. Dispatching through the owning
+/// `Box<dyn Push>` instead would cost two (the box, then the `Arc` inside it), and through an
+/// `Arc<dyn Push>` also two (the vtable's alignment feeds the data address); in a deep chain
+/// those loads are the critical path, and `benches/overhead.rs` measures the difference (see
+/// BENCHMARKS.md). `owner` keeps the port alive for as long as the edge exists and serves the
+/// cold paths (`end`).
 pub(crate) struct Target<T> {
-    push: Box<dyn Push<T>>,
+    port: usize,
+    call: unsafe fn(usize, T, &mut Cx),
+    owner: Box<dyn Push<T>>,
     node: NodeLink,
     addr: usize,
     feedback: bool,
+}
+
+/// Pushes into the `P` at address `port`.
+///
+/// # Safety
+///
+/// `port` must be the address of a live `P`. `Target` guarantees it: `port` points into what
+/// its `owner` owns (the `Arc<P>`'s value, or the boxed `FeedbackPort`), and an edge is only
+/// read through a shared borrow of the node that holds it, which keeps `owner` alive.
+#[inline(always)]
+unsafe fn call_port<T, P: Push<T>>(port: usize, x: T, cx: &mut Cx) {
+    // SAFETY: see the function's contract above.
+    let p = unsafe { &*std::ptr::with_exposed_provenance::<P>(port) };
+    p.push(x, cx);
 }
 
 enum NodeLink {
@@ -61,20 +84,26 @@ impl<T, P: Push<T>> Push<T> for FeedbackPort<P> {
 impl<T: 'static> Target<T> {
     /// A forward edge: it owns its target.
     pub(crate) fn forward<P: Push<T>>(port: Arc<P>, node: Arc<dyn NodeDyn>) -> Target<T> {
+        let addr = Arc::as_ptr(&port).expose_provenance();
         Target {
-            addr: Arc::as_ptr(&port) as *const () as usize,
-            push: Box::new(port),
+            port: addr,
+            call: call_port::<T, P>,
+            owner: Box::new(port),
             node: NodeLink::Forward(node),
+            addr,
             feedback: false,
         }
     }
 
     /// A feedback edge: it closes a cycle, so it holds its target weakly.
     pub(crate) fn feedback<P: Push<T>>(port: &Arc<P>, node: &Arc<dyn NodeDyn>) -> Target<T> {
+        let owner = Box::new(FeedbackPort(Arc::downgrade(port)));
         Target {
-            addr: Arc::as_ptr(port) as *const () as usize,
-            push: Box::new(FeedbackPort(Arc::downgrade(port))),
+            port: (&*owner as *const FeedbackPort<P>).expose_provenance(),
+            call: call_port::<T, FeedbackPort<P>>,
+            owner,
             node: NodeLink::Feedback(Arc::downgrade(node)),
+            addr: Arc::as_ptr(port) as usize,
             feedback: true,
         }
     }
@@ -88,7 +117,9 @@ struct Edge<T> {
 impl<T: 'static> Edge<T> {
     #[inline(always)]
     fn deliver(&self, x: T, cx: &mut Cx) {
-        self.target.push.push(x, cx);
+        // SAFETY: `port` and `call` were made together by `Target::forward` or
+        // `Target::feedback`, and `self` (so `owner`) is alive while we hold `&self`.
+        unsafe { (self.target.call)(self.target.port, x, cx) }
     }
 }
 
@@ -117,14 +148,23 @@ pub(crate) struct DownLink {
 /// The outgoing edges of a node, plus its `emitted` and `errors` counters.
 pub(crate) struct Outputs<T> {
     first: Chunk<T>,
+    /// The shape of the edge list, so a push checks one byte: [`NO_EDGE`], [`ONE_EDGE`] (slot
+    /// 0 is the only active edge) or [`FAN_OUT`]. Rewritten under the topology lock after every
+    /// change.
+    shape: AtomicU8,
     pub(crate) emitted: Counter,
     pub(crate) errors: Counter,
 }
+
+const NO_EDGE: u8 = 0;
+const ONE_EDGE: u8 = 1;
+const FAN_OUT: u8 = 2;
 
 impl<T> Default for Outputs<T> {
     fn default() -> Self {
         Outputs {
             first: Chunk::new(),
+            shape: AtomicU8::new(NO_EDGE),
             emitted: Counter::default(),
             errors: Counter::default(),
         }
@@ -187,16 +227,16 @@ impl<T: 'static> Outputs<T> {
         T: Clone,
     {
         self.emitted.inc();
-        // Fast path: a single edge, the shape of most of a graph. It needs no saved registers,
-        // so the push into the next node compiles to a tail call.
-        if let Some(e) = self.first.slots[0].get() {
-            if self.first.slots[1].get().is_none() {
-                if e.active.load(Ordering::Acquire) {
+        match self.shape.load(Ordering::Acquire) {
+            // Fast path: a single edge, the shape of most of a graph. It needs no saved
+            // registers, so the push into the next node compiles to a tail call.
+            ONE_EDGE => {
+                if let Some(e) = self.first.slots[0].get() {
                     e.deliver(x, cx);
                 }
-            } else {
-                self.push_fan_out(x, cx);
             }
+            NO_EDGE => {}
+            _ => self.push_fan_out(x, cx),
         }
     }
 
@@ -225,7 +265,7 @@ impl<T: 'static> Outputs<T> {
     pub(crate) fn end(&self, cx: &mut Cx) {
         for e in self.edges() {
             if !e.target.feedback && e.active.load(Ordering::Acquire) {
-                e.target.push.end(cx);
+                e.target.owner.end(cx);
             }
         }
     }
@@ -244,6 +284,7 @@ impl<T: 'static> Outputs<T> {
                 && !e.active.load(Ordering::Acquire)
             {
                 e.active.store(true, Ordering::Release);
+                self.reshape();
                 return;
             }
         }
@@ -252,15 +293,30 @@ impl<T: 'static> Outputs<T> {
             active: AtomicBool::new(true),
         });
         let mut chunk = &self.first;
-        loop {
+        'placed: loop {
             for slot in &chunk.slots {
                 if slot.get().is_none() {
                     let _ = slot.set(edge.take().expect("edge placed once"));
-                    return;
+                    break 'placed;
                 }
             }
             chunk = chunk.next.get_or_init(|| Box::new(Chunk::new()));
         }
+        self.reshape();
+    }
+
+    /// Recomputes `shape` after a change (topology lock held).
+    fn reshape(&self) {
+        let active: Vec<bool> = self
+            .edges()
+            .map(|e| e.active.load(Ordering::Acquire))
+            .collect();
+        let shape = match active.iter().filter(|a| **a).count() {
+            0 => NO_EDGE,
+            1 if active[0] => ONE_EDGE,
+            _ => FAN_OUT,
+        };
+        self.shape.store(shape, Ordering::Release);
     }
 
     /// Tombstones the active edge to the target at `addr`. Returns whether it was a forward
@@ -271,6 +327,7 @@ impl<T: 'static> Outputs<T> {
             .edges()
             .find(|e| e.target.addr == addr as usize && e.active.load(Ordering::Acquire))?;
         e.active.store(false, Ordering::Release);
+        self.reshape();
         Some(!e.target.feedback)
     }
 
