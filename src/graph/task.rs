@@ -3,6 +3,8 @@
 //! Such a node accepts elements into a [`Mailbox`] on the caller's push, and a task spawned on
 //! the ambient tokio runtime takes them out and pushes them downstream with [`forward`], one
 //! at a time, awaiting each downstream emission: that is how backpressure crosses the task.
+//! A task may take everything queued at once into its own [`Batch`] (one lock per batch, not
+//! per element); the elements it holds there still count against the box's capacity.
 //!
 //! Invariants:
 //! - A mailbox accepts every element it is given (so a dropped `Emit` loses nothing) and makes
@@ -11,6 +13,11 @@
 //!   must never wait for it. Its task and its waiting pushes are
 //!   woken only when they said they wait (a flag set under the box's lock after their
 //!   `Notified` was created), so no wake-up is lost and none is wasted.
+//! - The box's level is what it queues plus what its task took into a [`Batch`] and has not
+//!   started to forward. The task publishes the second part lazily: a push may see it too
+//!   high (and wait longer), never too low, so the bound holds. A push that waits re-reads it
+//!   behind a fence that pairs with the one the task passes before it looks for waiting pushes
+//!   below the low-water mark, so either the push sees the room or the task sees the push.
 //! - A failure on the task (a panic downstream, an error reported by a node further down) is
 //!   recorded in the node's [`Task`] and reported once: on the next push into the node, or by
 //!   the wait that `close()` registers. It is never lost, and never stops the elements after it.
@@ -24,7 +31,7 @@ use std::any::Any;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, OnceLock, Weak};
 
 use futures::FutureExt;
@@ -35,6 +42,7 @@ use super::Item;
 use super::ack::Acks;
 use super::cx::Cx;
 use super::edges::Outputs;
+use super::emit::Emit;
 use super::error::Error;
 use super::node::{Input, Node, NodeDyn, Operator, Push};
 use super::stream::Stream;
@@ -162,17 +170,44 @@ impl Task {
 /// accepted it. A panic downstream is caught, counted and recorded; an error reported by a
 /// node downstream is recorded. Either way the task goes on with the next element.
 pub(crate) async fn forward<T: Item>(out: &Outputs<T>, task: &Task, x: T, acks: Acks) {
+    if let Some(emit) = forward_start(out, task, x, acks) {
+        forward_finish(task, emit).await;
+    }
+}
+
+/// The synchronous half of [`forward`]: pushes `x` and returns what is left to await, or
+/// `None` when downstream accepted it already with nothing to report (the common case,
+/// which then costs no future and no poll).
+#[inline]
+pub(crate) fn forward_start<T: Item>(
+    out: &Outputs<T>,
+    task: &Task,
+    x: T,
+    acks: Acks,
+) -> Option<Emit> {
     let mut cx = Cx::with_acks(acks);
     match std::panic::catch_unwind(AssertUnwindSafe(|| out.push(x, &mut cx))) {
         Ok(()) => {
-            if let Err(e) = cx.into_emit().await {
-                task.fail(e);
+            if cx.is_trivial() {
+                // Nothing to drop and nothing collected (see `Cx::into_emit`).
+                std::mem::forget(cx);
+                None
+            } else {
+                Some(cx.into_emit())
             }
         }
         Err(payload) => {
             out.errors.inc_exact();
             task.fail(task.panicked(&*payload));
+            None
         }
+    }
+}
+
+/// The asynchronous half of [`forward`]: waits for `emit` and records its failure.
+pub(crate) async fn forward_finish(task: &Task, emit: Emit) {
+    if let Err(e) = emit.await {
+        task.fail(e);
     }
 }
 
@@ -194,8 +229,6 @@ struct MailState<T> {
     closed: bool,
     /// The task waits (or is about to wait) on `items`: the next put must wake it.
     task_waiting: bool,
-    /// A push waits (or is about to wait) on `room`: the next take must wake it.
-    room_waiting: bool,
 }
 
 /// A queue between the pushes into a node and the node's task (see the module invariants).
@@ -212,6 +245,12 @@ pub(crate) struct Mailbox<T> {
     /// by that task (through a feedback loop) never waits for room: it would wait for itself.
     consumer: OnceLock<tokio::task::Id>,
     state: Lock<MailState<T>>,
+    /// Elements the task took into its [`Batch`] and has not started to forward, as last
+    /// published by the task (the only writer); never lower than the truth.
+    taken: AtomicUsize,
+    /// A push waits (or is about to wait) on `room`: set under the lock, cleared by the take
+    /// that wakes it (see the module invariants).
+    room_waiting: AtomicBool,
     room: Notify,
     items: Notify,
 }
@@ -232,8 +271,9 @@ impl<T: Send + 'static> Mailbox<T> {
                 queue: VecDeque::new(),
                 closed: false,
                 task_waiting: false,
-                room_waiting: false,
             }),
+            taken: AtomicUsize::new(0),
+            room_waiting: AtomicBool::new(false),
             room: Notify::new(),
             items: Notify::new(),
         })
@@ -246,7 +286,7 @@ impl<T: Send + 'static> Mailbox<T> {
             let mut s = self.state.lock();
             s.queue.push_back((x, cx.acks.clone()));
             (
-                s.queue.len() > self.capacity,
+                s.queue.len() + self.taken.load(Ordering::Relaxed) > self.capacity,
                 std::mem::take(&mut s.task_waiting),
             )
         };
@@ -293,12 +333,14 @@ impl<T: Send + 'static> Mailbox<T> {
         let mb = self.clone();
         cx.wait(async move {
             until(&mb.room, || {
-                let mut s = mb.state.lock();
-                let ok = s.queue.len() <= mb.capacity || s.closed;
-                if !ok {
-                    s.room_waiting = true;
+                let s = mb.state.lock();
+                if s.closed {
+                    return true;
                 }
-                ok
+                // Say it waits before reading the task's count: pairs with `Batch::publish`.
+                mb.room_waiting.store(true, Ordering::Relaxed);
+                fence(Ordering::SeqCst);
+                s.queue.len() + mb.taken.load(Ordering::Relaxed) <= mb.capacity
             })
             .await;
             Ok(())
@@ -308,8 +350,10 @@ impl<T: Send + 'static> Mailbox<T> {
     /// Whether a take that left `s` as it is must wake waiting pushes (and forgets they wait).
     #[inline]
     fn room_made(&self, s: &mut MailState<T>) -> bool {
-        if s.room_waiting && s.queue.len() <= self.low_water {
-            s.room_waiting = false;
+        if s.queue.len() + self.taken.load(Ordering::Relaxed) <= self.low_water
+            && self.room_waiting.load(Ordering::Relaxed)
+        {
+            self.room_waiting.store(false, Ordering::Relaxed);
             true
         } else {
             false
@@ -359,7 +403,7 @@ impl<T: Send + 'static> Mailbox<T> {
     /// Whether the box is closed and empty: nothing will ever come out again.
     pub(crate) fn is_drained(&self) -> bool {
         let s = self.state.lock();
-        s.closed && s.queue.is_empty()
+        s.closed && s.queue.is_empty() && self.taken.load(Ordering::Relaxed) == 0
     }
 
     /// Whether the box has been closed.
@@ -406,7 +450,131 @@ impl<T: Send + 'static> Mailbox<T> {
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.state.lock().queue.len()
+        self.state.lock().queue.len() + self.taken.load(Ordering::Relaxed)
+    }
+
+    /// A batch for the node's task to drain this box through (see [`Batch`]).
+    pub(crate) fn batch(self: &Arc<Self>) -> Batch<T> {
+        Batch {
+            mailbox: self.clone(),
+            items: VecDeque::new(),
+            published: 0,
+            queued_floor: 0,
+        }
+    }
+
+    /// Moves everything queued into `batch` (empty), waiting until there is something, or
+    /// returns `false` once the box is closed and empty.
+    async fn refill(&self, batch: &mut Batch<T>) -> bool {
+        self.note_consumer();
+        loop {
+            let notified = self.items.notified();
+            {
+                let mut s = self.state.lock();
+                if !s.queue.is_empty() {
+                    // The level does not change: what leaves the queue is counted as taken.
+                    std::mem::swap(&mut s.queue, &mut batch.items);
+                    batch.published = batch.items.len();
+                    batch.queued_floor = 0;
+                    self.taken.store(batch.published, Ordering::Relaxed);
+                    let wake = self.room_made(&mut s);
+                    drop(s);
+                    if wake {
+                        self.room.notify_waiters();
+                    }
+                    return true;
+                }
+                // The batch is empty and published as such (see `Batch::next`).
+                let wake = self.room_made(&mut s);
+                if s.closed {
+                    drop(s);
+                    if wake {
+                        self.room.notify_waiters();
+                    }
+                    return false;
+                }
+                s.task_waiting = true;
+                drop(s);
+                if wake {
+                    self.room.notify_waiters();
+                }
+            }
+            notified.await;
+        }
+    }
+}
+
+/// How often (in elements) a task publishes how much of its batch is left, when its forwards
+/// do not wait. A forward that waits publishes first.
+const PUBLISH_EVERY: usize = 16;
+
+/// The elements a node's task took out of its [`Mailbox`] in one go, handed out one at a time.
+///
+/// They still count against the box's capacity until the task starts forwarding them; the
+/// task tells the box with [`publish`](Batch::publish) (every few elements, and before any
+/// wait), so producers see the room it makes. Dropping the batch drops what it holds (and
+/// their tokens), as dropping the box would.
+pub(crate) struct Batch<T> {
+    mailbox: Arc<Mailbox<T>>,
+    items: VecDeque<(T, Acks)>,
+    /// What the box was last told is left in `items`.
+    published: usize,
+    /// The queue length last seen behind the lock during this batch (the queue only grows
+    /// until the next refill), so that no lock is taken while it alone keeps the level high.
+    queued_floor: usize,
+}
+
+impl<T: Send + 'static> Batch<T> {
+    /// The next element, or `None` once the box is closed and empty.
+    #[inline]
+    pub(crate) async fn next(&mut self) -> Option<(T, Acks)> {
+        if self.items.is_empty() {
+            if self.published != 0 {
+                self.publish();
+            }
+            if !self.mailbox.clone().refill(self).await {
+                return None;
+            }
+        }
+        let item = self.items.pop_front();
+        if self.items.len().is_multiple_of(PUBLISH_EVERY) {
+            self.publish();
+        }
+        item
+    }
+
+    /// Tells the box how many taken elements are left, and wakes waiting pushes if that made
+    /// enough room.
+    #[inline]
+    pub(crate) fn publish(&mut self) {
+        let left = self.items.len();
+        if left == self.published {
+            return;
+        }
+        self.published = left;
+        let mb = &*self.mailbox;
+        mb.taken.store(left, Ordering::Relaxed);
+        if left + self.queued_floor <= mb.low_water {
+            // Pairs with the fence in `wait_for_room`: either that push sees the new count, or
+            // this sees that it waits.
+            fence(Ordering::SeqCst);
+            if mb.room_waiting.load(Ordering::Relaxed) {
+                self.wake_room();
+            }
+        }
+    }
+
+    #[cold]
+    fn wake_room(&mut self) {
+        let mb = &*self.mailbox;
+        let wake = {
+            let mut s = mb.state.lock();
+            self.queued_floor = s.queue.len();
+            mb.room_made(&mut s)
+        };
+        if wake {
+            mb.room.notify_waiters();
+        }
     }
 }
 

@@ -40,8 +40,16 @@ impl<T: Item> Stream<T> {
         // elements, which is most of what a hop costs. The bound is unchanged.
         let mailbox = Mailbox::with_low_water(capacity, capacity - capacity / 8);
         self.queued("buffer", mailbox, Admit::Queue(|x| x), |d| async move {
-            while let Some((x, acks)) = d.mailbox.recv().await {
-                d.forward(x, acks).await;
+            // The task takes everything queued at once and publishes the room it makes as it
+            // goes (see `task::Batch`): one lock per batch rather than per element.
+            let mut batch = d.mailbox.batch();
+            while let Some((x, acks)) = batch.next().await {
+                if let Some(emit) = d.forward_start(x, acks) {
+                    if !emit.is_complete() {
+                        batch.publish();
+                    }
+                    d.forward_finish(emit).await;
+                }
             }
         })
     }

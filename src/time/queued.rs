@@ -15,7 +15,10 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::graph::task::{Detach, Mailbox, Task, end_targets, forward, runtime};
+use crate::graph::Emit;
+use crate::graph::task::{
+    Detach, Mailbox, Task, end_targets, forward, forward_finish, forward_start, runtime,
+};
 use crate::graph::{Acks, Cx, Input, Node, Operator, Outputs};
 use crate::{Item, Stream};
 
@@ -76,6 +79,17 @@ impl<T: Item, M: Send + 'static> Drain<T, M> {
     /// Pushes `x` downstream and waits until it has been accepted (see `task::forward`).
     pub(crate) async fn forward(&self, x: T, acks: Acks) {
         forward(&self.node.out, &self.task, x, acks).await;
+    }
+
+    /// The synchronous half of [`forward`](Self::forward): what is left to await, if anything.
+    #[inline]
+    pub(crate) fn forward_start(&self, x: T, acks: Acks) -> Option<Emit> {
+        forward_start(&self.node.out, &self.task, x, acks)
+    }
+
+    /// The asynchronous half of [`forward`](Self::forward).
+    pub(crate) async fn forward_finish(&self, emit: Emit) {
+        forward_finish(&self.task, emit).await;
     }
 }
 
