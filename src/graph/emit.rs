@@ -72,25 +72,32 @@ impl Emit {
 impl Future for Emit {
     type Output = Result<(), Error>;
 
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let Some(c) = self.slow.as_mut() else {
-            return Poll::Ready(Ok(()));
-        };
-        let Collected { pending, error } = &mut **c;
-        pending.retain_mut(|p| match p.as_mut().poll(cx) {
-            Poll::Ready(result) => {
-                if let Err(e) = result {
-                    error.get_or_insert(e);
-                }
-                false
-            }
-            Poll::Pending => true,
-        });
-        if pending.is_empty() {
-            Poll::Ready(error.take().map_or(Ok(()), Err))
-        } else {
-            Poll::Pending
+        match self.slow.as_mut() {
+            None => Poll::Ready(Ok(())),
+            Some(c) => poll_collected(c, cx),
         }
+    }
+}
+
+/// The slow half of `Emit::poll`: polls what is pending and reports the first error.
+#[inline(never)]
+fn poll_collected(c: &mut Collected, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+    let Collected { pending, error } = c;
+    pending.retain_mut(|p| match p.as_mut().poll(cx) {
+        Poll::Ready(result) => {
+            if let Err(e) = result {
+                error.get_or_insert(e);
+            }
+            false
+        }
+        Poll::Pending => true,
+    });
+    if pending.is_empty() {
+        Poll::Ready(error.take().map_or(Ok(()), Err))
+    } else {
+        Poll::Pending
     }
 }
 

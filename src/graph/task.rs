@@ -525,22 +525,23 @@ pub(crate) struct Batch<T> {
 }
 
 impl<T: Send + 'static> Batch<T> {
-    /// The next element, or `None` once the box is closed and empty.
+    /// The next element of the batch, without waiting: `None` when the batch is used up (then
+    /// [`refill`](Batch::refill) it).
     #[inline]
-    pub(crate) async fn next(&mut self) -> Option<(T, Acks)> {
-        if self.items.is_empty() {
-            if self.published != 0 {
-                self.publish();
-            }
-            if !self.mailbox.clone().refill(self).await {
-                return None;
-            }
-        }
-        let item = self.items.pop_front();
+    pub(crate) fn pop(&mut self) -> Option<(T, Acks)> {
+        let item = self.items.pop_front()?;
         if self.items.len().is_multiple_of(PUBLISH_EVERY) {
             self.publish();
         }
-        item
+        Some(item)
+    }
+
+    /// Waits until the box holds something and takes all of it into the (used up) batch;
+    /// `false` once the box is closed and empty.
+    pub(crate) async fn refill(&mut self) -> bool {
+        debug_assert!(self.items.is_empty());
+        self.publish();
+        self.mailbox.clone().refill(self).await
     }
 
     /// Tells the box how many taken elements are left, and wakes waiting pushes if that made

@@ -43,7 +43,13 @@ impl<T: Item> Stream<T> {
             // The task takes everything queued at once and publishes the room it makes as it
             // goes (see `task::Batch`): one lock per batch rather than per element.
             let mut batch = d.mailbox.batch();
-            while let Some((x, acks)) = batch.next().await {
+            loop {
+                let Some((x, acks)) = batch.pop() else {
+                    if batch.refill().await {
+                        continue;
+                    }
+                    break;
+                };
                 if let Some(emit) = d.forward_start(x, acks) {
                     if !emit.is_complete() {
                         batch.publish();
