@@ -14,12 +14,17 @@
 //!   reorder buffer never waits for a number that was not sent.
 //! - Closing the pool drops the only job sender: workers finish what is queued, then exit, and
 //!   the last one to exit tells the inbox, which then reports the end once it is empty.
+//! - Waiting costs no wake-up when the other side answers fast: a worker polls the job queue
+//!   briefly before it blocks, the task yields to the runtime a few times before it parks, and a
+//!   put wakes the task only when it said it parks. Either side stops polling after a few
+//!   polls in a row came up empty (then tries again only now and then), so a slow pool does not
+//!   burn a core. Polling is bounded; it never changes what is delivered, only when.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::thread;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use tokio::sync::Notify;
 
 use crate::graph::Acks;
@@ -115,7 +120,8 @@ where
     F: Fn(T) -> R,
 {
     let live = Live(inbox.clone());
-    for Job { seq, x, acks } in rx.iter() {
+    let mut misses = 0u32;
+    while let Some(Job { seq, x, acks }) = next_job(&rx, &mut misses) {
         let out = catch_unwind(AssertUnwindSafe(|| f(x)));
         inbox.put(Done { seq, out, acks });
     }
@@ -126,12 +132,68 @@ where
     drop(live);
 }
 
+/// Rounds of `spin_loop` a worker spends polling for the next job before it blocks.
+const WORKER_SPINS: u32 = 2_000;
+
+/// Polls in a row that may come up empty before a waiter stops polling.
+const MAX_MISSES: u32 = 4;
+
+/// Once polling stopped paying, only every this many waits polls again (the others block at
+/// once), so that a pool whose jobs or results come slowly does not burn a core polling.
+const RETRY_EVERY: u32 = 16;
+
+/// Whether the wait after `misses` polls that came up empty in a row should poll first.
+#[inline]
+fn should_poll(misses: u32) -> bool {
+    misses < MAX_MISSES || misses.is_multiple_of(RETRY_EVERY)
+}
+
+/// The next job, or `None` once the pool is closed and drained. A worker that finds the queue
+/// empty polls it for a little while (a few microseconds) before it blocks: the producer
+/// usually answers a result with the next job at once, and parking, then being woken, costs far
+/// more than that on a machine whose idle cores halt. `misses` counts the polls in a row that
+/// found nothing (see [`should_poll`]).
+fn next_job<T>(rx: &Receiver<Job<T>>, misses: &mut u32) -> Option<Job<T>> {
+    match rx.try_recv() {
+        Ok(job) => return Some(job),
+        Err(TryRecvError::Disconnected) => return None,
+        Err(TryRecvError::Empty) => {}
+    }
+    if should_poll(*misses) {
+        for _ in 0..WORKER_SPINS {
+            std::hint::spin_loop();
+            match rx.try_recv() {
+                Ok(job) => {
+                    *misses = 0;
+                    return Some(job);
+                }
+                Err(TryRecvError::Disconnected) => return None,
+                Err(TryRecvError::Empty) => {}
+            }
+        }
+    }
+    *misses = misses.wrapping_add(1);
+    rx.recv().ok()
+}
+
 struct InboxState<D> {
     items: Vec<D>,
     live: usize,
+    /// Yield rounds in a row that found nothing (see [`should_poll`]); only the task uses it.
+    misses: u32,
+    /// The task waits (or is about to wait) on `ready`: the next put must wake it.
+    task_waiting: bool,
 }
 
+/// Times the task yields to the runtime, looking for results, before it parks on `ready`.
+const TASK_YIELDS: u32 = 8;
+
 /// Results on their way from the workers to the node's task.
+///
+/// A put wakes the task only when the task said it waits (a flag set under the lock before it
+/// awaits its `Notified`, which keeps a permit, so no wake-up is lost). Before it says so, the
+/// task yields to the runtime a few times and looks again: a result that comes back within a
+/// few microseconds then costs no wake-up on either side.
 pub(crate) struct Inbox<D> {
     state: Lock<InboxState<D>>,
     ready: Notify,
@@ -143,20 +205,22 @@ impl<D> Inbox<D> {
             state: Lock::new(InboxState {
                 items: Vec::new(),
                 live,
+                misses: 0,
+                task_waiting: false,
             }),
             ready: Notify::new(),
         })
     }
 
-    /// Adds a result. Only the first result of a batch wakes the task; it takes them all.
+    /// Adds a result; wakes the task only if it waits.
     #[inline]
     pub(crate) fn put(&self, d: D) {
-        let first = {
+        let wake = {
             let mut s = self.state.lock();
             s.items.push(d);
-            s.items.len() == 1
+            std::mem::take(&mut s.task_waiting)
         };
-        if first {
+        if wake {
             self.ready.notify_one();
         }
     }
@@ -170,19 +234,37 @@ impl<D> Inbox<D> {
     /// recycled). Returns false once every producer has gone and nothing is left.
     pub(crate) async fn take(&self, buf: &mut Vec<D>) -> bool {
         debug_assert!(buf.is_empty());
+        let mut yields = None;
         loop {
             {
                 let mut s = self.state.lock();
                 if !s.items.is_empty() {
                     std::mem::swap(&mut s.items, buf);
+                    if yields.is_some_and(|y| y > 0) {
+                        s.misses = 0;
+                    }
                     return true;
                 }
                 if s.live == 0 {
                     return false;
                 }
+                let budget = *yields.get_or_insert(if should_poll(s.misses) {
+                    TASK_YIELDS
+                } else {
+                    0
+                });
+                if budget == 0 {
+                    s.task_waiting = true;
+                    s.misses = s.misses.wrapping_add(1);
+                }
+            }
+            if let Some(y) = yields.as_mut().filter(|y| **y > 0) {
+                *y -= 1;
+                tokio::task::yield_now().await;
+                continue;
             }
             // `notify_one` leaves a permit when nobody waits yet, so a result put between the
-            // check above and this await is not missed.
+            // flag set above and this await is not missed.
             self.ready.notified().await;
         }
     }
