@@ -1,8 +1,8 @@
-//! The node behind `buffer`, `rate_limit`, `delay` and `latest`: a mailbox filled by the
+//! The node behind `buffer`, `rate_limit`, `delay`, `latest` and `timed_window`: a mailbox filled by the
 //! caller's push and drained by a task whose loop is the whole operator.
 //!
-//! These four differ only in how an element enters the mailbox (queued, stamped with its
-//! arrival time, or replacing what is there) and in when the task lets it out. Everything
+//! These differ only in how an element enters the mailbox (queued, stamped with its
+//! arrival time, or replacing what is there) and in when (and as what) the task lets it out. Everything
 //! else, the backpressure, failure reporting, `close()` draining and teardown when the graph
 //! is dropped, is the same and lives here once.
 //!
@@ -13,6 +13,7 @@
 //!   loop sees the end of its input, then the node's targets are ended and `close()` resolves.
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::graph::Emit;
@@ -30,17 +31,18 @@ pub(crate) enum Admit<T, M> {
     Replace(fn(T) -> M),
 }
 
-pub(crate) struct Queued<T, M> {
+pub(crate) struct Queued<T, M, O> {
     mailbox: Arc<Mailbox<M>>,
     task: Arc<Task>,
     admit: Admit<T, M>,
+    _out: PhantomData<fn() -> O>,
 }
 
-impl<T: Item, M: Send + 'static> Operator for Queued<T, M> {
-    type Out = T;
+impl<T: Item, M: Send + 'static, O: Item> Operator for Queued<T, M, O> {
+    type Out = O;
     const DEFERS_END: bool = true;
 
-    fn on_end(&self, _out: &Outputs<T>, cx: &mut Cx) {
+    fn on_end(&self, _out: &Outputs<O>, cx: &mut Cx) {
         self.mailbox.close();
         self.task.wait_finished(cx);
     }
@@ -50,10 +52,10 @@ impl<T: Item, M: Send + 'static> Operator for Queued<T, M> {
     }
 }
 
-impl<T: Item, M: Send + 'static> Input<0> for Queued<T, M> {
+impl<T: Item, M: Send + 'static, O: Item> Input<0> for Queued<T, M, O> {
     type In = T;
 
-    fn on_input(&self, x: T, _out: &Outputs<T>, cx: &mut Cx) {
+    fn on_input(&self, x: T, _out: &Outputs<O>, cx: &mut Cx) {
         self.task.report(cx);
         match self.admit {
             Admit::Queue(stamp) => self.mailbox.put(stamp(x), cx),
@@ -62,28 +64,29 @@ impl<T: Item, M: Send + 'static> Input<0> for Queued<T, M> {
     }
 }
 
-impl<T: Item, M: Send + 'static> Detach for Queued<T, M> {
+impl<T: Item, M: Send + 'static, O: Item> Detach for Queued<T, M, O> {
     fn detach(&self) {
         self.mailbox.close();
     }
 }
 
 /// What a queued node's task loop works with.
-pub(crate) struct Drain<T: Item, M: Send + 'static> {
+/// `T` is what enters the node, `O` what leaves it.
+pub(crate) struct Drain<T: Item, M: Send + 'static, O: Item> {
     pub(crate) mailbox: Arc<Mailbox<M>>,
     task: Arc<Task>,
-    node: Arc<Node<Queued<T, M>>>,
+    node: Arc<Node<Queued<T, M, O>>>,
 }
 
-impl<T: Item, M: Send + 'static> Drain<T, M> {
+impl<T: Item, M: Send + 'static, O: Item> Drain<T, M, O> {
     /// Pushes `x` downstream and waits until it has been accepted (see `task::forward`).
-    pub(crate) async fn forward(&self, x: T, acks: Acks) {
+    pub(crate) async fn forward(&self, x: O, acks: Acks) {
         forward(&self.node.out, &self.task, x, acks).await;
     }
 
     /// The synchronous half of [`forward`](Self::forward): what is left to await, if anything.
     #[inline]
-    pub(crate) fn forward_start(&self, x: T, acks: Acks) -> Option<Emit> {
+    pub(crate) fn forward_start(&self, x: O, acks: Acks) -> Option<Emit> {
         forward_start(&self.node.out, &self.task, x, acks)
     }
 
@@ -100,15 +103,16 @@ impl<T: Item> Stream<T> {
     /// # Panics
     ///
     /// Outside a tokio runtime.
-    pub(crate) fn queued<M, Fut>(
+    pub(crate) fn queued<M, O, Fut>(
         &self,
         kind: &'static str,
         mailbox: Arc<Mailbox<M>>,
         admit: Admit<T, M>,
-        drain: impl FnOnce(Drain<T, M>) -> Fut,
-    ) -> Stream<T>
+        drain: impl FnOnce(Drain<T, M, O>) -> Fut,
+    ) -> Stream<O>
     where
         M: Send + 'static,
+        O: Item,
         Fut: Future<Output = ()> + Send + 'static,
     {
         let rt = runtime(kind);
@@ -119,6 +123,7 @@ impl<T: Item> Stream<T> {
                 mailbox: mailbox.clone(),
                 task: task.clone(),
                 admit,
+                _out: PhantomData,
             },
         );
         task.bind(node.clone());

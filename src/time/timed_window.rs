@@ -24,14 +24,13 @@
 //! - `close()` flushes the current window (when it is not empty) before resolving.
 
 use std::pin::pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::{Either, select};
 use tokio::time::{Instant, MissedTickBehavior, interval_at};
 
-use crate::graph::task::{Detach, Mailbox, Task, end_targets, forward, runtime};
-use crate::graph::{Cx, Input, Operator, Outputs};
+use super::queued::Admit;
+use crate::graph::task::Mailbox;
 use crate::ops::partition::unzip_batch;
 use crate::{Item, Stream};
 
@@ -127,40 +126,6 @@ impl TimedWindowOptions {
     }
 }
 
-pub(crate) struct TimedWindow<T> {
-    mailbox: Arc<Mailbox<T>>,
-    task: Arc<Task>,
-}
-
-impl<T: Item> Operator for TimedWindow<T> {
-    type Out = Vec<T>;
-    const DEFERS_END: bool = true;
-
-    fn on_end(&self, _out: &Outputs<Vec<T>>, cx: &mut Cx) {
-        self.mailbox.close();
-        self.task.wait_finished(cx);
-    }
-
-    fn held(&self) -> usize {
-        self.mailbox.len()
-    }
-}
-
-impl<T: Item> Input<0> for TimedWindow<T> {
-    type In = T;
-
-    fn on_input(&self, x: T, _out: &Outputs<Vec<T>>, cx: &mut Cx) {
-        self.task.report(cx);
-        self.mailbox.put(x, cx);
-    }
-}
-
-impl<T: Item> Detach for TimedWindow<T> {
-    fn detach(&self) {
-        self.mailbox.close();
-    }
-}
-
 impl<T: Item> Stream<T> {
     /// Every `d`, emits the elements that arrived since the previous tick as a `Vec`, in
     /// arrival order; a tick with none emits `[]` (as Streamz does). See
@@ -232,40 +197,27 @@ impl<T: Item> Stream<T> {
             options.bound > 0,
             "timed_window: the bound must be at least 1"
         );
-        let rt = runtime("timed_window");
         let mailbox = Mailbox::new(options.bound);
-        let task = Task::new("timed_window");
-        let node = self.then_detachable(
-            "timed_window",
-            TimedWindow {
-                mailbox: mailbox.clone(),
-                task: task.clone(),
-            },
-        );
-        task.bind(node.clone());
-        let worker = node.clone();
-        let t = task.clone();
-        let _guard = rt.enter();
-        let mut ticks = interval_at(super::after(Instant::now(), d), d);
-        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        task.spawn(&rt, async move {
-            loop {
-                let closed = {
-                    let tick = pin!(ticks.tick());
-                    let closed = pin!(mailbox.closed());
-                    matches!(select(tick, closed).await, Either::Right(_))
-                };
-                let window = mailbox.take_all();
-                if !window.is_empty() || (options.emit_empty && !closed) {
-                    let (items, acks) = unzip_batch(window);
-                    forward(&worker.out, &t, items, acks).await;
-                }
-                if closed {
-                    break;
+        self.queued("timed_window", mailbox, Admit::Queue(|x| x), move |q| {
+            let mut ticks = interval_at(super::after(Instant::now(), d), d);
+            ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            async move {
+                loop {
+                    let closed = {
+                        let tick = pin!(ticks.tick());
+                        let closed = pin!(q.mailbox.closed());
+                        matches!(select(tick, closed).await, Either::Right(_))
+                    };
+                    let window = q.mailbox.take_all();
+                    if !window.is_empty() || (options.emit_empty && !closed) {
+                        let (items, acks) = unzip_batch(window);
+                        q.forward(items, acks).await;
+                    }
+                    if closed {
+                        break;
+                    }
                 }
             }
-            end_targets(&worker.out, &t).await;
-        });
-        Stream::from_node(node)
+        })
     }
 }
