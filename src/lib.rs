@@ -93,6 +93,8 @@
 
 mod graph;
 pub mod ops;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod parallel;
 pub mod time;
 pub mod window;
