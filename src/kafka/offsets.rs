@@ -137,7 +137,6 @@ impl Partition {
     }
 
     /// Marks `offset` failed: nothing at or past it is ever committed from this assignment.
-    #[allow(dead_code)] // used once acknowledgements carry an outcome
     pub(crate) fn fail(&self, offset: i64) {
         self.offsets.lock().fail(offset);
     }

@@ -43,7 +43,7 @@ use crate::{Error, Item, Metrics, Stream};
 /// use brooklet::kafka::Record;
 /// let r = Record::to("out").key("sensor-1").payload("21.5").timestamp(1_000).header("v", "1");
 /// assert_eq!(r.topic(), "out");
-/// assert_eq!(r.key(), Some(&b"sensor-1"[..]));
+/// assert_eq!(r.key_bytes(), Some(&b"sensor-1"[..]));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
@@ -77,7 +77,7 @@ impl Record {
     ///
     /// ```
     /// use brooklet::kafka::Record;
-    /// assert_eq!(Record::to("t").key([7u8]).key(), Some(&[7u8][..]));
+    /// assert_eq!(Record::to("t").key([7u8]).key_bytes(), Some(&[7u8][..]));
     /// ```
     pub fn key(mut self, key: impl AsRef<[u8]>) -> Record {
         self.key = Some(key.as_ref().to_vec());
@@ -139,6 +139,16 @@ impl Record {
     /// ```
     pub fn topic(&self) -> &str {
         &self.topic
+    }
+
+    /// The record's key, if set.
+    ///
+    /// ```
+    /// use brooklet::kafka::Record;
+    /// assert_eq!(Record::to("t").key_bytes(), None);
+    /// ```
+    pub fn key_bytes(&self) -> Option<&[u8]> {
+        self.key.as_deref()
     }
 
     /// The record's payload, if set.

@@ -24,6 +24,7 @@
 use std::fmt;
 use std::future::Future;
 use std::ops::Deref;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -41,7 +42,9 @@ use tokio::sync::Notify;
 use super::message::{DecodeError, Message};
 use super::offsets::{Assignment, Partition};
 use super::failed;
+use crate::graph::panic_message;
 use crate::graph::sync::Lock;
+use crate::graph::task::runtime;
 use crate::{Ack, Emit, Error, Item, Source, Stream};
 
 /// How often the source polls even when nothing arrives: keeps the group membership alive while
@@ -205,10 +208,17 @@ impl KafkaSourceBuilder {
     /// Fails with [`Error::Failed`] when no topic or partition was given or the consumer
     /// cannot be created (a bad property, say).
     ///
+    /// # Panics
+    ///
+    /// When called outside a tokio runtime (the consumer's wake-ups run on it).
+    ///
     /// ```
     /// use brooklet::kafka::KafkaSource;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
     /// let err = KafkaSource::builder("127.0.0.1:9092", "g").build().unwrap_err();
     /// assert!(err.to_string().contains("no topic"));
+    /// # }
     /// ```
     pub fn build(self) -> Result<KafkaSource<Message>, Error> {
         self.build_inner(Box::new(Ok))
@@ -219,14 +229,20 @@ impl KafkaSourceBuilder {
     /// side output; it counts as handled once that output accepted it, and the partition goes
     /// on.
     ///
+    /// # Panics
+    ///
+    /// When called outside a tokio runtime.
+    ///
     /// ```
     /// use brooklet::kafka::{KafkaSource, Message};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), brooklet::Error> {
     /// let source = KafkaSource::builder("127.0.0.1:9092", "g")
     ///     .topic("numbers")
     ///     .build_with(|m: &Message| m.payload_str().unwrap_or("").parse::<i64>())?;
     /// let _sum = source.accumulate(0, |a, x| a + x).sink(|_| ());
     /// let _bad = source.errors().sink(|e| eprintln!("{e}"));
-    /// # Ok::<(), brooklet::Error>(())
+    /// # Ok(()) }
     /// ```
     pub fn build_with<T, E, F>(self, decode: F) -> Result<KafkaSource<T>, Error>
     where
@@ -241,6 +257,8 @@ impl KafkaSourceBuilder {
     }
 
     fn build_inner<T: Item>(self, decode: Decoder<T>) -> Result<KafkaSource<T>, Error> {
+        // The consumer's wake-ups run on the ambient runtime: say so clearly when there is none.
+        let _ = runtime("kafka_source");
         let input = self
             .input
             .ok_or_else(|| failed("kafka_source", "no topic or partition to read was given"))?;
@@ -372,9 +390,11 @@ impl KafkaSource<Message> {
     ///
     /// ```
     /// use brooklet::kafka::KafkaSource;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), brooklet::Error> {
     /// let source = KafkaSource::builder("127.0.0.1:9092", "my-group").topic("t").build()?;
     /// # drop(source);
-    /// # Ok::<(), brooklet::Error>(())
+    /// # Ok(()) }
     /// ```
     pub fn builder(brokers: &str, group_id: &str) -> KafkaSourceBuilder {
         let mut config = ClientConfig::new();
@@ -400,12 +420,14 @@ impl<T: Item> KafkaSource<T> {
     ///
     /// ```
     /// use brooklet::kafka::KafkaSource;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), brooklet::Error> {
     /// let source = KafkaSource::builder("127.0.0.1:9092", "g")
     ///     .topic("t")
     ///     .build_with(|m| m.payload_str().ok_or("not UTF-8").map(str::to_owned))?;
     /// let dead_letters = source.errors().sink_to_vec();
     /// # drop(dead_letters);
-    /// # Ok::<(), brooklet::Error>(())
+    /// # Ok(()) }
     /// ```
     pub fn errors(&self) -> Stream<DecodeError> {
         (*self.errors).clone()
@@ -415,9 +437,11 @@ impl<T: Item> KafkaSource<T> {
     ///
     /// ```
     /// use brooklet::kafka::KafkaSource;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), brooklet::Error> {
     /// let source = KafkaSource::builder("127.0.0.1:9092", "g").topic("t").build()?;
     /// assert_eq!(source.in_flight(), 0);
-    /// # Ok::<(), brooklet::Error>(())
+    /// # Ok(()) }
     /// ```
     pub fn in_flight(&self) -> usize {
         self.shared.assignment.in_flight()
@@ -523,14 +547,42 @@ impl<T: Item> KafkaSource<T> {
                 continue;
             }
             let offset = msg.offset();
-            let ack = Ack::new(move || part.done(offset));
-            let emit = match (self.shared.decode)(msg) {
-                Ok(x) => self.source.emit_with_ack(x, ack),
-                Err(bad) => {
-                    tracing::debug!(error = %bad, "kafka source: message does not decode");
-                    self.errors.emit_with_ack(bad, ack)
+            let releasing = part.clone();
+            let ack = Ack::new(move || releasing.done(offset));
+            // A panic on the synchronous path unwinds through the emit. The source keeps a clone
+            // of the token across the call, so the panic cannot release the token before the
+            // offset is marked failed: a failed message is never committed.
+            let token = ack.clone();
+            let emitted = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                match (self.shared.decode)(msg) {
+                    Ok(x) => self.source.emit_with_ack(x, token),
+                    Err(bad) => {
+                        tracing::debug!(error = %bad, "kafka source: message does not decode");
+                        self.errors.emit_with_ack(bad, token)
+                    }
+                }
+            }));
+            let emit = match emitted {
+                Ok(emit) => emit,
+                Err(payload) => {
+                    part.fail(offset);
+                    drop(ack);
+                    tracing::error!(
+                        topic = %part.topic, partition = part.partition, offset,
+                        "kafka source: processing a message panicked; stopping before it"
+                    );
+                    return Err(Error::Panicked {
+                        node: self.source.name(),
+                        message: format!(
+                            "while processing {}/{}@{offset}: {}",
+                            part.topic,
+                            part.partition,
+                            panic_message(&*payload)
+                        ),
+                    });
                 }
             };
+            drop(ack);
             match reader.wait(self, consumer, emit).await {
                 Ok(()) => {}
                 Err(Error::Closed) => return Ok(()),

@@ -1,0 +1,433 @@
+//! Kafka source and sink against a real Kafka-protocol broker.
+//!
+//! The broker's address comes from `KAFKA_BROKERS` (`scripts/test.sh` starts one and sets it;
+//! by hand: `scripts/kafka.sh start && export KAFKA_BROKERS=$(cat .kafka/brokers)`). Without
+//! it these tests fail, on purpose: a Kafka test that passes without a broker tested nothing.
+//!
+//! Every test uses its own topics and group, short group timeouts, and bounds each wait.
+#![cfg(feature = "kafka")]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use brooklet::kafka::rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use brooklet::kafka::rdkafka::client::DefaultClientContext;
+use brooklet::kafka::rdkafka::config::ClientConfig;
+use brooklet::kafka::rdkafka::consumer::{BaseConsumer, Consumer};
+use brooklet::kafka::rdkafka::message::Message as _;
+use brooklet::kafka::rdkafka::producer::{FutureProducer, FutureRecord};
+use brooklet::kafka::rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use brooklet::kafka::{KafkaSource, KafkaSourceBuilder, ProducerConfig, Record};
+use brooklet::{Error, Source};
+use tokio::time::timeout;
+
+fn brokers() -> String {
+    match std::env::var("KAFKA_BROKERS") {
+        Ok(b) if !b.trim().is_empty() => b,
+        _ => panic!(
+            "KAFKA_BROKERS is not set: these tests need a Kafka-protocol broker. Run \
+             scripts/test.sh, or `scripts/kafka.sh start` and `export KAFKA_BROKERS=$(cat \
+             .kafka/brokers)`"
+        ),
+    }
+}
+
+/// A name no other test (or earlier run against the same broker) uses.
+fn unique(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+async fn create_topic(name: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .expect("admin client");
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let res = timeout(Duration::from_secs(20), admin.create_topics([&topic], &opts))
+        .await
+        .expect("create_topics timed out")
+        .expect("create_topics");
+    for r in res {
+        r.unwrap_or_else(|(t, e)| panic!("cannot create topic {t}: {e}"));
+    }
+}
+
+/// Produces `(key, payload)` pairs to `topic`, waiting for every delivery.
+async fn produce(topic: &str, records: impl IntoIterator<Item = (String, String)>) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("message.timeout.ms", "20000")
+        .set("allow.auto.create.topics", "false")
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer");
+    let mut deliveries = Vec::new();
+    for (k, v) in records {
+        loop {
+            match producer.send_result(FutureRecord::to(topic).key(&k).payload(&v)) {
+                Ok(d) => {
+                    deliveries.push(d);
+                    break;
+                }
+                Err((e, _)) => {
+                    assert!(e.to_string().contains("Queue full"), "produce failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            }
+        }
+    }
+    timeout(Duration::from_secs(60), async {
+        for d in deliveries {
+            d.await.expect("delivery").expect("delivered");
+        }
+    })
+    .await
+    .expect("deliveries timed out");
+}
+
+/// Reads `(key, payload)` of every record of `topic` (all partitions) until `expected` were
+/// read, then returns them grouped per partition, in order.
+fn read_all(topic: &str, partitions: i32, expected: usize) -> Vec<Vec<(String, String)>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("reader");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut out = vec![Vec::new(); partitions as usize];
+    let mut n = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while n < expected {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "read only {n} of {expected} records from {topic}"
+        );
+        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+            let m = m.expect("read");
+            let k = String::from_utf8(m.key().unwrap_or_default().to_vec()).unwrap();
+            let v = String::from_utf8(m.payload().unwrap_or_default().to_vec()).unwrap();
+            out[m.partition() as usize].push((k, v));
+            n += 1;
+        }
+    }
+    out
+}
+
+/// The offset committed for `group` on partition `p` of `topic`, if any.
+fn committed(group: &str, topic: &str, p: i32) -> Option<i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, p);
+    let got = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
+    match got.find_partition(topic, p).map(|e| e.offset()) {
+        Some(Offset::Offset(o)) => Some(o),
+        _ => None,
+    }
+}
+
+fn source(group: &str) -> KafkaSourceBuilder {
+    KafkaSource::builder(&brokers(), group)
+        .set("session.timeout.ms", "2000")
+        .set("heartbeat.interval.ms", "500")
+        .commit_interval(Duration::from_millis(200))
+}
+
+/// Waits (bounded) until `done` holds.
+async fn wait_until(what: &str, limit: Duration, done: impl Fn() -> bool) {
+    timeout(limit, async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyed_messages_flow_from_source_through_map_to_sink_in_key_order() {
+    const N: usize = 100_000;
+    const KEYS: usize = 64;
+    let input = unique("in");
+    let output = unique("out");
+    let group = unique("g");
+    create_topic(&input, 4).await;
+    create_topic(&output, 4).await;
+    produce(
+        &input,
+        (0..N).map(|i| (format!("k{}", i % KEYS), format!("{}", i / KEYS))),
+    )
+    .await;
+
+    let src = source(&group).topic(&input).build().unwrap();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let s = seen.clone();
+    let out_topic = output.clone();
+    let _sink = src
+        .map(move |m| {
+            s.fetch_add(1, Ordering::Relaxed);
+            let seq: u64 = m.payload_str().unwrap().parse().unwrap();
+            (m.key_str().unwrap().to_string(), seq * 10)
+        })
+        .to_kafka(
+            ProducerConfig::new(&brokers()).set("linger.ms", "5"),
+            move |(k, v): (String, u64)| Record::to(&out_topic).key(k).payload(v.to_string()),
+        )
+        .unwrap();
+    let run = tokio::spawn(src.run());
+    wait_until("every message through the map", Duration::from_secs(120), || {
+        seen.load(Ordering::Relaxed) >= N
+    })
+    .await;
+    src.stop();
+    timeout(Duration::from_secs(60), run)
+        .await
+        .expect("run did not stop")
+        .unwrap()
+        .expect("run failed");
+    assert_eq!(seen.load(Ordering::Relaxed), N, "nothing seen twice");
+    for p in 0..4 {
+        assert!(committed(&group, &input, p).is_some(), "partition {p} committed");
+    }
+
+    let parts = read_all(&output, 4, N);
+    let total: usize = parts.iter().map(Vec::len).sum();
+    assert_eq!(total, N);
+    let mut next: HashMap<String, u64> = HashMap::new();
+    for part in &parts {
+        for (k, v) in part {
+            let v: u64 = v.parse().unwrap();
+            let expected = next.entry(k.clone()).or_insert(0);
+            assert_eq!(v, *expected, "key {k}: records out of order or missing");
+            *expected += 10;
+        }
+    }
+    assert_eq!(next.len(), KEYS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_message_stops_the_source_uncommitted_and_a_restart_reprocesses_it() {
+    let input = unique("in");
+    let group = unique("g");
+    create_topic(&input, 1).await;
+    produce(&input, (0..10).map(|i| (String::new(), i.to_string()))).await;
+
+    // First run: the element at offset 6 makes the pipeline panic.
+    let src = source(&group).partition(&input, 0).build().unwrap();
+    let done = src
+        .map(|m| {
+            let n: u32 = m.payload_str().unwrap().parse().unwrap();
+            assert!(n != 6, "cannot process 6");
+            n
+        })
+        .sink_to_vec();
+    let result = timeout(Duration::from_secs(30), src.run())
+        .await
+        .expect("run did not stop");
+    match result {
+        Err(Error::Panicked { message, .. }) => assert!(message.contains("cannot process 6")),
+        other => panic!("expected the panic as an error, got {other:?}"),
+    }
+    assert_eq!(done.snapshot(), vec![0, 1, 2, 3, 4, 5]);
+    assert_eq!(committed(&group, &input, 0), Some(6), "stops before the failed offset");
+
+    // Second run, same group: starts at the failed message.
+    let src = source(&group).partition(&input, 0).build().unwrap();
+    let again = src
+        .map(|m| m.payload_str().unwrap().parse::<u32>().unwrap())
+        .sink_to_vec();
+    let run = tokio::spawn(src.run());
+    wait_until("the rest of the partition", Duration::from_secs(30), || {
+        again.snapshot().len() >= 4
+    })
+    .await;
+    src.stop();
+    timeout(Duration::from_secs(30), run)
+        .await
+        .expect("run did not stop")
+        .unwrap()
+        .expect("second run");
+    assert_eq!(again.snapshot(), vec![6, 7, 8, 9]);
+    assert_eq!(committed(&group, &input, 0), Some(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_does_not_decode_goes_to_errors_and_the_partition_flows_on() {
+    let input = unique("in");
+    let group = unique("g");
+    create_topic(&input, 1).await;
+    let payloads = ["1", "2", "three", "4", "5"];
+    produce(
+        &input,
+        payloads.iter().map(|p| (String::new(), p.to_string())),
+    )
+    .await;
+
+    let src = source(&group)
+        .partition(&input, 0)
+        .build_with(|m| m.payload_str().unwrap_or("").parse::<i64>())
+        .unwrap();
+    let good = src.sink_to_vec();
+    let bad = src.errors().sink_to_vec();
+    let run = tokio::spawn(src.run());
+    wait_until("every message", Duration::from_secs(30), || {
+        good.snapshot().len() + bad.snapshot().len() >= payloads.len()
+    })
+    .await;
+    src.stop();
+    timeout(Duration::from_secs(30), run)
+        .await
+        .expect("run did not stop")
+        .unwrap()
+        .expect("run");
+    assert_eq!(good.snapshot(), vec![1, 2, 4, 5]);
+    let bad = bad.snapshot();
+    assert_eq!(bad.len(), 1);
+    assert_eq!(bad[0].message().offset(), 2);
+    assert_eq!(bad[0].message().payload_str(), Some("three"));
+    assert!(bad[0].error().contains("invalid digit"), "{}", bad[0]);
+    assert_eq!(
+        committed(&group, &input, 0),
+        Some(5),
+        "the refused message counts as handled"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_sink_pauses_the_source_without_losing_group_membership() {
+    const N: usize = 80;
+    let input = unique("in");
+    let group = unique("g");
+    create_topic(&input, 2).await;
+    produce(&input, (0..N).map(|i| (format!("k{i}"), i.to_string()))).await;
+
+    // The sink takes 80 × 50 ms = 4 s, longer than max.poll.interval.ms: a consumer that
+    // stopped polling while it waited would be thrown out of the group and its partitions
+    // handed out again (messages seen twice, commits refused).
+    let src = source(&group)
+        .topic(&input)
+        .set("max.poll.interval.ms", "2500")
+        .build()
+        .unwrap();
+    let processed = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let p = processed.clone();
+    src.sink_async(move |m| {
+        let p = p.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            p.lock().unwrap().push(m.payload_str().unwrap().to_string());
+        }
+    });
+    let run = tokio::spawn(src.run());
+    wait_until("the slow sink", Duration::from_secs(60), || {
+        processed.lock().unwrap().len() >= N
+    })
+    .await;
+    src.stop();
+    timeout(Duration::from_secs(30), run)
+        .await
+        .expect("run did not stop")
+        .unwrap()
+        .expect("run");
+    let mut got = processed.lock().unwrap().clone();
+    assert_eq!(got.len(), N, "no message processed twice");
+    got.sort_by_key(|s| s.parse::<usize>().unwrap());
+    assert_eq!(got, (0..N).map(|i| i.to_string()).collect::<Vec<_>>());
+    let total: i64 = (0..2).map(|p| committed(&group, &input, p).unwrap_or(0)).sum();
+    assert_eq!(total, N as i64, "every partition committed to its end");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sink_releases_tokens_only_after_delivery_and_close_flushes() {
+    let output = unique("out");
+    create_topic(&output, 1).await;
+    let source = Source::new();
+    let topic = output.clone();
+    let sink = source
+        .to_kafka(ProducerConfig::new(&brokers()), move |i: u32| {
+            Record::to(&topic)
+                .key(i.to_string())
+                .payload(format!("v{i}"))
+                .header("n", i.to_string())
+                .timestamp(1_700_000_000_000 + i as i64)
+        })
+        .unwrap();
+    let released = Arc::new(AtomicUsize::new(0));
+    for i in 0..1000 {
+        let r = released.clone();
+        source
+            .emit_with_ack(
+                i,
+                brooklet::Ack::new(move || {
+                    r.fetch_add(1, Ordering::SeqCst);
+                }),
+            )
+            .await
+            .unwrap();
+    }
+    timeout(Duration::from_secs(30), source.close())
+        .await
+        .expect("close did not finish")
+        .unwrap();
+    assert_eq!(released.load(Ordering::SeqCst), 1000);
+    assert_eq!(sink.metrics().errors, 0);
+    let got = read_all(&output, 1, 1000);
+    assert_eq!(got[0][0], ("0".to_string(), "v0".to_string()));
+    assert_eq!(got[0][999], ("999".to_string(), "v999".to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undeliverable_record_goes_to_the_error_output_with_its_token() {
+    let source = Source::new();
+    let missing = unique("missing"); // never created; auto-creation is off
+    let sink = source
+        .to_kafka(
+            ProducerConfig::new(&brokers()).set("message.timeout.ms", "1500"),
+            move |s: String| Record::to(&missing).payload(s),
+        )
+        .unwrap();
+    let dead = sink.errors().sink_to_vec();
+    let released = Arc::new(AtomicUsize::new(0));
+    let r = released.clone();
+    source
+        .emit_with_ack(
+            "lost?".to_string(),
+            brooklet::Ack::new(move || {
+                r.fetch_add(1, Ordering::SeqCst);
+            }),
+        )
+        .await
+        .unwrap();
+    timeout(Duration::from_secs(30), source.close())
+        .await
+        .expect("close did not finish")
+        .unwrap();
+    let dead = dead.snapshot();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].record().payload_bytes(), Some(&b"lost?"[..]));
+    assert_eq!(sink.metrics().errors, 1);
+    assert_eq!(released.load(Ordering::SeqCst), 1, "handled by the error output");
+}
