@@ -357,7 +357,11 @@ mod tests {
             let mut o = rng.below(1000) as i64;
             for _ in 0..n {
                 offsets.push(o);
-                o += 1 + if rng.below(4) == 0 { rng.below(5) as i64 } else { 0 };
+                o += 1 + if rng.below(4) == 0 {
+                    rng.below(5) as i64
+                } else {
+                    0
+                };
             }
             let mut p = PartitionOffsets::default();
             for &o in &offsets {

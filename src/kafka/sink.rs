@@ -25,8 +25,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::stream::FuturesUnordered;
 use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -520,15 +520,13 @@ impl<T: Item> Stream<T> {
                     futures::future::Either::Left(Some((x, acks))) => {
                         let built = std::panic::catch_unwind(AssertUnwindSafe(|| record(x)));
                         match built {
-                            Ok(rec) => {
-                                match send(&producer, rec, acks).await {
-                                    Ok(delivery) => in_flight.push(delivery),
-                                    Err((err, rec, acks)) => {
-                                        undelivered(&worker.op.errors, &t, &worker, rec, err, acks)
-                                            .await;
-                                    }
+                            Ok(rec) => match send(&producer, rec, acks).await {
+                                Ok(delivery) => in_flight.push(delivery),
+                                Err((err, rec, acks)) => {
+                                    undelivered(&worker.op.errors, &t, &worker, rec, err, acks)
+                                        .await;
                                 }
-                            }
+                            },
                             Err(payload) => {
                                 worker.out.errors.inc_exact();
                                 t.fail(t.panicked(&*payload));

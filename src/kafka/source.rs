@@ -26,7 +26,7 @@ use std::future::Future;
 use std::ops::Deref;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientContext;
@@ -39,9 +39,9 @@ use rdkafka::message::Message as _;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tokio::sync::Notify;
 
+use super::failed;
 use super::message::{DecodeError, Message};
 use super::offsets::{Assignment, Partition};
-use super::failed;
 use crate::graph::panic_message;
 use crate::graph::sync::Lock;
 use crate::graph::task::runtime;
@@ -55,6 +55,8 @@ const TICK: Duration = Duration::from_millis(200);
 /// positions of revoked partitions before they go to another member.
 struct Context {
     assignment: Arc<Assignment>,
+    /// Rebalances that assigned partitions to this consumer.
+    assigned: Arc<AtomicU64>,
 }
 
 impl ClientContext for Context {}
@@ -85,7 +87,11 @@ impl ConsumerContext for Context {
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
-            tracing::debug!(partitions = tpl.count(), "kafka source: partitions assigned");
+            self.assigned.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(
+                partitions = tpl.count(),
+                "kafka source: partitions assigned"
+            );
             for e in tpl.elements() {
                 self.assignment.assign(e.topic(), e.partition());
             }
@@ -263,12 +269,20 @@ impl KafkaSourceBuilder {
             .input
             .ok_or_else(|| failed("kafka_source", "no topic or partition to read was given"))?;
         let mut config = self.config;
+        // librdkafka's default max.poll.interval.ms is 300 s.
+        let max_poll = config
+            .get("max.poll.interval.ms")
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(300_000);
+        let pause_after = Duration::from_millis((max_poll / 4).min(1000));
         config.set("enable.auto.commit", "false");
         config.set("enable.auto.offset.store", "false");
         let assignment = Arc::new(Assignment::default());
+        let assigned = Arc::new(AtomicU64::new(0));
         let consumer: StreamConsumer<Context> = config
             .create_with_context(Context {
                 assignment: assignment.clone(),
+                assigned: assigned.clone(),
             })
             .map_err(|e| failed("kafka_source", format!("cannot create the consumer: {e}")))?;
         let source = Source::new().named("kafka_source");
@@ -279,8 +293,10 @@ impl KafkaSourceBuilder {
             shared: Arc::new(Shared {
                 consumer: Lock::new(Some(consumer)),
                 assignment,
+                assigned,
                 input,
                 commit_interval: self.commit_interval,
+                pause_after,
                 decode,
                 stop: AtomicBool::new(false),
                 stopped: Notify::new(),
@@ -292,8 +308,10 @@ impl KafkaSourceBuilder {
 struct Shared<T> {
     consumer: Lock<Option<StreamConsumer<Context>>>,
     assignment: Arc<Assignment>,
+    assigned: Arc<AtomicU64>,
     input: Input,
     commit_interval: Duration,
+    pause_after: Duration,
     decode: Decoder<T>,
     stop: AtomicBool,
     stopped: Notify,
@@ -447,6 +465,22 @@ impl<T: Item> KafkaSource<T> {
         self.shared.assignment.in_flight()
     }
 
+    /// How many times partitions were assigned to this source: once for fixed partitions, once
+    /// per rebalance that gave it partitions in a group. A steady member sees 1; a count that
+    /// keeps growing means the consumer keeps leaving and rejoining its group.
+    ///
+    /// ```
+    /// use brooklet::kafka::KafkaSource;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), brooklet::Error> {
+    /// let source = KafkaSource::builder("127.0.0.1:9092", "g").topic("t").build()?;
+    /// assert_eq!(source.assignments(), 0); // not running yet
+    /// # Ok(()) }
+    /// ```
+    pub fn assignments(&self) -> u64 {
+        self.shared.assigned.load(Ordering::Relaxed)
+    }
+
     /// Asks a running [`run`](Self::run) to stop: it stops reading, closes the graph (which
     /// drains), commits what is done and returns. Before `run`, makes it return at once.
     ///
@@ -524,6 +558,7 @@ impl<T: Item> KafkaSource<T> {
                 for (t, p) in parts {
                     self.shared.assignment.assign(t, *p);
                 }
+                self.shared.assigned.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
         }
@@ -534,7 +569,7 @@ impl<T: Item> KafkaSource<T> {
             return Ok(());
         }
         self.subscribe(consumer)?;
-        let mut reader = Reader::new(self.shared.commit_interval);
+        let mut reader = Reader::new(self.shared.commit_interval, self.shared.pause_after);
         loop {
             if self.stopping() {
                 return Ok(());
@@ -553,15 +588,14 @@ impl<T: Item> KafkaSource<T> {
             // of the token across the call, so the panic cannot release the token before the
             // offset is marked failed: a failed message is never committed.
             let token = ack.clone();
-            let emitted = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                match (self.shared.decode)(msg) {
+            let emitted =
+                std::panic::catch_unwind(AssertUnwindSafe(|| match (self.shared.decode)(msg) {
                     Ok(x) => self.source.emit_with_ack(x, token),
                     Err(bad) => {
                         tracing::debug!(error = %bad, "kafka source: message does not decode");
                         self.errors.emit_with_ack(bad, token)
                     }
-                }
-            }));
+                }));
             let emit = match emitted {
                 Ok(emit) => emit,
                 Err(payload) => {
@@ -614,6 +648,7 @@ impl<T: Item> KafkaSource<T> {
 struct Reader {
     backlog: std::collections::VecDeque<(Message, Arc<Partition>)>,
     commit_every: Duration,
+    pause_after: Duration,
     last_commit: Instant,
     last_warning: Option<Instant>,
     topics: Vec<Arc<str>>,
@@ -625,10 +660,11 @@ enum Polled {
 }
 
 impl Reader {
-    fn new(commit_every: Duration) -> Reader {
+    fn new(commit_every: Duration, pause_after: Duration) -> Reader {
         Reader {
             backlog: Default::default(),
             commit_every,
+            pause_after,
             last_commit: Instant::now(),
             last_warning: None,
             topics: Vec::new(),
@@ -692,7 +728,8 @@ impl Reader {
         }
     }
 
-    /// Waits for `emit`, pausing the assigned partitions and polling meanwhile if it pends.
+    /// Waits for `emit`; if it pends for long, pauses the assigned partitions and polls
+    /// meanwhile.
     async fn wait<T: Item>(
         &mut self,
         src: &KafkaSource<T>,
@@ -703,6 +740,13 @@ impl Reader {
             return emit.await;
         }
         let mut emit = std::pin::pin!(emit);
+        // A short wait is only waited out: pausing makes librdkafka drop what it prefetched
+        // for the partitions and fetch it again on resume, which costs a fetch round trip
+        // per pause. Past `pause_after` (well inside `max.poll.interval.ms`), pause and poll.
+        if let Ok(r) = tokio::time::timeout(self.pause_after, &mut emit).await {
+            return r;
+        }
+        tracing::debug!("kafka source: downstream is slow, pausing the partitions");
         pause(consumer, true);
         let result = loop {
             if src.shared.stop.load(Ordering::Acquire) {
