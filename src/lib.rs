@@ -92,9 +92,9 @@
 #![warn(missing_docs)]
 
 mod graph;
-pub mod ops;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+pub mod ops;
 pub mod parallel;
 pub mod time;
 pub mod window;
