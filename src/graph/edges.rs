@@ -18,8 +18,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
-use super::ack::{Acks, note_panic_site};
+use super::ack::{Acks, note_panic_site, panic_site};
 use super::cx::Cx;
+use super::error::Error;
 use super::node::{Label, NodeDyn, Push};
 use super::sync::Counter;
 
@@ -209,6 +210,31 @@ impl<T: 'static> Outputs<T> {
         let saved = std::mem::replace(&mut cx.acks, acks);
         self.push(x, cx);
         cx.acks = saved;
+    }
+
+    /// Pushes several outputs built from held elements (a flush), each with its own tokens.
+    /// A panic while one is pushed does not lose the others: every output is pushed, then the
+    /// first panic goes on to the caller.
+    pub(crate) fn push_each_acked(&self, outputs: impl IntoIterator<Item = (T, Acks)>, cx: &mut Cx)
+    where
+        T: Clone,
+    {
+        let mut panic = None;
+        let saved = std::mem::take(&mut cx.acks);
+        for (x, acks) in outputs {
+            cx.acks = acks;
+            let pushed = catch_unwind(AssertUnwindSafe(|| self.push(x, cx)));
+            if let Err(payload) = pushed {
+                // This output is lost: its tokens fail with the panic's own message.
+                let node = panic_site().unwrap_or_else(|| "unknown".to_string());
+                cx.acks.fail(&Error::panicked(&node, &*payload));
+                panic.get_or_insert(payload);
+            }
+        }
+        cx.acks = saved;
+        if let Some(payload) = panic {
+            resume_unwind(payload);
+        }
     }
 
     fn edges(&self) -> impl Iterator<Item = &Edge<T>> {
