@@ -19,8 +19,8 @@ use brooklet::kafka::rdkafka::consumer::{BaseConsumer, Consumer};
 use brooklet::kafka::rdkafka::message::Message as _;
 use brooklet::kafka::rdkafka::producer::{FutureProducer, FutureRecord};
 use brooklet::kafka::rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use brooklet::kafka::{KafkaSource, KafkaSourceBuilder, ProducerConfig, Record};
-use brooklet::{Error, Source};
+use brooklet::kafka::{KafkaSource, KafkaSourceBuilder, OnFailure, ProducerConfig, Record};
+use brooklet::{Ack, Error, Outcome, Source};
 use tokio::time::timeout;
 
 fn brokers() -> String {
@@ -397,7 +397,8 @@ async fn the_sink_releases_tokens_only_after_delivery_and_close_flushes() {
         source
             .emit_with_ack(
                 i,
-                brooklet::Ack::new(move || {
+                Ack::new(move |o| {
+                    assert!(o.is_done(), "{o:?}");
                     r.fetch_add(1, Ordering::SeqCst);
                 }),
             )
@@ -431,7 +432,8 @@ async fn an_undeliverable_record_goes_to_the_error_output_with_its_token() {
     source
         .emit_with_ack(
             "lost?".to_string(),
-            brooklet::Ack::new(move || {
+            Ack::new(move |o| {
+                assert!(o.is_done(), "handled by the error output: {o:?}");
                 r.fetch_add(1, Ordering::SeqCst);
             }),
         )
@@ -450,4 +452,169 @@ async fn an_undeliverable_record_goes_to_the_error_output_with_its_token() {
         1,
         "handled by the error output"
     );
+}
+
+/// Outcomes of tokens, by element number.
+type Outcomes = Arc<std::sync::Mutex<Vec<(usize, Outcome)>>>;
+
+/// Tokens of `n` elements and the outcomes they end with.
+fn tokens(n: usize) -> (Vec<Ack>, Outcomes) {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let acks = (0..n)
+        .map(|i| {
+            let s = seen.clone();
+            Ack::new(move |o| s.lock().unwrap().push((i, o)))
+        })
+        .collect();
+    (acks, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undeliverable_record_with_no_error_output_fails_its_token_and_close_reports_it() {
+    let source = Source::new();
+    let missing = unique("missing");
+    let _sink = source
+        .to_kafka(
+            ProducerConfig::new(&brokers()).set("message.timeout.ms", "1500"),
+            move |s: String| Record::to(&missing).payload(s),
+        )
+        .unwrap();
+    let (mut acks, seen) = tokens(1);
+    source
+        .emit_with_ack("lost".to_string(), acks.pop().unwrap())
+        .await
+        .unwrap();
+    let closed = timeout(Duration::from_secs(30), source.close())
+        .await
+        .expect("close did not finish");
+    assert!(
+        matches!(&closed, Err(Error::Failed { message, .. }) if message.contains("cannot deliver")),
+        "{closed:?}"
+    );
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1);
+    assert!(!seen[0].1.is_done(), "an undelivered record is not done");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_the_record_function_fails_that_elements_token_only() {
+    let output = unique("out");
+    create_topic(&output, 1).await;
+    let source = Source::new();
+    let topic = output.clone();
+    let _sink = source
+        .to_kafka(ProducerConfig::new(&brokers()), move |i: u32| {
+            assert!(i != 1, "no record for 1");
+            Record::to(&topic).payload(i.to_string())
+        })
+        .unwrap();
+    let (acks, seen) = tokens(3);
+    for (i, ack) in acks.into_iter().enumerate() {
+        // The panic is reported on a later emit or by close.
+        let _ = source.emit_with_ack(i as u32, ack).await;
+    }
+    let _ = timeout(Duration::from_secs(30), source.close())
+        .await
+        .expect("close did not finish");
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort_by_key(|s| s.0);
+    let done: Vec<bool> = seen.iter().map(|s| s.1.is_done()).collect();
+    assert_eq!(done, vec![true, false, true]);
+    assert_eq!(read_all(&output, 1, 2)[0].len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_dead_letter_policy_a_failed_message_goes_to_the_dead_letter_topic_and_the_partition_goes_on()
+ {
+    let input = unique("in");
+    let dlq = unique("dlq");
+    let group = unique("g");
+    create_topic(&input, 1).await;
+    create_topic(&dlq, 1).await;
+    produce(&input, (0..10).map(|i| (format!("k{i}"), i.to_string()))).await;
+
+    // The failure happens on an asynchronous path (a map_async future panics).
+    let src = source(&group)
+        .partition(&input, 0)
+        .on_failure(OnFailure::dead_letter(&dlq))
+        .build()
+        .unwrap();
+    let done = src
+        .map_async(2, |m| async move {
+            let n: u32 = m.payload_str().unwrap().parse().unwrap();
+            assert!(n != 3, "cannot process 3");
+            n
+        })
+        .sink_to_vec();
+    let run = tokio::spawn(src.run());
+    wait_until("the rest of the partition", Duration::from_secs(30), || {
+        done.snapshot().len() >= 9
+    })
+    .await;
+    let dead = tokio::task::spawn_blocking({
+        let dlq = dlq.clone();
+        move || read_all_with_headers(&dlq, 1)
+    })
+    .await
+    .unwrap();
+    src.stop();
+    timeout(Duration::from_secs(30), run)
+        .await
+        .expect("run did not stop")
+        .unwrap()
+        .expect("the source goes on past a dead-lettered message");
+    assert_eq!(done.snapshot(), vec![0, 1, 2, 4, 5, 6, 7, 8, 9]);
+    assert_eq!(dead.len(), 1);
+    let (key, payload, headers) = &dead[0];
+    assert_eq!((key.as_str(), payload.as_str()), ("k3", "3"));
+    let error = headers.get("brooklet.error").expect("error header");
+    assert!(error.contains("cannot process 3"), "{error}");
+    assert_eq!(
+        headers.get("brooklet.origin").unwrap(),
+        &format!("{input}/0@3")
+    );
+    assert_eq!(
+        committed(&group, &input, 0),
+        Some(10),
+        "done once dead-lettered"
+    );
+}
+
+/// Reads `n` records of partition 0 of `topic`: key, payload and headers.
+fn read_all_with_headers(topic: &str, n: usize) -> Vec<(String, String, HashMap<String, String>)> {
+    use brooklet::kafka::rdkafka::message::Headers;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("reader");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut out = Vec::new();
+    while out.len() < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "read {} of {n}",
+            out.len()
+        );
+        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+            let m = m.expect("read");
+            let text =
+                |b: Option<&[u8]>| String::from_utf8_lossy(b.unwrap_or_default()).into_owned();
+            let headers = m
+                .headers()
+                .map(|hs| {
+                    hs.iter()
+                        .map(|h| (h.key.to_string(), text(h.value)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push((text(m.key()), text(m.payload()), headers));
+        }
+    }
+    out
 }

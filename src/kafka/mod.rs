@@ -59,11 +59,13 @@
 //! # Ok(()) }
 //! ```
 
+mod failure;
 mod message;
 mod offsets;
 mod sink;
 mod source;
 
+pub use failure::OnFailure;
 pub use message::{Bytes, DecodeError, Message};
 pub use rdkafka;
 pub use sink::{DeliveryError, KafkaSink, ProducerConfig, Record};

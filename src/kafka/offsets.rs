@@ -150,8 +150,11 @@ impl Partition {
 /// The partitions assigned to one consumer, by topic and number.
 #[derive(Debug, Default)]
 pub(crate) struct Assignment {
-    parts: Lock<HashMap<Arc<str>, HashMap<i32, Arc<Partition>>>>,
+    parts: Lock<ByTopic>,
 }
+
+/// Partitions by topic, then number (a topic is looked up by `&str`).
+type ByTopic = HashMap<Arc<str>, HashMap<i32, Arc<Partition>>>;
 
 impl Assignment {
     /// Starts tracking a newly assigned partition (a fresh state if it was assigned before).
@@ -178,8 +181,7 @@ impl Assignment {
     pub(crate) fn revoke(&self, topic: &str, partition: i32) -> Option<i64> {
         let part = self.parts.lock().get_mut(topic)?.remove(&partition)?;
         part.live.store(false, Ordering::Release);
-        let pos = part.offsets.lock().take_uncommitted();
-        pos
+        part.offsets.lock().take_uncommitted()
     }
 
     /// Stops tracking every partition (the consumer lost its assignment or is closing).

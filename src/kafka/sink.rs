@@ -13,8 +13,10 @@
 //!   the mailbox is full too.
 //! - At most `in_flight` records await their delivery report at once.
 //! - A record that cannot be delivered goes, with its element's tokens, to the
-//!   [`errors`](KafkaSink::errors) side output; when nothing is connected there, the failure
-//!   is reported on the next `emit` or by `close()`, never dropped silently.
+//!   [`errors`](KafkaSink::errors) side output, where it counts as handled once accepted; when
+//!   nothing is connected there, its tokens are failed and the failure is reported on the next
+//!   `emit` or by `close()`, never dropped silently. A panic in the record function fails the
+//!   element's tokens too.
 //! - `close()` resolves once every accepted element's record has a delivery report.
 
 use std::fmt;
@@ -397,7 +399,8 @@ impl fmt::Debug for KafkaSink {
 impl KafkaSink {
     /// The side output of records that could not be delivered, each with its element's
     /// tokens: once a record is accepted there it counts as handled. With nothing connected,
-    /// a delivery failure is reported on the next `emit` or by `close()`.
+    /// the element's tokens are failed and the failure is reported on the next `emit` or by
+    /// `close()`.
     ///
     /// ```
     /// use brooklet::Source;
@@ -445,7 +448,8 @@ impl<T: Item> Stream<T> {
     /// At least once: the element's acknowledgement tokens are released only when the record's
     /// delivery report says it is stored. While librdkafka's queue is full the sink waits and
     /// retries, and `emit` pends once the sink's own queue is full. A record that cannot be
-    /// delivered goes to [`KafkaSink::errors`]. A panic in `record` is reported on the next
+    /// delivered goes to [`KafkaSink::errors`] (or, with nothing connected there, fails its
+    /// tokens). A panic in `record` fails the element's tokens and is reported on the next
     /// `emit` or by `close()`. `close()` resolves once every record has a delivery report.
     ///
     /// Fails with [`Error::Failed`] when the producer cannot be created (a bad property).
@@ -529,7 +533,9 @@ impl<T: Item> Stream<T> {
                             },
                             Err(payload) => {
                                 worker.out.errors.inc_exact();
-                                t.fail(t.panicked(&*payload));
+                                let error = t.panicked(&*payload);
+                                acks.fail(&error);
+                                t.fail(error);
                             }
                         }
                     }
@@ -596,10 +602,14 @@ async fn undelivered<T: Item>(
     node.out.errors.inc_exact();
     tracing::warn!(topic = rec.topic(), error = %err, "to_kafka: a record was not delivered");
     if !errors.is_connected() {
-        task.fail(failed(
+        // Nobody takes the failure: the element is not done.
+        let error = failed(
             &node.meta.name(),
             format!("cannot deliver a record to {}: {err}", rec.topic()),
-        ));
+        );
+        acks.fail(&error);
+        task.fail(error);
+        return;
     }
     let mut cx = Cx::with_acks(acks);
     errors.push(DeliveryError::new(rec, err), &mut cx);

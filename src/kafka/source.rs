@@ -37,15 +37,15 @@ use rdkafka::consumer::{
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::Message as _;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use tokio::sync::Notify;
 
 use super::failed;
+use super::failure::{Failures, OnFailure};
 use super::message::{DecodeError, Message};
 use super::offsets::{Assignment, Partition};
 use crate::graph::panic_message;
 use crate::graph::sync::Lock;
 use crate::graph::task::runtime;
-use crate::{Ack, Emit, Error, Item, Source, Stream};
+use crate::{Ack, Emit, Error, Item, Outcome, Source, Stream};
 
 /// How often the source polls even when nothing arrives: keeps the group membership alive while
 /// partitions are paused, and notices a stop request.
@@ -112,7 +112,7 @@ fn log_commit(result: KafkaResult<()>, when: &str) {
     }
 }
 
-type Decoder<T> = Box<dyn Fn(Message) -> Result<T, DecodeError> + Send + Sync>;
+type Decoder<T> = Box<dyn Fn(Message) -> Result<T, Box<DecodeError>> + Send + Sync>;
 
 /// What the source reads: a subscription (partitions come from the group) or fixed partitions.
 #[derive(Clone, Debug)]
@@ -137,6 +137,7 @@ pub struct KafkaSourceBuilder {
     config: ClientConfig,
     input: Option<Input>,
     commit_interval: Duration,
+    on_failure: OnFailure,
 }
 
 impl fmt::Debug for KafkaSourceBuilder {
@@ -144,6 +145,7 @@ impl fmt::Debug for KafkaSourceBuilder {
         f.debug_struct("KafkaSourceBuilder")
             .field("input", &self.input)
             .field("commit_interval", &self.commit_interval)
+            .field("on_failure", &self.on_failure)
             .finish_non_exhaustive()
     }
 }
@@ -209,6 +211,21 @@ impl KafkaSourceBuilder {
         self
     }
 
+    /// What to do with a message whose processing failed (default [`OnFailure::Stop`]: stop
+    /// before it, uncommitted).
+    ///
+    /// ```
+    /// use brooklet::kafka::{KafkaSource, OnFailure};
+    /// let b = KafkaSource::builder("127.0.0.1:9092", "g")
+    ///     .topic("readings")
+    ///     .on_failure(OnFailure::dead_letter("readings-dlq"));
+    /// # drop(b);
+    /// ```
+    pub fn on_failure(mut self, policy: OnFailure) -> Self {
+        self.on_failure = policy;
+        self
+    }
+
     /// Builds a source that emits every [`Message`] as it is.
     ///
     /// Fails with [`Error::Failed`] when no topic or partition was given or the consumer
@@ -258,7 +275,7 @@ impl KafkaSourceBuilder {
     {
         self.build_inner(Box::new(move |m| match decode(&m) {
             Ok(x) => Ok(x),
-            Err(e) => Err(DecodeError::new(m, e)),
+            Err(e) => Err(Box::new(DecodeError::new(m, e))),
         }))
     }
 
@@ -285,6 +302,11 @@ impl KafkaSourceBuilder {
                 assigned: assigned.clone(),
             })
             .map_err(|e| failed("kafka_source", format!("cannot create the consumer: {e}")))?;
+        let brokers = config
+            .get("bootstrap.servers")
+            .unwrap_or_default()
+            .to_string();
+        let failures = Arc::new(Failures::new(&self.on_failure, &brokers)?);
         let source = Source::new().named("kafka_source");
         let errors = Source::new().named("kafka_decode_errors");
         Ok(KafkaSource {
@@ -298,8 +320,8 @@ impl KafkaSourceBuilder {
                 commit_interval: self.commit_interval,
                 pause_after,
                 decode,
+                failures,
                 stop: AtomicBool::new(false),
-                stopped: Notify::new(),
             }),
         })
     }
@@ -313,8 +335,8 @@ struct Shared<T> {
     commit_interval: Duration,
     pause_after: Duration,
     decode: Decoder<T>,
+    failures: Arc<Failures>,
     stop: AtomicBool,
-    stopped: Notify,
 }
 
 /// A Kafka consumer that emits what it reads into a graph, at least once.
@@ -427,6 +449,7 @@ impl KafkaSource<Message> {
             config,
             input: None,
             commit_interval: Duration::from_secs(1),
+            on_failure: OnFailure::Stop,
         }
     }
 }
@@ -495,7 +518,7 @@ impl<T: Item> KafkaSource<T> {
     /// ```
     pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::Release);
-        self.shared.stopped.notify_waiters();
+        self.shared.failures.stopper.wake.notify_waiters();
     }
 
     /// Reads and emits until [`stop`](Self::stop) is called or the graph fails, then closes the
@@ -528,15 +551,22 @@ impl<T: Item> KafkaSource<T> {
             // released; then commit what is done.
             let closed = this.source.close().await;
             let errors_closed = this.errors.close().await;
+            // Dead-letter writes decide whether their messages are done.
+            this.shared.failures.flush().await;
             this.commit(&consumer, CommitMode::Sync, true);
             this.shared.assignment.revoke_all();
             drop(consumer);
+            if let Some(e) = this.shared.failures.stopper.error() {
+                return Err(e);
+            }
             result.and(closed).and(errors_closed)
         }
     }
 
     fn stopping(&self) -> bool {
-        self.shared.stop.load(Ordering::Acquire) || self.source.is_closed()
+        self.shared.stop.load(Ordering::Acquire)
+            || self.source.is_closed()
+            || self.shared.failures.stopper.error().is_some()
     }
 
     fn subscribe(&self, consumer: &StreamConsumer<Context>) -> Result<(), Error> {
@@ -582,30 +612,35 @@ impl<T: Item> KafkaSource<T> {
                 continue;
             }
             let offset = msg.offset();
+            let kept = self.shared.failures.keeps_messages().then(|| msg.clone());
             let releasing = part.clone();
-            let ack = Ack::new(move || releasing.done(offset));
-            // A panic on the synchronous path unwinds through the emit. The source keeps a clone
-            // of the token across the call, so the panic cannot release the token before the
-            // offset is marked failed: a failed message is never committed.
+            let failures = self.shared.failures.clone();
+            let ack = Ack::new(move |outcome: Outcome| {
+                if outcome.is_done() {
+                    releasing.done(offset);
+                } else {
+                    let error = outcome.error().cloned().unwrap_or_else(|| {
+                        failed("kafka_source", "the message's processing did not finish")
+                    });
+                    failures.failed(&releasing, offset, kept.as_ref(), error);
+                }
+            });
+            // A panic on the synchronous path unwinds through the emit; the source keeps a
+            // clone of the token across the call, to mark it failed with the panic's message
+            // before it is released.
             let token = ack.clone();
             let emitted =
                 std::panic::catch_unwind(AssertUnwindSafe(|| match (self.shared.decode)(msg) {
                     Ok(x) => self.source.emit_with_ack(x, token),
                     Err(bad) => {
                         tracing::debug!(error = %bad, "kafka source: message does not decode");
-                        self.errors.emit_with_ack(bad, token)
+                        self.errors.emit_with_ack(*bad, token)
                     }
                 }));
             let emit = match emitted {
                 Ok(emit) => emit,
                 Err(payload) => {
-                    part.fail(offset);
-                    drop(ack);
-                    tracing::error!(
-                        topic = %part.topic, partition = part.partition, offset,
-                        "kafka source: processing a message panicked; stopping before it"
-                    );
-                    return Err(Error::Panicked {
+                    ack.fail(Error::Panicked {
                         node: self.source.name(),
                         message: format!(
                             "while processing {}/{}@{offset}: {}",
@@ -614,12 +649,19 @@ impl<T: Item> KafkaSource<T> {
                             panic_message(&*payload)
                         ),
                     });
+                    // The failure policy decides: stop, or dead-letter and go on.
+                    drop(ack);
+                    continue;
                 }
             };
             drop(ack);
             match reader.wait(self, consumer, emit).await {
                 Ok(()) => {}
                 Err(Error::Closed) => return Ok(()),
+                Err(e) if self.shared.failures.keeps_messages() => {
+                    // Failed elements reach the dead-letter topic through their tokens.
+                    tracing::warn!(error = %e, "kafka source: the graph reported a failure");
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -707,7 +749,7 @@ impl Reader {
             src.commit(consumer, CommitMode::Async, false);
             self.last_commit = Instant::now();
         }
-        let stopped = src.shared.stopped.notified();
+        let stopped = src.shared.failures.stopper.wake.notified();
         let received = tokio::select! {
             r = consumer.recv() => r.map(|m| {
                 let topic = self.topic(m.topic());
@@ -753,7 +795,7 @@ impl Reader {
                 // Stop requested: stop waiting; closing the graph drains what is pending.
                 break Ok(());
             }
-            let stopped = src.shared.stopped.notified();
+            let stopped = src.shared.failures.stopper.wake.notified();
             let polled = tokio::select! {
                 r = &mut emit => break r,
                 p = self.poll(src, consumer) => p,

@@ -1,0 +1,275 @@
+//! What a Kafka source does with a message whose processing failed.
+//!
+//! Why: an acknowledgement can come back failed (a panic on the message's path, a node that
+//! died, a graph closed under it). Committing past such a message would lose it silently, so
+//! the source never does. It either stops before it (the default: the error comes out of
+//! `run`, the offset stays uncommitted and the next run reads the message again), or writes the
+//! message to a dead-letter topic and counts it done only once that write is delivered.
+//!
+//! Invariants:
+//! - A failed offset is marked failed in its partition's tracker before anything else, unless
+//!   a dead-letter write for it was queued; then the write's delivery report decides (done on
+//!   delivery, failed otherwise).
+//! - The first failure that stops the source is kept and returned by `run`.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use tokio::sync::Notify;
+
+use super::failed;
+use super::message::Message;
+use super::offsets::Partition;
+use crate::Error;
+use crate::graph::sync::Lock;
+
+/// What a [`KafkaSource`](crate::kafka::KafkaSource) does when a message's processing failed.
+///
+/// ```
+/// use brooklet::kafka::OnFailure;
+/// assert_eq!(OnFailure::default(), OnFailure::Stop);
+/// let dlq = OnFailure::dead_letter("readings-dlq");
+/// assert_eq!(dlq, OnFailure::DeadLetter { topic: "readings-dlq".to_string() });
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OnFailure {
+    /// Stop before the failed message: `run` returns the error, and nothing at or past the
+    /// message's offset is committed, so the next run starts with it.
+    #[default]
+    Stop,
+    /// Write the message (key, payload, headers, plus `brooklet.error` and `brooklet.origin`
+    /// headers) to this topic and go on; it counts as done once the write is delivered. If
+    /// the write fails, the source stops as with [`Stop`](OnFailure::Stop).
+    DeadLetter {
+        /// The dead-letter topic.
+        topic: String,
+    },
+}
+
+impl OnFailure {
+    /// [`OnFailure::DeadLetter`] to `topic`.
+    ///
+    /// ```
+    /// use brooklet::kafka::OnFailure;
+    /// assert!(matches!(OnFailure::dead_letter("dlq"), OnFailure::DeadLetter { .. }));
+    /// ```
+    pub fn dead_letter(topic: impl Into<String>) -> OnFailure {
+        OnFailure::DeadLetter {
+            topic: topic.into(),
+        }
+    }
+}
+
+/// The first failure that stops the source, and the wake-up of the run loop.
+pub(crate) struct Stopper {
+    first: Lock<Option<Error>>,
+    pub(crate) wake: Notify,
+}
+
+impl Stopper {
+    pub(crate) fn new() -> Stopper {
+        Stopper {
+            first: Lock::new(None),
+            wake: Notify::new(),
+        }
+    }
+
+    /// Records `error` (the first one wins) and wakes the run loop.
+    pub(crate) fn stop_with(&self, error: Error) {
+        self.first.lock().get_or_insert(error);
+        self.wake.notify_waiters();
+    }
+
+    pub(crate) fn error(&self) -> Option<Error> {
+        self.first.lock().clone()
+    }
+}
+
+/// Where a dead-letter write's delivery report goes.
+pub(crate) struct DeadLetterContext {
+    stopper: Arc<Stopper>,
+}
+
+impl ClientContext for DeadLetterContext {}
+
+impl ProducerContext for DeadLetterContext {
+    type DeliveryOpaque = Box<(Arc<Partition>, i64)>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: Self::DeliveryOpaque) {
+        let (part, offset) = *opaque;
+        match result {
+            Ok(_) => part.done(offset),
+            Err((e, _)) => {
+                part.fail(offset);
+                self.stopper.stop_with(failed(
+                    "kafka_source",
+                    format!(
+                        "cannot write {}/{}@{offset} to the dead-letter topic: {e}",
+                        part.topic, part.partition
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// Applies the failure policy to failed messages.
+pub(crate) struct Failures {
+    pub(crate) stopper: Arc<Stopper>,
+    dead_letter: Option<(String, ThreadedProducer<DeadLetterContext>)>,
+}
+
+impl fmt::Debug for Failures {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Failures")
+            .field("dead_letter", &self.dead_letter.as_ref().map(|d| &d.0))
+            .finish()
+    }
+}
+
+impl Failures {
+    /// The handler for `policy`; a dead-letter policy makes a producer to `brokers`.
+    pub(crate) fn new(policy: &OnFailure, brokers: &str) -> Result<Failures, Error> {
+        let stopper = Arc::new(Stopper::new());
+        let dead_letter = match policy {
+            OnFailure::Stop => None,
+            OnFailure::DeadLetter { topic } => {
+                let producer = ClientConfig::new()
+                    .set("bootstrap.servers", brokers)
+                    .set("message.timeout.ms", "30000")
+                    .set("allow.auto.create.topics", "false")
+                    .set("reconnect.backoff.max.ms", "1000")
+                    .create_with_context(DeadLetterContext {
+                        stopper: stopper.clone(),
+                    })
+                    .map_err(|e| {
+                        failed(
+                            "kafka_source",
+                            format!("cannot create the dead-letter producer: {e}"),
+                        )
+                    })?;
+                Some((topic.clone(), producer))
+            }
+        };
+        Ok(Failures {
+            stopper,
+            dead_letter,
+        })
+    }
+
+    /// Whether failed messages need their content kept (for the dead-letter topic).
+    pub(crate) fn keeps_messages(&self) -> bool {
+        self.dead_letter.is_some()
+    }
+
+    /// Message `offset` of `part` failed with `error`.
+    pub(crate) fn failed(
+        &self,
+        part: &Arc<Partition>,
+        offset: i64,
+        message: Option<&Message>,
+        error: Error,
+    ) {
+        tracing::warn!(
+            topic = %part.topic, partition = part.partition, offset, error = %error,
+            "kafka source: processing a message failed"
+        );
+        if let (Some((topic, producer)), Some(m)) = (&self.dead_letter, message) {
+            match dead_letter(producer, topic, part, m, &error) {
+                Ok(()) => return,
+                Err(e) => {
+                    part.fail(offset);
+                    self.stopper.stop_with(failed(
+                        "kafka_source",
+                        format!("cannot write {}: {e} (after: {error})", origin(m)),
+                    ));
+                    return;
+                }
+            }
+        }
+        part.fail(offset);
+        self.stopper.stop_with(error);
+    }
+
+    /// Waits (on a blocking thread) until every dead-letter write has its delivery report.
+    pub(crate) async fn flush(self: &Arc<Self>) {
+        if self.dead_letter.is_none() {
+            return;
+        }
+        let this = self.clone();
+        let flushed = tokio::task::spawn_blocking(move || {
+            if let Some((_, p)) = &this.dead_letter {
+                p.flush(Duration::from_secs(60))
+            } else {
+                Ok(())
+            }
+        })
+        .await;
+        if let Ok(Err(e)) = flushed {
+            tracing::warn!(error = %e, "kafka source: dead-letter writes not flushed");
+        }
+    }
+}
+
+fn origin(m: &Message) -> String {
+    format!("{}/{}@{}", m.topic(), m.partition(), m.offset())
+}
+
+/// Queues `m` on the dead-letter topic (retrying while the producer's queue is full).
+fn dead_letter(
+    producer: &ThreadedProducer<DeadLetterContext>,
+    topic: &str,
+    part: &Arc<Partition>,
+    m: &Message,
+    error: &Error,
+) -> Result<(), KafkaError> {
+    let mut headers = OwnedHeaders::new_with_capacity(m.headers().len() + 2);
+    for (k, v) in m.headers() {
+        headers = headers.insert(Header {
+            key: k,
+            value: v.as_deref(),
+        });
+    }
+    let error_text = error.to_string();
+    let origin = origin(m);
+    headers = headers
+        .insert(Header {
+            key: "brooklet.error",
+            value: Some(error_text.as_bytes()),
+        })
+        .insert(Header {
+            key: "brooklet.origin",
+            value: Some(origin.as_bytes()),
+        });
+    let mut record: BaseRecord<'_, [u8], [u8], _> =
+        BaseRecord::with_opaque_to(topic, Box::new((part.clone(), m.offset()))).headers(headers);
+    if let Some(k) = m.key() {
+        record = record.key(k);
+    }
+    if let Some(p) = m.payload() {
+        record = record.payload(p);
+    }
+    if let Some(t) = m.timestamp() {
+        record = record.timestamp(t);
+    }
+    // A full queue empties on the producer's own thread: wait briefly, a bounded number of
+    // times (this runs where the token was released, possibly on a runtime thread).
+    for _ in 0..5_000 {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                record = r;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+    Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull))
+}
