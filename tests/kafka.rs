@@ -618,3 +618,48 @@ fn read_all_with_headers(topic: &str, n: usize) -> Vec<(String, String, HashMap<
     }
     out
 }
+
+/// The example binary `name`, built by `cargo test` beside the test binaries.
+fn example(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>");
+    let path = dir.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "{} not built: run through `cargo test --features kafka`",
+        path.display()
+    );
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_prediction_example_runs_against_the_broker() {
+    let path = example("kafka_prediction");
+    let out = tokio::process::Command::new(path)
+        .env("KAFKA_BROKERS", brokers())
+        .kill_on_drop(true)
+        .output();
+    let out = timeout(Duration::from_secs(120), out)
+        .await
+        .expect("the example did not finish within 120 s")
+        .expect("run the example");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "produced 180 readings",
+        "made 207 predictions",
+        "read 207 predictions",
+        "boiler: expected 92.50",
+        "chiller: expected 5.50",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
+    }
+}

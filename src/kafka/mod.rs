@@ -9,8 +9,10 @@
 //!   [`Message`] per record, or a decoded value with [`KafkaSourceBuilder::build_with`]. Every
 //!   message carries an acknowledgement token; a partition's offset is committed only past a
 //!   contiguous run of messages the graph is done with, so a crash never loses a message (some
-//!   may be processed twice). While the graph is slow, the source pauses its partitions and
-//!   keeps polling, so it stays in its group.
+//!   may be processed twice). A message whose processing failed stops the source before it,
+//!   or goes to a dead-letter topic ([`OnFailure`]); it is never committed silently. While the
+//!   graph is slow, the source pauses its partitions and keeps polling, so it stays in its
+//!   group.
 //! - [`Stream::to_kafka`](crate::Stream::to_kafka) produces a [`Record`] per element. Emits
 //!   pend while the producer's queue is full; the tokens of an element are released only when
 //!   its record was delivered; records that cannot be delivered go to an error side output;

@@ -524,10 +524,13 @@ impl<T: Item> KafkaSource<T> {
     /// Reads and emits until [`stop`](Self::stop) is called or the graph fails, then closes the
     /// graph, waits for it to drain, commits the positions of done messages and returns.
     ///
-    /// Each emission is awaited (backpressure); while one pends, the partitions are paused and
-    /// the consumer keeps polling. Fails with [`Error::NotRunnable`] when the source is already
-    /// being run, and with the graph's error when an emission reports one (the source then
-    /// stops; the failed message is not committed).
+    /// Each emission is awaited (backpressure); while one pends for long, the partitions are
+    /// paused and the consumer keeps polling. A message whose processing failed (a panic on
+    /// its path, synchronous or not, a node that died) follows the
+    /// [failure policy](KafkaSourceBuilder::on_failure): by default the source stops, `run`
+    /// returns the error, and neither that message nor anything after it on its partition is
+    /// committed, so the next run reads it again. Fails with [`Error::NotRunnable`] when the
+    /// source is already being run.
     ///
     /// ```
     /// use brooklet::{Error, kafka::KafkaSource};
