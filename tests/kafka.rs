@@ -663,3 +663,125 @@ async fn the_prediction_example_runs_against_the_broker() {
         assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
     }
 }
+
+/// Reads `topic` (all partitions) until every payload prefix `0..n` (payloads are `i:...`) was
+/// seen; returns how many records were read in all.
+fn read_until_every_input(topic: &str, partitions: i32, n: usize) -> usize {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("reader");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut seen = vec![false; n];
+    let (mut missing, mut total) = (n, 0);
+    let mut quiet_since = std::time::Instant::now();
+    loop {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(m) => {
+                let m = m.expect("read");
+                let payload = std::str::from_utf8(m.payload().unwrap()).unwrap();
+                let i: usize = payload.split(':').next().unwrap().parse().unwrap();
+                total += 1;
+                if !std::mem::replace(&mut seen[i], true) {
+                    missing -= 1;
+                }
+                quiet_since = std::time::Instant::now();
+            }
+            None if missing == 0 && quiet_since.elapsed() > Duration::from_secs(1) => break,
+            None => assert!(
+                quiet_since.elapsed() < Duration::from_secs(20),
+                "{missing} of {n} inputs never reached {topic}"
+            ),
+        }
+    }
+    total
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_killed_at_random_moments_loses_nothing() {
+    const N: usize = 20_000;
+    const KILLS: usize = 10;
+    let input = unique("in");
+    let output = unique("out");
+    let group = unique("g");
+    create_topic(&input, 4).await;
+    create_topic(&output, 4).await;
+    produce(
+        &input,
+        (0..N).map(|i| (format!("k{}", i % 97), i.to_string())),
+    )
+    .await;
+
+    let relay = example("kafka_relay");
+    // 250 µs of work per record on 2 workers: a full pass takes about 2.5 s, so kills land
+    // while records are in flight.
+    let spawn = |idle_ms: &str| {
+        tokio::process::Command::new(&relay)
+            .args([input.as_str(), &output, &group, idle_ms, "250"])
+            .env("KAFKA_BROKERS", brokers())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the relay")
+    };
+    // Kill moments from a seeded generator; the seed is printed to replay a failure.
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64
+        | 1;
+    println!("kill seed {seed}");
+    let mut rng = seed;
+    for _ in 0..KILLS {
+        let mut child = spawn("0");
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        // A group join takes a few seconds: kill between 0.5 s and 5 s in.
+        let after = Duration::from_millis(500 + rng % 4_500);
+        tokio::time::sleep(after).await;
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the relay exited on its own"
+        );
+        child.start_kill().expect("SIGKILL");
+        timeout(Duration::from_secs(10), child.wait())
+            .await
+            .expect("the killed relay did not exit")
+            .unwrap();
+    }
+    // A last run that finishes the job, then stops once idle.
+    let last = spawn("3000");
+    let out = timeout(Duration::from_secs(120), last.wait_with_output())
+        .await
+        .expect("the last relay run did not finish")
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let total = tokio::task::spawn_blocking({
+        let output = output.clone();
+        move || read_until_every_input(&output, 4, N)
+    })
+    .await
+    .unwrap();
+    println!(
+        "{N} inputs, {total} outputs after {KILLS} kills: {} duplicates",
+        total - N
+    );
+    assert!(total >= N);
+    for p in 0..4 {
+        assert!(committed(&group, &input, p).is_some());
+    }
+}
