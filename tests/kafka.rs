@@ -785,3 +785,81 @@ async fn a_pipeline_killed_at_random_moments_loses_nothing() {
         assert!(committed(&group, &input, p).is_some());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_members_of_a_group_share_the_partitions_and_one_leaving_hands_them_over() {
+    const N: usize = 20_000;
+    let input = unique("in");
+    let group = unique("g");
+    create_topic(&input, 4).await;
+    produce(&input, (0..N).map(|i| (format!("k{i}"), i.to_string()))).await;
+
+    // Each member records what it processed; processing is slowed so that the hand-over
+    // happens while records are in flight.
+    let member = |seen: Arc<std::sync::Mutex<Vec<usize>>>| {
+        let src = source(&group).topic(&input).build().unwrap();
+        src.map(move |m| {
+            let n: usize = m.payload_str().unwrap().parse().unwrap();
+            if n.is_multiple_of(50) {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            seen.lock().unwrap().push(n);
+        })
+        .sink(|_| ());
+        src
+    };
+    let seen_a = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen_b = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let a = member(seen_a.clone());
+    let run_a = tokio::spawn(a.run());
+    wait_until("a's first assignment", Duration::from_secs(30), || {
+        a.assignments() >= 1
+    })
+    .await;
+    let b = member(seen_b.clone());
+    let run_b = tokio::spawn(b.run());
+    wait_until("both members assigned", Duration::from_secs(30), || {
+        b.assignments() >= 1 && !seen_b.lock().unwrap().is_empty()
+    })
+    .await;
+    // A leaves (a clean stop: it commits what is done, its partitions go to B).
+    a.stop();
+    timeout(Duration::from_secs(30), run_a)
+        .await
+        .expect("a did not stop")
+        .unwrap()
+        .expect("a");
+    let covered = || {
+        let mut all = vec![false; N];
+        for &n in seen_a
+            .lock()
+            .unwrap()
+            .iter()
+            .chain(seen_b.lock().unwrap().iter())
+        {
+            all[n] = true;
+        }
+        all.iter().all(|x| *x)
+    };
+    wait_until("b to finish the topic", Duration::from_secs(60), covered).await;
+    b.stop();
+    timeout(Duration::from_secs(30), run_b)
+        .await
+        .expect("b did not stop")
+        .unwrap()
+        .expect("b");
+    let (na, nb) = (seen_a.lock().unwrap().len(), seen_b.lock().unwrap().len());
+    println!(
+        "a processed {na}, b processed {nb}: {} duplicates",
+        na + nb - N
+    );
+    assert!(na > 0 && nb > 0, "both members worked");
+    assert!(
+        b.assignments() >= 2,
+        "b was assigned a's partitions when a left"
+    );
+    let total: i64 = (0..4)
+        .map(|p| committed(&group, &input, p).unwrap_or(0))
+        .sum();
+    assert_eq!(total, N as i64, "every partition committed to its end");
+}

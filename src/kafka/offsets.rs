@@ -176,12 +176,13 @@ impl Assignment {
         }
     }
 
-    /// Stops tracking a revoked partition and returns its position to commit, if any moved
-    /// since the last commit. Tokens of its messages released later change nothing.
+    /// Stops tracking a revoked partition and returns its committable position (whether or
+    /// not a periodic commit sent it already: that commit may have failed). Tokens of its
+    /// messages released later change nothing.
     pub(crate) fn revoke(&self, topic: &str, partition: i32) -> Option<i64> {
         let part = self.parts.lock().get_mut(topic)?.remove(&partition)?;
         part.live.store(false, Ordering::Release);
-        part.offsets.lock().take_uncommitted()
+        part.offsets.lock().committable()
     }
 
     /// Stops tracking every partition (the consumer lost its assignment or is closing).
