@@ -1586,3 +1586,268 @@ mod warnings {
         assert_eq!(warn.load(Ordering::SeqCst), 10);
     }
 }
+
+// ---------------------------------------------------------------- failures
+
+mod failures {
+    use std::fmt::Debug;
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use brooklet::window::{
+        Aggregator, Window, WindowResult,
+        aggregate::{collect, count, first, last, max, mean, min, reduce, sum},
+    };
+    use brooklet::{Ack, Source};
+    use futures::executor::block_on;
+
+    type Ev = (&'static str, i64, i64); // (key, ts, value)
+
+    fn counter() -> (Arc<AtomicUsize>, impl Fn() -> Ack) {
+        let n = Arc::new(AtomicUsize::new(0));
+        let m = n.clone();
+        (n, move || {
+            let m = m.clone();
+            Ack::new(move || {
+                m.fetch_add(1, Ordering::SeqCst);
+            })
+        })
+    }
+
+    /// Three keys close in one window at once; the consumer panics on key "a": "b" and "c"
+    /// are still delivered, the panic reaches the caller, and the window counts it.
+    #[test]
+    fn a_panic_on_one_result_still_delivers_the_others_closed_by_the_event() {
+        block_on(async {
+            let source = Source::<Ev>::new();
+            let w = source
+                .window(Window::tumbling(10))
+                .timestamp(|e| e.1)
+                .key_by(|e| e.0)
+                .sum(|e| e.2);
+            let out = w
+                .map(|r: WindowResult<&'static str, i64>| {
+                    assert!(r.key != "a", "consumer fails on a");
+                    (r.key, r.value)
+                })
+                .sink_to_vec();
+            let (released, ack) = counter();
+            for e in [("a", 1, 1), ("b", 2, 2), ("c", 3, 3)] {
+                source.emit_with_ack(e, ack()).await.unwrap();
+            }
+            let r = catch_unwind(AssertUnwindSafe(|| source.emit(("d", 25, 4))));
+            assert!(
+                r.is_err(),
+                "the consumer's panic reaches the caller of emit"
+            );
+            assert_eq!(out.snapshot(), vec![("b", 2), ("c", 3)]);
+            assert_eq!(w.metrics().errors, 1);
+            // b and c were delivered (a's token is not released as delivered while held)
+            assert!(released.load(Ordering::SeqCst) >= 2);
+            // The node goes on working.
+            source.emit(("b", 31, 5)).await.unwrap();
+            assert_eq!(out.snapshot(), vec![("b", 2), ("c", 3), ("d", 4)]);
+        });
+    }
+
+    #[test]
+    fn a_panic_on_one_flushed_result_still_delivers_the_others() {
+        block_on(async {
+            let source = Source::<Ev>::new();
+            let out = source
+                .window(Window::count(3))
+                .timestamp(|e| e.1)
+                .key_by(|e| e.0)
+                .sum(|e| e.2)
+                .map(|r: WindowResult<&'static str, i64>| {
+                    assert!(r.key != "a", "consumer fails on a");
+                    (r.key, r.value)
+                })
+                .sink_to_vec();
+            for e in [("a", 1, 1), ("b", 2, 2), ("c", 3, 3)] {
+                source.emit(e).await.unwrap();
+            }
+            let r = catch_unwind(AssertUnwindSafe(|| source.close()));
+            assert!(r.is_err());
+            assert_eq!(out.snapshot(), vec![("b", 2), ("c", 3)]);
+        });
+    }
+
+    /// Runs `events` through `window` with the aggregate `agg(true)` (whose closure panics on
+    /// value 3) and `agg(false)` (which never panics) fed the same events without value 3:
+    /// the results and the operator's statistics must be the same, as if the failing event
+    /// never arrived.
+    /// Returns how many events failed.
+    fn as_if_never_there<A, F>(window: Window, agg: F) -> usize
+    where
+        A: Aggregator<Ev>,
+        A::Out: PartialEq + Debug,
+        F: Fn(bool) -> A,
+    {
+        let events: Vec<Ev> = (0..12)
+            .map(|v| (if v % 3 == 0 { "a" } else { "b" }, v * 15, v))
+            .collect();
+        // `failed`: the events that panicked in the faulty run (an aggregate may skip its
+        // extractor for an event it does not need, such as `first` for a later event).
+        let run = |faulty: bool, failed: &mut Vec<i64>| {
+            block_on(async {
+                let source = Source::<Ev>::new();
+                let w = source
+                    .window(window)
+                    .timestamp(|e| e.1)
+                    .key_by(|e| e.0)
+                    .aggregate(agg(faulty));
+                let out = w.sink_to_vec();
+                let mut stats = vec![];
+                for e in &events {
+                    if faulty {
+                        if catch_unwind(AssertUnwindSafe(|| source.emit(*e))).is_err() {
+                            failed.push(e.2);
+                        }
+                    } else if !failed.contains(&e.2) {
+                        source.emit(*e).await.unwrap();
+                    }
+                    let mut s = w.stats();
+                    s.events = 0; // the failed event is counted or not: not the point
+                    s.results = 0;
+                    stats.push((s, out.snapshot().len()));
+                }
+                source.close().await.unwrap();
+                (out.snapshot(), stats)
+            })
+        };
+        let mut failed = vec![];
+        let (got, got_stats) = run(true, &mut failed);
+        let (want, want_stats) = run(false, &mut failed);
+        assert_eq!(got, want, "{window:?}");
+        assert_eq!(got_stats, want_stats, "{window:?}");
+        failed.len()
+    }
+
+    fn v(e: &Ev, faulty: bool) -> i64 {
+        assert!(
+            !faulty || (e.2 != 3 && e.2 != 7),
+            "extractor fails on {}",
+            e.2
+        );
+        e.2
+    }
+
+    fn all_windows() -> Vec<Window> {
+        vec![
+            Window::tumbling(100),
+            Window::hopping(100, 50),
+            Window::hopping(100, 30),
+            Window::sliding(40),
+            Window::count(3),
+            Window::count_hopping(4, 2),
+        ]
+    }
+
+    #[test]
+    fn a_panicking_aggregate_leaves_every_window_as_before_the_event() {
+        for w in all_windows() {
+            let failed = [
+                as_if_never_there(w, |f| sum(move |e: &Ev| v(e, f))),
+                as_if_never_there(w, |f| mean(move |e: &Ev| v(e, f) as f64)),
+                as_if_never_there(w, |f| min(move |e: &Ev| v(e, f))),
+                as_if_never_there(w, |f| max(move |e: &Ev| v(e, f))),
+                as_if_never_there(w, |f| last(move |e: &Ev| v(e, f))),
+                as_if_never_there(w, |f| collect(move |e: &Ev| v(e, f))),
+                as_if_never_there(w, |f| reduce(0, move |acc, e: &Ev| acc + v(e, f))),
+                as_if_never_there(w, |f| (count(), sum(move |e: &Ev| v(e, f)))),
+                as_if_never_there(w, |f| {
+                    (
+                        collect(|e: &Ev| e.2),
+                        reduce(0, move |a, e: &Ev| a + v(e, f)),
+                    )
+                }),
+                as_if_never_there(w, |f| {
+                    (
+                        reduce(0, |a, e: &Ev| a + e.2),
+                        reduce(1, move |a, e: &Ev| a * v(e, f).max(1)),
+                    )
+                }),
+            ];
+            assert!(failed.iter().all(|n| *n == 2), "{w:?}: {failed:?}");
+            // `first` reads a value only for an event earlier than the window's first: it may
+            // never fail here, and then keeps every event.
+            as_if_never_there(w, |f| first(move |e: &Ev| v(e, f)));
+        }
+    }
+
+    /// A reduce whose closure fails depending on the accumulator: it fails in some windows
+    /// of the event and not in others. No window may keep the event.
+    #[test]
+    fn a_reduce_failing_in_one_window_of_several_updates_none() {
+        for w in [
+            Window::hopping(100, 50),
+            Window::sliding(100),
+            Window::count_hopping(4, 2),
+        ] {
+            let run = || {
+                block_on(async {
+                    let source = Source::<i64>::new();
+                    let out = source
+                        .window(w)
+                        .timestamp(|x| *x * 10)
+                        .reduce(0, |acc: i64, x: &i64| {
+                            assert!(
+                                !(*x == 6 && acc > 5),
+                                "fails when the window already holds more than 5"
+                            );
+                            acc + x
+                        })
+                        .sink_to_vec();
+                    let mut failed = vec![];
+                    for x in 0..10 {
+                        if catch_unwind(AssertUnwindSafe(|| source.emit(x))).is_err() {
+                            failed.push(x);
+                        }
+                    }
+                    assert_eq!(failed, vec![6], "{w:?}");
+                    source.close().await.unwrap();
+                    out.snapshot()
+                })
+            };
+            let got = run();
+            // Reference: every window without 6 whenever the event failed.
+            let want = block_on(async {
+                let source = Source::<i64>::new();
+                let out = source
+                    .window(w)
+                    .timestamp(|x| *x * 10)
+                    .sum(|x| *x)
+                    .sink_to_vec();
+                for x in (0..10).filter(|x| *x != 6) {
+                    source.emit(x).await.unwrap();
+                }
+                source.close().await.unwrap();
+                out.snapshot()
+            });
+            // The event failed in at least one window, so it is in none of them.
+            assert_eq!(got, want, "{w:?}");
+        }
+    }
+
+    #[test]
+    fn tumbling_reduce_panicking_at_3_keeps_the_other_events() {
+        block_on(async {
+            let source = Source::<i64>::new();
+            let out = source
+                .window(Window::tumbling(100))
+                .timestamp(|x| *x)
+                .reduce(0, |acc, x: &i64| {
+                    assert!(*x != 3, "fails on 3");
+                    acc + x
+                })
+                .sink_to_vec();
+            for x in 0..6 {
+                let _ = catch_unwind(AssertUnwindSafe(|| source.emit(x)));
+            }
+            source.close().await.unwrap();
+            assert_eq!(out.snapshot()[0].value, 12);
+        });
+    }
+}

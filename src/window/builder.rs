@@ -549,7 +549,8 @@ impl<T: Item, K: WindowKey> WindowBuilder<T, K> {
         self.aggregate(aggregate::count())
     }
 
-    /// The mean of `f(event)` per window.
+    /// The mean of `f(event)` per window, by IEEE arithmetic: one NaN value makes the window's
+    /// mean NaN.
     ///
     /// ```
     /// use brooklet::Source;
@@ -566,7 +567,8 @@ impl<T: Item, K: WindowKey> WindowBuilder<T, K> {
         self.aggregate(aggregate::mean(f))
     }
 
-    /// The smallest `f(event)` per window.
+    /// The smallest `f(event)` per window. NaN values are ignored (as [`f64::min`] does), in
+    /// every window kind and whatever the order of arrival: NaN only when every value is NaN.
     ///
     /// ```
     /// use brooklet::Source;
@@ -583,7 +585,8 @@ impl<T: Item, K: WindowKey> WindowBuilder<T, K> {
         self.aggregate(aggregate::min(f))
     }
 
-    /// The largest `f(event)` per window.
+    /// The largest `f(event)` per window. NaN values are ignored (as [`f64::max`] does), in
+    /// every window kind and whatever the order of arrival: NaN only when every value is NaN.
     ///
     /// ```
     /// use brooklet::Source;
@@ -654,7 +657,9 @@ impl<T: Item, K: WindowKey> WindowBuilder<T, K> {
         self.aggregate(aggregate::collect(f))
     }
 
-    /// Folds events into `init` with `f`, in arrival order, per window.
+    /// Folds events into `init` with `f`, in arrival order, per window. `f` gets a copy of the
+    /// window's value (as [`accumulate`](crate::Stream::accumulate) does), so a panic in `f`
+    /// leaves every window as it was before the event.
     ///
     /// ```
     /// use brooklet::Source;
