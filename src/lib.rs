@@ -69,15 +69,38 @@
 //!
 //! ## Acknowledgements
 //!
-//! [`Source::emit_with_ack`] attaches an [`Ack`] to an element; its callback runs once every
-//! output built from the element has been accepted downstream (or the element was dropped).
-//! Nodes that hold elements hold their tokens.
+//! [`Source::emit_with_ack`] attaches an [`Ack`] to an element; its callback runs once, with
+//! the element's [`Outcome`]: [`Outcome::Done`] once every output built from the element has
+//! been accepted downstream (or the element was dropped on purpose), [`Outcome::Failed`] when
+//! it was lost (a panic on its path, a node that failed under it, a runtime that shut down, a
+//! closed graph). Nodes that hold elements hold their tokens. An at-least-once source commits
+//! an element only once it is done, and never past a failed one.
+//!
+//! ```
+//! use std::sync::{Arc, Mutex};
+//! use brooklet::{Ack, Outcome, Source};
+//! # futures::executor::block_on(async {
+//! let source = Source::new();
+//! let parsed = source.try_map(|s: &str| s.parse::<i32>());
+//! let _numbers = parsed.sink(|_| ());
+//! let _dead_letters = parsed.errors().sink(|_| ()); // errors taken here count as handled
+//! let outcomes = Arc::new(Mutex::new(Vec::new()));
+//! for s in ["1", "x"] {
+//!     let o = outcomes.clone();
+//!     source.emit_with_ack(s, Ack::new(move |outcome| o.lock().unwrap().push(outcome))).await?;
+//! }
+//! assert_eq!(*outcomes.lock().unwrap(), vec![Outcome::Done, Outcome::Done]);
+//! # Ok::<(), brooklet::Error>(()) }).unwrap();
+//! ```
 //!
 //! ## Errors
 //!
 //! A panic in a user function on the synchronous path unwinds into the caller of `emit`, and
 //! the graph keeps working for the next element. Failures on asynchronous paths are reported as
-//! an [`Error`] on the next `emit` or by `close`.
+//! an [`Error`] on the next `emit` or by `close`, naming the node whose function failed;
+//! several failures before a report come as one [`Error::Several`] with their count. Whatever
+//! `emit` accepted with `Ok` is delivered; an element that cannot be (the graph was closed
+//! under it, the runtime of a node shut down) gets an `Err`, promptly: no call hangs.
 //!
 //! ## Where things are
 //!
@@ -97,7 +120,7 @@ pub mod parallel;
 pub mod time;
 pub mod window;
 
-pub use graph::{Ack, Emit, Error, Item, Metrics, Source, Stream};
+pub use graph::{Ack, Emit, Error, Item, Metrics, Outcome, Source, Stream};
 pub use ops::{Collect, EmitOn, Fallible, Pull, Sink, VecSink};
 
 /// The README's examples, compiled and run as doctests.

@@ -237,7 +237,7 @@ async fn unordered_delivers_everything_once_and_acks_after_the_sink() {
         .sink(move |x| store.lock().unwrap().push(x));
     for x in 0..N {
         let (sunk, early, released) = (sunk.clone(), early.clone(), released.clone());
-        let ack = Ack::new(move || {
+        let ack = Ack::new(move |_| {
             if !sunk.lock().unwrap().contains(&x) {
                 early.fetch_add(1, Ordering::SeqCst);
             }
@@ -274,7 +274,7 @@ async fn ordered_mode_holds_tokens_until_downstream_accepted() {
     let flags: Vec<_> = (0..3).map(|_| Arc::new(AtomicUsize::new(0))).collect();
     for (x, flag) in flags.iter().enumerate() {
         let f = flag.clone();
-        let ack = Ack::new(move || {
+        let ack = Ack::new(move |_| {
             f.store(1, Ordering::SeqCst);
         });
         source.emit_with_ack(x as u32, ack).await.unwrap();
@@ -488,7 +488,7 @@ async fn try_par_map_routes_errors_and_acks_after_the_error_sink() {
             early.clone(),
             released.clone(),
         );
-        let ack = Ack::new(move || {
+        let ack = Ack::new(move |_| {
             let there = if x % 3 == 0 {
                 b.lock().unwrap().contains(&format!("{x}"))
             } else {

@@ -49,7 +49,7 @@ fn token() -> (Ack, Arc<AtomicBool>) {
     let released = Arc::new(AtomicBool::new(false));
     let flag = released.clone();
     (
-        Ack::new(move || flag.store(true, Ordering::SeqCst)),
+        Ack::new(move |_| flag.store(true, Ordering::SeqCst)),
         released,
     )
 }

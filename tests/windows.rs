@@ -1196,7 +1196,7 @@ fn tokens_are_held_until_the_window_is_emitted() {
         source
             .emit_with_ack(
                 ("a", 15, 0),
-                Ack::new(move || {
+                Ack::new(move |_| {
                     r.fetch_add(1, Ordering::SeqCst);
                 }),
             )
@@ -1466,7 +1466,7 @@ async fn batch_tokens_are_released_once_the_batch_is_emitted() {
     source
         .emit_with_ack(
             1,
-            Ack::new(move || {
+            Ack::new(move |_| {
                 r.fetch_add(1, Ordering::SeqCst);
             }),
         )

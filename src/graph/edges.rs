@@ -14,12 +14,13 @@
 //! - Fan-out delivers in edge creation order; every branch but the last gets a clone and the
 //!   last gets the element itself.
 
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
-use super::ack::Acks;
+use super::ack::{Acks, note_panic_site};
 use super::cx::Cx;
-use super::node::{NodeDyn, Push};
+use super::node::{Label, NodeDyn, Push};
 use super::sync::Counter;
 
 const CHUNK: usize = 4;
@@ -154,35 +155,46 @@ pub(crate) struct Outputs<T> {
     shape: AtomicU8,
     pub(crate) emitted: Counter,
     pub(crate) errors: Counter,
+    /// The owning node's name, for errors that name a panicking function's node.
+    label: Arc<Label>,
 }
 
 const NO_EDGE: u8 = 0;
 const ONE_EDGE: u8 = 1;
 const FAN_OUT: u8 = 2;
 
-impl<T> Default for Outputs<T> {
-    fn default() -> Self {
+impl<T> Outputs<T> {
+    pub(crate) fn new(label: Arc<Label>) -> Self {
         Outputs {
             first: Chunk::new(),
             shape: AtomicU8::new(NO_EDGE),
             emitted: Counter::default(),
             errors: Counter::default(),
+            label,
         }
+    }
+
+    /// The owning node's name.
+    pub(crate) fn name(&self) -> String {
+        self.label.display()
     }
 }
 
 impl<T: 'static> Outputs<T> {
-    /// Runs a user function, counting a panic that unwinds out of it in `errors`. Free on the
-    /// non-panicking path: the guard is forgotten, only the unwind landing pad remains.
+    /// Runs a user function, counting a panic that unwinds out of it in `errors` and noting
+    /// this node as where the panic began (so errors and failed tokens can name it). Free on
+    /// the non-panicking path: the guard is forgotten, only the unwind landing pad remains.
     #[inline(always)]
     pub(crate) fn call<R>(&self, f: impl FnOnce() -> R) -> R {
-        struct CountPanic<'a>(&'a Counter);
-        impl Drop for CountPanic<'_> {
+        struct CountPanic<'a, T>(&'a Outputs<T>);
+        impl<T> Drop for CountPanic<'_, T> {
+            #[cold]
             fn drop(&mut self) {
-                self.0.inc_exact();
+                self.0.errors.inc_exact();
+                note_panic_site(self.0.name());
             }
         }
-        let guard = CountPanic(&self.errors);
+        let guard = CountPanic(self);
         let r = f();
         std::mem::forget(guard);
         r
@@ -262,11 +274,21 @@ impl<T: 'static> Outputs<T> {
 
     /// Tells every active forward target that this upstream has ended. Feedback edges are
     /// skipped: a feedback edge never keeps its target open, nor closes it.
+    ///
+    /// A panic while one target flushes does not stop the others from ending: it is caught,
+    /// every other target is ended, and then it goes on to the caller.
     pub(crate) fn end(&self, cx: &mut Cx) {
+        let mut panic = None;
         for e in self.edges() {
             if !e.target.feedback && e.active.load(Ordering::Acquire) {
-                e.target.owner.end(cx);
+                let ended = catch_unwind(AssertUnwindSafe(|| e.target.owner.end(cx)));
+                if let Err(payload) = ended {
+                    panic.get_or_insert(payload);
+                }
             }
+        }
+        if let Some(payload) = panic {
+            resume_unwind(payload);
         }
     }
 

@@ -42,9 +42,37 @@ pub enum Error {
     /// [`Source::run`](crate::Source::run) was called on a source that has nothing to drive,
     /// or whose input is already being driven.
     NotRunnable,
+    /// A node failed several times before a call could report it: the first failure, and how
+    /// many more came after it. None is folded away silently.
+    ///
+    /// ```
+    /// use brooklet::Error;
+    /// let e = Error::Several { first: Box::new(Error::Closed), more: 2 };
+    /// assert_eq!(e.to_string(), "the source is closed (and 2 more failures after it)");
+    /// assert_eq!(e.first(), &Error::Closed);
+    /// ```
+    Several {
+        /// The first failure.
+        first: Box<Error>,
+        /// How many failures came after it before it was reported.
+        more: usize,
+    },
 }
 
 impl Error {
+    /// The first failure: `self`, or for [`Error::Several`] the first of them.
+    ///
+    /// ```
+    /// use brooklet::Error;
+    /// assert_eq!(Error::Closed.first(), &Error::Closed);
+    /// ```
+    pub fn first(&self) -> &Error {
+        match self {
+            Error::Several { first, .. } => first.first(),
+            e => e,
+        }
+    }
+
     /// Builds [`Error::Panicked`] from a caught panic payload.
     pub(crate) fn panicked(node: &str, payload: &(dyn Any + Send)) -> Error {
         Error::Panicked {
@@ -77,6 +105,9 @@ impl fmt::Display for Error {
             Error::Failed { node, message } => write!(f, "node `{node}` failed: {message}"),
             Error::NotRunnable => {
                 f.write_str("this source has no input to drive, or it is already being driven")
+            }
+            Error::Several { first, more } => {
+                write!(f, "{first} (and {more} more failures after it)")
             }
         }
     }

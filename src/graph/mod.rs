@@ -25,7 +25,7 @@ mod stream;
 pub(crate) mod sync;
 pub(crate) mod task;
 
-pub use ack::Ack;
+pub use ack::{Ack, Outcome};
 pub use emit::Emit;
 pub use error::Error;
 pub use source::Source;

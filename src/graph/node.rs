@@ -12,6 +12,7 @@
 //!   directly (a source). Ending runs `Operator::on_end` (flush) and then ends the node's
 //!   forward targets. Feedback upstreams are not counted.
 
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
@@ -103,11 +104,27 @@ struct Links {
     done: bool,
 }
 
+/// A node's kind and user-given name, shared with its [`Outputs`] so that a panic in one of
+/// its functions can name it.
+pub(crate) struct Label {
+    kind: &'static str,
+    name: Lock<Option<String>>,
+}
+
+impl Label {
+    /// The user-given name, or the operator's kind.
+    pub(crate) fn display(&self) -> String {
+        self.name
+            .lock()
+            .clone()
+            .unwrap_or_else(|| self.kind.to_string())
+    }
+}
+
 /// Name, counters and upstream links of a node.
 pub(crate) struct Meta {
     id: u64,
-    kind: &'static str,
-    name: Lock<Option<String>>,
+    label: Arc<Label>,
     pub(crate) received: Counter,
     links: Lock<Links>,
 }
@@ -116,8 +133,10 @@ impl Meta {
     pub(crate) fn new(kind: &'static str) -> Meta {
         Meta {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            kind,
-            name: Lock::new(None),
+            label: Arc::new(Label {
+                kind,
+                name: Lock::new(None),
+            }),
             received: Counter::default(),
             links: Lock::new(Links::default()),
         }
@@ -128,19 +147,16 @@ impl Meta {
     }
 
     pub(crate) fn kind(&self) -> &'static str {
-        self.kind
+        self.label.kind
     }
 
     /// The user-given name, or the operator's kind.
     pub(crate) fn name(&self) -> String {
-        self.name
-            .lock()
-            .clone()
-            .unwrap_or_else(|| self.kind.to_string())
+        self.label.display()
     }
 
     pub(crate) fn set_name(&self, name: String) {
-        *self.name.lock() = Some(name);
+        *self.label.name.lock() = Some(name);
     }
 
     pub(crate) fn add_uplink(&self, node: Weak<dyn NodeDyn>, feedback: bool) {
@@ -201,19 +217,23 @@ pub(crate) struct Node<Op: Operator> {
 
 impl<Op: Operator> Node<Op> {
     pub(crate) fn new(kind: &'static str, op: Op) -> Node<Op> {
-        Node {
-            meta: Meta::new(kind),
-            op,
-            out: Outputs::default(),
-        }
+        let meta = Meta::new(kind);
+        let out = Outputs::new(meta.label.clone());
+        Node { meta, op, out }
     }
 
     /// Ends the node now, whatever its upstreams do: flush, then end the targets.
+    ///
+    /// A panic during the flush still ends the targets (so nothing downstream waits for an
+    /// end that never comes), then goes on to the caller.
     pub(crate) fn finish(&self, cx: &mut Cx) {
         if self.meta.mark_done() {
-            self.op.on_end(&self.out, cx);
+            let flushed = catch_unwind(AssertUnwindSafe(|| self.op.on_end(&self.out, cx)));
             if !Op::DEFERS_END {
                 self.out.end(cx);
+            }
+            if let Err(payload) = flushed {
+                resume_unwind(payload);
             }
         }
     }

@@ -14,7 +14,7 @@ use futures::future::{self, Either};
 use tokio::sync::Notify;
 
 use super::Item;
-use super::ack::{Ack, Acks};
+use super::ack::{Ack, Acks, take_panic_site};
 use super::cx::Cx;
 use super::edges::Outputs;
 use super::emit::Emit;
@@ -27,6 +27,8 @@ type Driver<T> = Pin<Box<dyn futures::Stream<Item = T> + Send>>;
 
 pub(crate) struct SourceOp<T> {
     closed: AtomicBool,
+    /// A panic that interrupted `close()`'s flush: every later `close()` reports it.
+    close_failure: Lock<Option<Error>>,
     /// Wakes a running `run` when the source ends, so it stops without waiting for its input.
     ended: Notify,
     driver: Lock<Option<Driver<T>>>,
@@ -47,9 +49,12 @@ impl<T: Item> Input<0> for SourceOp<T> {
 
     #[inline]
     fn on_input(&self, x: T, out: &Outputs<T>, cx: &mut Cx) {
-        // Elements that reach a closed source through `connect` are dropped.
+        // Elements that reach a closed source through `connect` are dropped, and their tokens
+        // fail: the graph ended under them.
         if !self.closed.load(Ordering::Acquire) {
             out.push(x, cx);
+        } else {
+            cx.acks.fail(&Error::Closed);
         }
     }
 }
@@ -132,6 +137,7 @@ impl<T: Item> Source<T> {
             "source",
             SourceOp {
                 closed: AtomicBool::new(false),
+                close_failure: Lock::new(None),
                 ended: Notify::new(),
                 driver: Lock::new(driver),
                 _t: PhantomData,
@@ -247,9 +253,12 @@ impl<T: Item> Source<T> {
         self.emit_in(x, Cx::new())
     }
 
-    /// Like [`emit`](Source::emit), with an acknowledgement token: the token is released once
-    /// every output built from `x` has been accepted downstream, or `x` was dropped. See
-    /// [`Ack`].
+    /// Like [`emit`](Source::emit), with an acknowledgement token: the token's callback runs
+    /// once every output built from `x` has been accepted downstream or `x` was dropped
+    /// ([`Outcome::Done`](crate::Outcome::Done)), or once `x` was lost
+    /// ([`Outcome::Failed`](crate::Outcome::Failed)): a panic on its path, a node that failed
+    /// under it, or a closed source (then `emit_with_ack` also returns [`Error::Closed`]).
+    /// See [`Ack`].
     ///
     /// ```
     /// use std::sync::Arc;
@@ -258,16 +267,34 @@ impl<T: Item> Source<T> {
     /// # futures::executor::block_on(async {
     /// let source = Source::new();
     /// let _evens = source.filter(|x: &u32| x % 2 == 0).sink(|_| ());
-    /// let acked = Arc::new(AtomicUsize::new(0));
+    /// let done = Arc::new(AtomicUsize::new(0));
     /// for x in 0..4 {
-    ///     let a = acked.clone();
-    ///     source.emit_with_ack(x, Ack::new(move || { a.fetch_add(1, Ordering::SeqCst); })).await?;
+    ///     let d = done.clone();
+    ///     let ack = Ack::new(move |outcome| if outcome.is_done() { d.fetch_add(1, Ordering::SeqCst); });
+    ///     source.emit_with_ack(x, ack).await?;
     /// }
-    /// assert_eq!(acked.load(Ordering::SeqCst), 4); // sunk or filtered out: all done
+    /// assert_eq!(done.load(Ordering::SeqCst), 4); // sunk or filtered out: all done
     /// # Ok::<(), brooklet::Error>(()) }).unwrap();
     /// ```
     pub fn emit_with_ack(&self, x: T, ack: Ack) -> Emit {
-        self.emit_in(x, Cx::with_acks(Acks::One(ack)))
+        if self.node.op.closed.load(Ordering::Acquire) {
+            ack.fail(Error::Closed);
+            return Emit::failed(Error::Closed);
+        }
+        let mut cx = Cx::with_acks(Acks::One(ack));
+        // Tokens are the slow path already: catching a panic here lets the element's token
+        // fail with the panic's own message before the panic goes on to the caller.
+        let pushed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.node.meta.received.inc();
+            self.node.out.push(x, &mut cx);
+        }));
+        if let Err(payload) = pushed {
+            let node = take_panic_site().unwrap_or_else(|| "unknown".to_string());
+            cx.acks.fail(&Error::panicked(&node, &*payload));
+            drop(cx);
+            std::panic::resume_unwind(payload);
+        }
+        cx.into_emit()
     }
 
     #[inline]
@@ -303,9 +330,27 @@ impl<T: Item> Source<T> {
     /// assert_eq!(batches.snapshot(), vec![vec![1, 2, 3], vec![4]]);
     /// # Ok::<(), brooklet::Error>(()) }).unwrap();
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// A panic in a user function during the flush (a window's consumer, say) unwinds into
+    /// this call, after every other branch of the graph has been flushed and ended. Every
+    /// later `close()` then fails with that panic as an [`Error::Panicked`], so a second
+    /// `close()` never reports a clean end that did not happen.
     pub fn close(&self) -> Emit {
+        if let Some(e) = self.node.op.close_failure.lock().clone() {
+            return Emit::failed(e);
+        }
         let mut cx = Cx::new();
-        self.node.finish(&mut cx);
+        let closed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.node.finish(&mut cx);
+        }));
+        if let Err(payload) = closed {
+            let node = take_panic_site().unwrap_or_else(|| "unknown".to_string());
+            *self.node.op.close_failure.lock() = Some(Error::panicked(&node, &*payload));
+            drop(cx);
+            std::panic::resume_unwind(payload);
+        }
         cx.into_emit()
     }
 

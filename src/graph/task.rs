@@ -31,6 +31,7 @@ use std::any::Any;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, OnceLock, Weak};
 
@@ -39,7 +40,7 @@ use tokio::runtime::Handle;
 use tokio::sync::Notify;
 
 use super::Item;
-use super::ack::Acks;
+use super::ack::{Acks, take_panic_site};
 use super::cx::Cx;
 use super::edges::Outputs;
 use super::emit::Emit;
@@ -58,10 +59,20 @@ pub(crate) fn runtime(kind: &str) -> Handle {
     })
 }
 
+/// What a node does with what it holds when its task dies.
+type DeathHook = Box<dyn FnOnce(&Error) + Send>;
+
 #[derive(Default)]
 struct TaskState {
     error: Option<Error>,
+    /// Failures recorded while `error` was waiting to be reported (see [`Error::Several`]).
+    more: usize,
+    /// Set when the task was dropped before it finished (its runtime shut down): every later
+    /// push into the node, and `close()`, fails with it.
+    dead: Option<Error>,
     finished: bool,
+    /// Run once when the task dies, to fail what the node still holds.
+    on_death: Vec<DeathHook>,
 }
 
 /// Failure slot and completion signal of a node's background task.
@@ -97,18 +108,78 @@ impl Task {
             .map_or_else(|| self.kind.to_string(), |n| n.meta().name())
     }
 
-    /// Builds the error for a caught panic in this node's task.
+    /// Builds the error for a panic caught on this node's task while it pushed downstream: it
+    /// names the node whose function panicked, when one did.
     pub(crate) fn panicked(&self, payload: &(dyn Any + Send)) -> Error {
+        let node = take_panic_site().unwrap_or_else(|| self.name());
+        Error::panicked(&node, payload)
+    }
+
+    /// Builds the error for a panic in this node's own user function (called outside
+    /// `Outputs::call`).
+    pub(crate) fn panicked_here(&self, payload: &(dyn Any + Send)) -> Error {
+        let _ = take_panic_site();
         Error::panicked(&self.name(), payload)
     }
 
-    /// Records a failure to report; the first unreported one wins.
+    /// Records a failure to report. The first unreported one is reported; later ones are
+    /// counted in it (see [`Error::Several`]).
     pub(crate) fn fail(&self, error: Error) {
         let mut s = self.state.lock();
         if s.error.is_none() {
             s.error = Some(error);
             self.has_error.store(true, Ordering::Release);
+        } else {
+            s.more += 1;
         }
+    }
+
+    /// Registers what to do if the task dies before it finishes (its runtime shut down): fail
+    /// the elements the node still holds. Runs at once if the task is already dead.
+    pub(crate) fn on_death(&self, hook: impl FnOnce(&Error) + Send + 'static) {
+        let mut s = self.state.lock();
+        match &s.dead {
+            Some(e) => {
+                let e = e.clone();
+                drop(s);
+                hook(&e);
+            }
+            None => s.on_death.push(Box::new(hook)),
+        }
+    }
+
+    /// The task was dropped before it finished: from now on every push into the node and
+    /// `close()` fail, and what the node holds is failed.
+    #[cold]
+    fn die(&self) {
+        let error = Error::Failed {
+            node: self.name(),
+            message: "its tokio runtime shut down (or dropped its task) before the node \
+                      finished; the elements it held are lost"
+                .to_string(),
+        };
+        tracing::warn!(node = %self.name(), "node task dropped before it finished");
+        self.die_with(error);
+    }
+
+    /// The task stopped for good with `error` before it finished its work.
+    #[cold]
+    fn die_with(&self, error: Error) {
+        let hooks = {
+            let mut s = self.state.lock();
+            s.dead = Some(error.clone());
+            self.has_error.store(true, Ordering::Release);
+            std::mem::take(&mut s.on_death)
+        };
+        for hook in hooks {
+            hook(&error);
+        }
+        self.finish();
+    }
+
+    /// The error a dead task fails every push with, if it died.
+    pub(crate) fn death(&self) -> Option<Error> {
+        self.state.lock().dead.clone()
     }
 
     /// Reports a recorded failure on the push in progress (once).
@@ -125,8 +196,19 @@ impl Task {
         // The flag is cleared under the lock, as `fail` sets it: a failure recorded right after
         // this take keeps its flag, and is reported on the next push rather than only at close.
         let mut s = self.state.lock();
+        if let Some(dead) = s.dead.clone() {
+            // A dead node fails every call, not just the next one.
+            return Some(s.error.take().unwrap_or(dead));
+        }
         self.has_error.store(false, Ordering::Release);
-        s.error.take()
+        let first = s.error.take()?;
+        Some(match std::mem::take(&mut s.more) {
+            0 => first,
+            more => Error::Several {
+                first: Box::new(first),
+                more,
+            },
+        })
     }
 
     /// Marks the task finished and wakes whoever waits for it.
@@ -150,19 +232,54 @@ impl Task {
     }
 
     /// Spawns `body` on `rt`. A panic that escapes `body` is recorded; the task is marked
-    /// finished when `body` returns or panics.
+    /// finished when `body` returns or panics. If the task is dropped before that (its runtime
+    /// shut down), the task dies: see [`on_death`](Self::on_death).
     pub(crate) fn spawn(
         self: &Arc<Self>,
         rt: &Handle,
         body: impl Future<Output = ()> + Send + 'static,
     ) {
         let task = self.clone();
-        rt.spawn(async move {
+        let body = async move {
             if let Err(payload) = AssertUnwindSafe(body).catch_unwind().await {
-                task.fail(task.panicked(&*payload));
+                // The loop itself failed: nothing will drain what the node holds.
+                let error = task.panicked(&*payload);
+                task.fail(error.clone());
+                task.die_with(error);
             }
             task.finish();
+        };
+        rt.spawn(Guarded {
+            body,
+            task: self.clone(),
         });
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A task's future, which tells the task when it is dropped before it completed.
+    struct Guarded<F> {
+        #[pin]
+        body: F,
+        task: Arc<Task>,
+    }
+
+    impl<F> PinnedDrop for Guarded<F> {
+        fn drop(this: Pin<&mut Self>) {
+            // Runs before `body` is dropped: the hooks fail what the node queues, then the
+            // body's own holdings (a batch in hand) are failed as they drop.
+            if !this.task.is_finished() {
+                this.task.die();
+            }
+        }
+    }
+}
+
+impl<F: Future<Output = ()>> Future for Guarded<F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        self.project().body.poll(cx)
     }
 }
 
@@ -198,7 +315,9 @@ pub(crate) fn forward_start<T: Item>(
         }
         Err(payload) => {
             out.errors.inc_exact();
-            task.fail(task.panicked(&*payload));
+            let error = task.panicked(&*payload);
+            cx.acks.fail(&error);
+            task.fail(error);
             None
         }
     }
@@ -227,6 +346,8 @@ pub(crate) async fn end_targets<T: Item>(out: &Outputs<T>, task: &Task) {
 struct MailState<T> {
     queue: VecDeque<(T, Acks)>,
     closed: bool,
+    /// Set when the node's task died: pushes fail with it (see [`Mailbox::kill`]).
+    fault: Option<Error>,
     /// The task waits (or is about to wait) on `items`: the next put must wake it.
     task_waiting: bool,
 }
@@ -270,6 +391,7 @@ impl<T: Send + 'static> Mailbox<T> {
             state: Lock::new(MailState {
                 queue: VecDeque::new(),
                 closed: false,
+                fault: None,
                 task_waiting: false,
             }),
             taken: AtomicUsize::new(0),
@@ -280,10 +402,20 @@ impl<T: Send + 'static> Mailbox<T> {
     }
 
     /// Accepts `x` with the push's tokens; makes the push wait while the box is over capacity.
+    ///
+    /// A box that is closed (its node ended) or whose task died takes nothing: the push fails
+    /// with [`Error::Closed`] (or the task's failure) and the element's tokens fail with it,
+    /// so an `emit` racing `close()` either delivers its element or says it did not.
     #[inline]
     pub(crate) fn put(self: &Arc<Self>, x: T, cx: &mut Cx) {
         let (over, wake) = {
             let mut s = self.state.lock();
+            if s.closed {
+                let error = s.fault.clone().unwrap_or(Error::Closed);
+                drop(s);
+                reject(x, error, cx);
+                return;
+            }
             s.queue.push_back((x, cx.acks.clone()));
             (
                 s.queue.len() + self.taken.load(Ordering::Relaxed) > self.capacity,
@@ -316,10 +448,17 @@ impl<T: Send + 'static> Mailbox<T> {
             .is_some_and(|c| tokio::task::try_id() == Some(*c))
     }
 
-    /// Replaces everything queued with `x` (the `latest` policy). Never waits.
+    /// Replaces everything queued with `x` (the `latest` policy). Never waits. A closed box
+    /// rejects `x` as [`put`](Self::put) does.
     pub(crate) fn replace(&self, x: T, cx: &mut Cx) {
         let (dropped, wake) = {
             let mut s = self.state.lock();
+            if s.closed {
+                let error = s.fault.clone().unwrap_or(Error::Closed);
+                drop(s);
+                reject(x, error, cx);
+                return;
+            }
             let dropped = std::mem::replace(&mut s.queue, VecDeque::from([(x, cx.acks.clone())]));
             (dropped, std::mem::take(&mut s.task_waiting))
         };
@@ -343,7 +482,9 @@ impl<T: Send + 'static> Mailbox<T> {
                 s.queue.len() + mb.taken.load(Ordering::Relaxed) <= mb.capacity
             })
             .await;
-            Ok(())
+            // A task that died lost what it held: the element this push waited behind may be
+            // among it, so the wait reports the failure.
+            mb.state.lock().fault.clone().map_or(Ok(()), Err)
         });
     }
 
@@ -409,6 +550,32 @@ impl<T: Send + 'static> Mailbox<T> {
     /// Whether the box has been closed.
     pub(crate) fn is_closed(&self) -> bool {
         self.state.lock().closed
+    }
+
+    /// The node's task died: fails what is queued with `error`, and every later put.
+    pub(crate) fn kill(&self, error: &Error) {
+        let lost = {
+            let mut s = self.state.lock();
+            s.closed = true;
+            s.fault = Some(error.clone());
+            std::mem::take(&mut s.queue)
+        };
+        for (_, acks) in &lost {
+            acks.fail(error);
+        }
+        drop(lost);
+        self.items.notify_one();
+        self.room.notify_waiters();
+    }
+
+    /// Fails what the box holds when `task` dies (see [`Task::on_death`]).
+    pub(crate) fn fail_with(self: &Arc<Self>, task: &Task) {
+        let mb = Arc::downgrade(self);
+        task.on_death(move |e| {
+            if let Some(mb) = mb.upgrade() {
+                mb.kill(e);
+            }
+        });
     }
 
     /// No more input: `recv` returns what is queued, then `None`.
@@ -500,6 +667,49 @@ impl<T: Send + 'static> Mailbox<T> {
                 }
             }
             notified.await;
+        }
+    }
+}
+
+/// Refuses `x`: the push fails with `error`, and so do the element's tokens.
+#[cold]
+fn reject<T>(x: T, error: Error, cx: &mut Cx) {
+    cx.acks.fail(&error);
+    drop(x);
+    cx.fail(error);
+}
+
+impl<T> Drop for Mailbox<T> {
+    fn drop(&mut self) {
+        let s = self.state.get_mut();
+        if !s.queue.is_empty() {
+            let error = s.fault.clone().unwrap_or_else(|| Error::Failed {
+                node: "unknown".to_string(),
+                message: "the node was dropped before it delivered the element".to_string(),
+            });
+            for (_, acks) in &s.queue {
+                acks.fail(&error);
+            }
+        }
+    }
+}
+
+impl<T> Drop for Batch<T> {
+    fn drop(&mut self) {
+        if !self.items.is_empty() {
+            let error = self
+                .mailbox
+                .state
+                .lock()
+                .fault
+                .clone()
+                .unwrap_or_else(|| Error::Failed {
+                    node: "unknown".to_string(),
+                    message: "the node's task stopped before it delivered the element".to_string(),
+                });
+            for (_, acks) in &self.items {
+                acks.fail(&error);
+            }
         }
     }
 }

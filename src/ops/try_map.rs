@@ -7,7 +7,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use crate::graph::{Cx, Input, NodeDyn, Operator, Outputs, Side};
-use crate::{Item, Stream};
+use crate::{Error, Item, Stream};
 
 pub(crate) struct TryMap<F, T, U, E: Item> {
     f: F,
@@ -48,6 +48,15 @@ where
             Ok(y) => out.push(y, cx),
             Err(e) => {
                 out.errors.inc_exact();
+                if !cx.acks.is_empty() && !self.errors.is_connected() {
+                    // The error counts as handled only if something takes it.
+                    cx.acks.fail(&Error::Failed {
+                        node: out.name(),
+                        message: "the function returned an error, and nothing consumes the \
+                                  node's `errors` output"
+                            .to_string(),
+                    });
+                }
                 self.errors.push(e, cx);
             }
         }

@@ -16,14 +16,17 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use tokio::sync::Notify;
 
+use crate::Error;
 use crate::graph::Cx;
-use crate::graph::sync::until;
+use crate::graph::sync::{Lock, until};
 
 pub(crate) struct Gate {
     bound: usize,
     low: usize,
     count: AtomicUsize,
     open: AtomicBool,
+    /// Set when the node's task died: waiters fail with it.
+    fault: Lock<Option<Error>>,
     room: Notify,
 }
 
@@ -34,6 +37,7 @@ impl Gate {
             low: bound / 2,
             count: AtomicUsize::new(0),
             open: AtomicBool::new(false),
+            fault: Lock::new(None),
             room: Notify::new(),
         })
     }
@@ -49,7 +53,7 @@ impl Gate {
         let gate = self.clone();
         cx.wait(async move {
             until(&gate.room, || gate.has_room()).await;
-            Ok(())
+            gate.fault.lock().clone().map_or(Ok(()), Err)
         });
     }
 
@@ -71,6 +75,12 @@ impl Gate {
     pub(crate) fn open(&self) {
         self.open.store(true, Ordering::Release);
         self.room.notify_waiters();
+    }
+
+    /// Releases every waiter for good with `error`: the node's task died.
+    pub(crate) fn kill(&self, error: &Error) {
+        *self.fault.lock() = Some(error.clone());
+        self.open();
     }
 
     /// Elements in flight now.

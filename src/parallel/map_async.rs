@@ -110,6 +110,7 @@ impl<T: Item> Stream<T> {
         let mailbox = Mailbox::new(usize::MAX);
         let gate = Gate::new(concurrency.saturating_mul(2));
         let task = Task::new("map_async");
+        mailbox.fail_with(&task);
         let node = self.then_detachable(
             "map_async",
             MapAsyncOp {
@@ -156,13 +157,15 @@ impl<T: Item> Stream<T> {
                             Ok(y) => forward(out, &t, y, acks).await,
                             Err(e) => {
                                 out.errors.inc_exact();
-                                t.fail(match e.try_into_panic() {
-                                    Ok(payload) => t.panicked(&*payload),
+                                let error = match e.try_into_panic() {
+                                    Ok(payload) => t.panicked_here(&*payload),
                                     Err(e) => Error::Failed {
                                         node: worker.meta.name(),
                                         message: e.to_string(),
                                     },
-                                });
+                                };
+                                acks.fail(&error);
+                                t.fail(error);
                                 drop(acks);
                             }
                         }

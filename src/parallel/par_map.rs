@@ -13,6 +13,7 @@ use super::gate::{Gate, OpenOnDrop};
 use super::options::ParMap;
 use super::pool::{Done, Pool};
 use super::reorder::Reorder;
+use crate::Error;
 use crate::graph::task::{Detach, Task, end_targets, forward, runtime};
 use crate::graph::{Cx, Input, Operator, Outputs};
 use crate::{Fallible, Item, Stream};
@@ -50,9 +51,12 @@ impl<T: Send + 'static, U: Item> Input<0> for ParMapOp<T, U> {
             Ok(()) if full => self.gate.wait(cx),
             Ok(()) => {}
             Err(_late) => {
-                // The node has ended (a push racing with close): nothing will run it.
+                // The node has ended (a push racing with close), or its task died: nothing
+                // will run the element, and the caller must hear it.
                 self.gate.leave();
-                tracing::debug!("par_map: element arrived after the node ended; dropped");
+                let error = self.task.death().unwrap_or(Error::Closed);
+                cx.acks.fail(&error);
+                cx.fail(error);
             }
         }
     }
@@ -71,11 +75,36 @@ async fn deliver<U: Item>(out: &Outputs<U>, task: &Task, gate: &Gate, d: Done<U>
         Ok(y) => forward(out, task, y, d.acks).await,
         Err(payload) => {
             out.errors.inc_exact();
-            task.fail(task.panicked(&*payload));
+            let error = task.panicked_here(&*payload);
+            d.acks.fail(&error);
+            task.fail(error);
             drop(d.acks);
         }
     }
     gate.leave();
+}
+
+/// What the task holds between the inbox and downstream. If the task is dropped before it
+/// delivered it all (its runtime shut down), the elements' tokens fail.
+struct Held<U> {
+    batch: Vec<Done<U>>,
+    reorder: Reorder<Done<U>>,
+    task: Arc<Task>,
+}
+
+impl<U> Drop for Held<U> {
+    fn drop(&mut self) {
+        if self.batch.is_empty() && self.reorder.is_empty() {
+            return;
+        }
+        let error = self.task.death().unwrap_or_else(|| Error::Failed {
+            node: "par_map".to_string(),
+            message: "the node's task stopped before it delivered the element".to_string(),
+        });
+        for d in self.batch.drain(..).chain(self.reorder.drain_all()) {
+            d.acks.fail(&error);
+        }
+    }
 }
 
 /// Builds the node.
@@ -99,15 +128,31 @@ where
         },
     );
     task.bind(node.clone());
+    {
+        // If the task dies (its runtime shut down), nothing will deliver what the pool holds:
+        // close the pool, fail its results, and release the waiting pushes with the failure.
+        let (inbox, gate, node) = (inbox.clone(), gate.clone(), Arc::downgrade(&node));
+        task.on_death(move |e| {
+            if let Some(node) = node.upgrade() {
+                node.op.pool.close();
+            }
+            inbox.kill(e);
+            gate.kill(e);
+        });
+    }
     let ordered = options.is_ordered();
     let worker = node.clone();
     let t = task.clone();
     task.spawn(&rt, async move {
         let _open = OpenOnDrop(gate.clone());
         let out = &worker.out;
-        let mut batch = Vec::new();
-        let mut reorder = Reorder::new();
-        while inbox.take(&mut batch).await {
+        let mut held = Held {
+            batch: Vec::new(),
+            reorder: Reorder::new(),
+            task: t.clone(),
+        };
+        let Held { batch, reorder, .. } = &mut held;
+        while inbox.take(batch).await {
             for d in batch.drain(..) {
                 if ordered {
                     reorder.insert(d.seq, d);

@@ -27,6 +27,7 @@ use std::thread;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use tokio::sync::Notify;
 
+use crate::Error;
 use crate::graph::Acks;
 use crate::graph::sync::Lock;
 
@@ -107,9 +108,9 @@ impl<T: Send + 'static> Pool<T> {
 }
 
 /// Tells the inbox that a worker has gone, however it goes.
-struct Live<D>(Arc<Inbox<D>>);
+struct Live<D: Failable>(Arc<Inbox<D>>);
 
-impl<D> Drop for Live<D> {
+impl<D: Failable> Drop for Live<D> {
     fn drop(&mut self) {
         self.0.exited();
     }
@@ -178,6 +179,8 @@ fn next_job<T>(rx: &Receiver<Job<T>>, misses: &mut u32) -> Option<Job<T>> {
 
 struct InboxState<D> {
     items: Vec<D>,
+    /// Set when the node's task died: results are failed instead of queued.
+    fault: Option<Error>,
     live: usize,
     /// Yield rounds in a row that found nothing (see [`should_poll`]); only the task uses it.
     misses: u32,
@@ -199,11 +202,23 @@ pub(crate) struct Inbox<D> {
     ready: Notify,
 }
 
-impl<D> Inbox<D> {
+/// What the inbox carries: something whose tokens can be failed.
+pub(crate) trait Failable {
+    fn fail(&self, error: &Error);
+}
+
+impl<R> Failable for Done<R> {
+    fn fail(&self, error: &Error) {
+        self.acks.fail(error);
+    }
+}
+
+impl<D: Failable> Inbox<D> {
     pub(crate) fn new(live: usize) -> Arc<Inbox<D>> {
         Arc::new(Inbox {
             state: Lock::new(InboxState {
                 items: Vec::new(),
+                fault: None,
                 live,
                 misses: 0,
                 task_waiting: false,
@@ -217,11 +232,28 @@ impl<D> Inbox<D> {
     pub(crate) fn put(&self, d: D) {
         let wake = {
             let mut s = self.state.lock();
+            if let Some(error) = &s.fault {
+                // Nobody will deliver it.
+                d.fail(error);
+                return;
+            }
             s.items.push(d);
             std::mem::take(&mut s.task_waiting)
         };
         if wake {
             self.ready.notify_one();
+        }
+    }
+
+    /// The node's task died: results queued now or later are failed with `error`.
+    pub(crate) fn kill(&self, error: &Error) {
+        let lost = {
+            let mut s = self.state.lock();
+            s.fault = Some(error.clone());
+            std::mem::take(&mut s.items)
+        };
+        for d in &lost {
+            d.fail(error);
         }
     }
 

@@ -30,6 +30,16 @@ impl<V> Reorder<V> {
         self.slots[i] = Some(v);
     }
 
+    /// Everything held, in no particular order (for failing it when the task stops).
+    pub(crate) fn drain_all(&mut self) -> impl Iterator<Item = V> + '_ {
+        self.slots.drain(..).flatten()
+    }
+
+    /// Whether nothing is held.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.slots.iter().all(Option::is_none)
+    }
+
     /// The next result in sequence order, if it has arrived.
     pub(crate) fn pop(&mut self) -> Option<V> {
         match self.slots.front() {

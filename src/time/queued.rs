@@ -117,6 +117,7 @@ impl<T: Item> Stream<T> {
     {
         let rt = runtime(kind);
         let task = Task::new(kind);
+        mailbox.fail_with(&task);
         let node = self.then_detachable(
             kind,
             Queued {

@@ -219,6 +219,7 @@ impl<T: Item> Stream<T> {
             done: Notify::new(),
         });
         let task = Task::new("sink_async");
+        mailbox.fail_with(&task);
         let node = self.then_detachable(
             "sink_async",
             SinkAsync {
@@ -237,7 +238,9 @@ impl<T: Item> Stream<T> {
                 let run = AssertUnwindSafe(async { f(x).await }).catch_unwind().await;
                 if let Err(payload) = run {
                     worker.out.errors.inc_exact();
-                    t.fail(t.panicked(&*payload));
+                    let error = t.panicked_here(&*payload);
+                    acks.fail(&error);
+                    t.fail(error);
                 }
                 drop(acks);
                 shared.progress.lock().processed += 1;

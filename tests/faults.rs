@@ -1,0 +1,406 @@
+//! Fault paths: what happens to elements, acknowledgements and calls when something goes
+//! wrong (a panic, a runtime that shuts down, `close()` racing emitters). The promise under
+//! test: whatever returned `Ok` is delivered, whatever is lost gets an `Err` promptly and a
+//! failed outcome on its token, and no call hangs.
+
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use brooklet::{Ack, Error, Outcome, Source, Stream};
+
+/// Outcomes reported so far, by element.
+#[derive(Clone, Default)]
+struct Outcomes(Arc<Mutex<Vec<(i64, Outcome)>>>);
+
+impl Outcomes {
+    fn ack(&self, x: i64) -> Ack {
+        let all = self.0.clone();
+        Ack::new(move |o| all.lock().unwrap().push((x, o)))
+    }
+
+    fn of(&self, x: i64) -> Option<Outcome> {
+        let all = self.0.lock().unwrap();
+        let mut found = all.iter().filter(|(y, _)| *y == x);
+        let first = found.next().map(|(_, o)| o.clone());
+        assert!(found.next().is_none(), "token of {x} released twice");
+        first
+    }
+
+    fn count(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+}
+
+fn failed_in(o: &Option<Outcome>, node: &str) -> bool {
+    match o {
+        Some(Outcome::Failed(e)) => match e.first() {
+            Error::Panicked { node: n, .. } | Error::Failed { node: n, .. } => n == node,
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// Fails the test instead of hanging it.
+async fn bounded<F: Future>(f: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(30), f)
+        .await
+        .expect("the call hung")
+}
+
+#[tokio::test]
+async fn a_panic_on_the_synchronous_path_fails_the_token_and_names_the_node() {
+    let source = Source::new();
+    let _out = source
+        .map(|x: i64| if x == 2 { panic!("two") } else { x })
+        .named("picky")
+        .sink(|_| ());
+    let outcomes = Outcomes::default();
+    for x in 1..=3 {
+        let emit = catch_unwind(AssertUnwindSafe(|| {
+            source.emit_with_ack(x, outcomes.ack(x))
+        }));
+        assert_eq!(emit.is_err(), x == 2);
+    }
+    assert_eq!(outcomes.of(1), Some(Outcome::Done));
+    match outcomes.of(2) {
+        Some(Outcome::Failed(Error::Panicked { node, message })) => {
+            assert_eq!(node, "picky");
+            assert_eq!(message, "two");
+        }
+        other => panic!("unexpected outcome {other:?}"),
+    }
+    assert_eq!(outcomes.of(3), Some(Outcome::Done));
+}
+
+#[tokio::test]
+async fn a_panic_in_one_branch_fails_the_token_even_if_another_branch_holds_it() {
+    let source = Source::new();
+    let held = source.sliding_window(2).sink_to_vec();
+    let _bad = source.map(|_: i64| -> i64 { panic!("boom") }).sink(|_| ());
+    let outcomes = Outcomes::default();
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        source.emit_with_ack(1, outcomes.ack(1))
+    }));
+    assert_eq!(outcomes.of(1), None, "still held by the window");
+    drop(source);
+    drop(held);
+    assert!(failed_in(&outcomes.of(1), "map"));
+}
+
+#[tokio::test]
+async fn emit_with_ack_after_close_fails_the_token() {
+    let source = Source::<i64>::new();
+    let _out = source.sink(|_| ());
+    source.close().await.unwrap();
+    let outcomes = Outcomes::default();
+    assert_eq!(
+        source.emit_with_ack(1, outcomes.ack(1)).await,
+        Err(Error::Closed)
+    );
+    assert_eq!(outcomes.of(1), Some(Outcome::Failed(Error::Closed)));
+}
+
+#[tokio::test]
+async fn try_map_errors_count_as_handled_only_when_consumed() {
+    let source = Source::new();
+    let parsed = source.try_map(|s: &'static str| s.parse::<i64>());
+    let _ok = parsed.sink(|_| ());
+    let outcomes = Outcomes::default();
+    source.emit_with_ack("x", outcomes.ack(1)).await.unwrap();
+    assert!(
+        failed_in(&outcomes.of(1), "try_map"),
+        "nobody took the error"
+    );
+
+    let dead_letters = parsed.errors().sink_to_vec();
+    source.emit_with_ack("y", outcomes.ack(2)).await.unwrap();
+    source.emit_with_ack("3", outcomes.ack(3)).await.unwrap();
+    assert_eq!(outcomes.of(2), Some(Outcome::Done));
+    assert_eq!(outcomes.of(3), Some(Outcome::Done));
+    assert_eq!(dead_letters.len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panic_behind_a_buffer_fails_only_its_own_token() {
+    let source = Source::new();
+    let seen = source
+        .buffer(4)
+        .map(|x: i64| if x % 2 == 0 { panic!("even {x}") } else { x })
+        .named("odd_only")
+        .sink_to_vec();
+    let outcomes = Outcomes::default();
+    for x in 1..=5 {
+        let _ = source.emit_with_ack(x, outcomes.ack(x)).await;
+    }
+    let closed = bounded(source.close()).await;
+    // Two panics: the first is reported, with the node that panicked and the count of the rest.
+    let reported = match closed {
+        Err(e) => e,
+        Ok(()) => {
+            panic!("two panics and no error")
+        }
+    };
+    match reported.first() {
+        Error::Panicked { node, .. } => assert_eq!(node, "odd_only"),
+        other => panic!("unexpected error {other:?}"),
+    }
+    assert_eq!(seen.snapshot(), vec![1, 3, 5]);
+    for x in [1, 3, 5] {
+        assert_eq!(outcomes.of(x), Some(Outcome::Done), "element {x}");
+    }
+    for x in [2, 4] {
+        assert!(failed_in(&outcomes.of(x), "odd_only"), "element {x}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn several_failures_are_counted_not_folded_away() {
+    let source = Source::new();
+    let _out = source
+        .buffer(8)
+        .map(|x: i64| -> i64 { panic!("bad {x}") })
+        .sink(|_| ());
+    for x in 0..3 {
+        source.emit(x).await.unwrap();
+    }
+    match bounded(source.close()).await {
+        Err(Error::Several { first, more }) => {
+            assert!(matches!(*first, Error::Panicked { ref message, .. } if message == "bad 0"));
+            assert_eq!(more, 2);
+        }
+        other => panic!("unexpected result {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn par_map_panic_fails_its_token_and_the_rest_are_done() {
+    let source = Source::new();
+    let seen = source
+        .par_map(2, |x: i64| if x == 3 { panic!("three") } else { x * 10 })
+        .sink_to_vec();
+    let outcomes = Outcomes::default();
+    let mut errors = 0;
+    for x in 1..=5 {
+        errors += usize::from(source.emit_with_ack(x, outcomes.ack(x)).await.is_err());
+    }
+    errors += usize::from(bounded(source.close()).await.is_err());
+    assert_eq!(errors, 1, "the panic is reported once");
+    assert_eq!(seen.snapshot(), vec![10, 20, 40, 50]);
+    assert!(failed_in(&outcomes.of(3), "par_map"));
+    for x in [1, 2, 4, 5] {
+        assert_eq!(outcomes.of(x), Some(Outcome::Done));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn sink_async_panic_fails_its_token() {
+    let source = Source::new();
+    source.sink_async(|x: i64| async move {
+        if x == 2 {
+            panic!("cannot write 2");
+        }
+    });
+    let outcomes = Outcomes::default();
+    let mut errors = 0;
+    for x in 1..=3 {
+        errors += usize::from(source.emit_with_ack(x, outcomes.ack(x)).await.is_err());
+    }
+    errors += usize::from(bounded(source.close()).await.is_err());
+    assert_eq!(errors, 1, "the panic is reported once");
+    assert_eq!(outcomes.of(1), Some(Outcome::Done));
+    assert!(failed_in(&outcomes.of(2), "sink_async"));
+    assert_eq!(outcomes.of(3), Some(Outcome::Done));
+}
+
+#[tokio::test(start_paused = true)]
+async fn map_async_panic_fails_its_token() {
+    let source = Source::new();
+    let seen = source
+        .map_async(2, |x: i64| async move {
+            if x == 2 {
+                panic!("no");
+            }
+            x
+        })
+        .sink_to_vec();
+    let outcomes = Outcomes::default();
+    for x in 1..=3 {
+        let _ = source.emit_with_ack(x, outcomes.ack(x)).await;
+    }
+    assert!(bounded(source.close()).await.is_err());
+    assert_eq!(seen.snapshot(), vec![1, 3]);
+    assert!(failed_in(&outcomes.of(2), "map_async"));
+}
+
+#[tokio::test]
+async fn a_panic_during_close_still_flushes_the_other_branches_and_is_reported_again() {
+    let source = Source::new();
+    let _bad = source
+        .partition(3)
+        .map(|_: Vec<i64>| -> i64 { panic!("flush") })
+        .sink(|_| ());
+    let good = source.partition(3).sink_to_vec();
+    let mut pulled = source.map(|x| x).to_stream();
+    source.emit(1).await.unwrap();
+    let closing = catch_unwind(AssertUnwindSafe(|| drop(source.close())));
+    assert!(closing.is_err(), "the flush panic reaches the caller");
+    assert_eq!(good.snapshot(), vec![vec![1]], "the other branch flushed");
+    use futures::StreamExt;
+    assert_eq!(bounded(pulled.next()).await, Some(1));
+    assert_eq!(bounded(pulled.next()).await, None, "the pull side ended");
+    match source.close().await {
+        Err(Error::Panicked { message, .. }) => assert_eq!(message, "flush"),
+        other => panic!("second close returned {other:?}"),
+    }
+}
+
+/// Builds `graph` on a runtime of its own, drops that runtime, then checks on another one
+/// that `emit` and `close` fail promptly and that tokens held by the node fail.
+fn runtime_gone(name: &str, graph: impl FnOnce(&Source<i64>) -> Stream<i64>) {
+    let built = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let outcomes = Outcomes::default();
+    let source = Source::new();
+    let _guard = built.enter();
+    let out = graph(&source);
+    let _seen = out.sink(|_| ());
+    drop(_guard);
+    drop(built);
+
+    let other = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    other.block_on(async {
+        let first = bounded(source.emit_with_ack(1, outcomes.ack(1))).await;
+        assert!(
+            matches!(first, Err(Error::Failed { .. })),
+            "{name}: emit after the runtime shut down returned {first:?}"
+        );
+        let again = bounded(source.emit_with_ack(2, outcomes.ack(2))).await;
+        assert!(again.is_err(), "{name}: a second emit returned {again:?}");
+        let closed = bounded(source.close()).await;
+        assert!(closed.is_err(), "{name}: close returned {closed:?}");
+    });
+    for x in [1, 2] {
+        assert!(
+            matches!(outcomes.of(x), Some(Outcome::Failed(_))),
+            "{name}: element {x} ended {:?}",
+            outcomes.of(x)
+        );
+    }
+}
+
+#[test]
+fn buffer_on_a_runtime_that_shut_down_fails_loudly() {
+    runtime_gone("buffer", |s| s.buffer(4));
+}
+
+#[test]
+fn timed_window_on_a_runtime_that_shut_down_fails_loudly() {
+    runtime_gone("timed_window", |s| {
+        s.timed_window(Duration::from_millis(5))
+            .map(|w| w.len() as i64)
+    });
+}
+
+#[test]
+fn par_map_on_a_runtime_that_shut_down_fails_loudly() {
+    runtime_gone("par_map", |s| s.par_map(2, |x| x + 1));
+}
+
+#[test]
+fn map_async_on_a_runtime_that_shut_down_fails_loudly() {
+    runtime_gone("map_async", |s| s.map_async(2, |x| async move { x }));
+}
+
+#[test]
+fn sink_async_on_a_runtime_that_shut_down_fails_loudly() {
+    runtime_gone("sink_async", |s| {
+        s.sink_async(|_| async {});
+        s.map(|x| x)
+    });
+}
+
+#[test]
+fn elements_held_when_the_runtime_shuts_down_fail() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let outcomes = Outcomes::default();
+    let source = Source::new();
+    rt.block_on(async {
+        // The task never gets to run: everything stays queued in the buffer.
+        let _out = source.buffer(16).sink(|_: i64| ());
+        for x in 0..5 {
+            drop(source.emit_with_ack(x, outcomes.ack(x)));
+        }
+    });
+    assert_eq!(outcomes.count(), 0);
+    drop(rt);
+    for x in 0..5 {
+        assert!(failed_in(&outcomes.of(x), "buffer"), "element {x}");
+    }
+}
+
+/// Emitters race `close()`: every `emit` that returned `Ok` must have been delivered.
+async fn close_race(name: &str, graph: impl Fn(&Source<i64>) -> Stream<i64>) {
+    for round in 0..40 {
+        let source = Source::new();
+        let seen = graph(&source).sink_to_vec();
+        let ok = Arc::new(AtomicUsize::new(0));
+        let mut emitters = Vec::new();
+        for e in 0..4i64 {
+            let (source, ok) = (source.clone(), ok.clone());
+            emitters.push(tokio::spawn(async move {
+                for i in 0..50 {
+                    match source.emit(e * 1_000 + i).await {
+                        Ok(()) => {
+                            ok.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Err(Error::Closed) => break,
+                        Err(other) => panic!("unexpected error {other:?}"),
+                    }
+                    tokio::task::yield_now().await;
+                }
+            }));
+        }
+        tokio::task::yield_now().await;
+        bounded(source.close()).await.unwrap();
+        for e in emitters {
+            bounded(e).await.unwrap();
+        }
+        let delivered = seen.len();
+        assert!(
+            delivered >= ok.load(Ordering::SeqCst),
+            "{name}, round {round}: {} emits returned Ok, {delivered} delivered",
+            ok.load(Ordering::SeqCst)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timed_window_racing_close_loses_nothing_that_returned_ok() {
+    close_race("timed_window", |s| {
+        s.timed_window(Duration::from_secs(3_600)).flatten()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn par_map_racing_close_loses_nothing_that_returned_ok() {
+    close_race("par_map", |s| s.par_map(2, |x| x)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buffer_racing_close_loses_nothing_that_returned_ok() {
+    close_race("buffer", |s| s.buffer(8)).await;
+}
