@@ -40,7 +40,7 @@ use super::result::{LateEvent, WindowResult, WindowStats};
 use crate::Item;
 use crate::graph::sync::Lock;
 use crate::graph::task::{Task, forward};
-use crate::graph::{Acks, Cx, Emit, Input, Node, Operator, Outputs};
+use crate::graph::{Acks, Cx, Emit, Error, Input, Node, Operator, Outputs};
 
 /// `(end, start, first arrival)` of a key's earliest window with data.
 pub(crate) type Timer = (i64, i64, u64);
@@ -210,9 +210,11 @@ pub(crate) fn push_results<K: Item, V: Item>(
         let held = saved.map(|saved| std::mem::replace(&mut cx.acks, saved));
         if let Err(payload) = pushed {
             out.errors.inc_exact();
-            // The window's tokens for this result go with the failure: they are dropped here,
-            // never handed on as if the result had been delivered.
-            drop(held);
+            // The result was not delivered: its events' tokens fail (the push's own tokens, for
+            // a result without tokens of its own, fail as the panic unwinds to the caller).
+            if let Some(held) = held {
+                held.fail(&Error::panicked(&out.name(), &*payload));
+            }
             first.get_or_insert(payload);
         }
     }
