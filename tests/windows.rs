@@ -1854,3 +1854,158 @@ mod failures {
         });
     }
 }
+
+// ---------------------------------------------------------------- mini-batch failures
+
+mod batch_failures {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use brooklet::window::{Buffered, CountWindow, Emitter, FixedTimeWindow, Poll};
+    use brooklet::{Ack, Outcome, Source};
+    use tokio::time::timeout;
+
+    /// Batches of two; panics when it sees item 2.
+    struct FailsOnTwo;
+
+    impl Emitter<u32> for FailsOnTwo {
+        fn poll(&mut self, buffer: &[Buffered<u32>], _now: i64) -> Poll {
+            assert!(buffer.iter().all(|b| b.item != 2), "emitter fails on 2");
+            let full = buffer.len() / 2 * 2;
+            Poll {
+                batches: (0..full).step_by(2).map(|i| vec![i, i + 1]).collect(),
+                ..Poll::default()
+            }
+        }
+    }
+
+    /// After the emitter panicked, every later emit and `close()` report an error, none hangs,
+    /// and the items it held are failed, not acknowledged as done.
+    #[tokio::test(start_paused = true)]
+    async fn a_panicking_emitter_fails_every_later_call_and_never_hangs() {
+        let source = Source::new();
+        let out = source.batch(FailsOnTwo).sink_to_vec();
+        let outcomes = Arc::new(Mutex::new(vec![]));
+        for x in 0..3u32 {
+            let o = outcomes.clone();
+            let ack =
+                Ack::new(move |outcome: Outcome| o.lock().unwrap().push((x, outcome.is_done())));
+            let r = timeout(Duration::from_secs(1), source.emit_with_ack(x, ack)).await;
+            assert_eq!(r, Ok(Ok(())), "{x} accepted before the failure");
+            tokio::task::yield_now().await; // the node polls after each arrival
+        }
+        tokio::task::yield_now().await; // the node's task polls and panics
+        tokio::task::yield_now().await;
+        for x in 3..2_000u32 {
+            let r = timeout(Duration::from_secs(1), source.emit(x))
+                .await
+                .expect("an emit into a failed node never hangs");
+            assert!(r.is_err(), "emit {x} after the failure reports it");
+        }
+        let r = timeout(Duration::from_secs(1), source.close())
+            .await
+            .expect("close never hangs");
+        assert!(r.is_err(), "close reports the failure");
+        assert_eq!(out.snapshot(), vec![vec![0, 1]]);
+        let mut seen = outcomes.lock().unwrap().clone();
+        seen.sort();
+        assert_eq!(seen, vec![(0, true), (1, true), (2, false)]);
+    }
+
+    /// A value that counts its clones.
+    #[derive(Debug)]
+    struct Counted(Arc<AtomicUsize>);
+
+    impl Clone for Counted {
+        fn clone(&self) -> Self {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Counted(self.0.clone())
+        }
+    }
+
+    /// A producer that awaits each emit into a batch that waits an hour is held back: the
+    /// node holds a bounded number of items, not everything the producer had.
+    #[tokio::test(start_paused = true)]
+    async fn a_waiting_batch_holds_a_bounded_number_of_items() {
+        let source = Source::new();
+        let batched = source.batch(FixedTimeWindow::new(Duration::from_secs(3_600)));
+        let out = batched.sink_to_vec();
+        let sent = Arc::new(AtomicUsize::new(0));
+        let producer = {
+            let (source, sent) = (source.clone(), sent.clone());
+            tokio::spawn(async move {
+                for x in 0..200_000u32 {
+                    source.emit(x).await.unwrap();
+                    sent.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let held = batched.metrics().held;
+        // The buffer, plus what it took from its input queue just before it was full, plus the
+        // input queue (1 024 items, and the push that found it full).
+        let bound = brooklet::window::BATCH_CAPACITY as u64 + 2 * 1_025;
+        assert!(held <= bound, "holds {held} items (bound {bound})");
+        assert!(sent.load(Ordering::Relaxed) < 200_000, "the producer waits");
+        // The slice ends: the batch goes out and the producer goes on.
+        tokio::time::sleep(Duration::from_secs(3_600)).await;
+        assert!(!out.snapshot().is_empty());
+        assert!(batched.metrics().held <= bound);
+        producer.abort();
+        let _ = producer.await;
+    }
+
+    /// Waiting for a batch of n items costs no copy of the buffer per arrival: the items are
+    /// cloned once, into their batch.
+    #[tokio::test(start_paused = true)]
+    async fn a_count_window_copies_each_item_once() {
+        let clones = Arc::new(AtomicUsize::new(0));
+        let source = Source::new();
+        let n = 2_000;
+        let out = source
+            .batch(CountWindow::new(n))
+            .sink(|_b: Vec<Counted>| ());
+        let _ = out;
+        for _ in 0..3 * n {
+            source.emit(Counted(clones.clone())).await.unwrap();
+            tokio::task::yield_now().await; // one poll per arrival
+        }
+        source.close().await.unwrap();
+        let c = clones.load(Ordering::Relaxed);
+        assert!(c <= 3 * n, "{c} clones for {} items", 3 * n);
+    }
+}
+
+#[test]
+fn fixed_time_window_sorts_items_into_every_ended_slice_in_one_poll() {
+    use brooklet::window::{Buffered, Emitter, FixedTimeWindow};
+    let at = |created| Buffered {
+        item: created,
+        arrived: 0,
+        created,
+    };
+    for skip in [false, true] {
+        let mut e = FixedTimeWindow::new(10).aligned_to_epoch();
+        if skip {
+            e = e.skip_empty();
+        }
+        let none: [Buffered<i64>; 0] = [];
+        assert!(e.poll(&none, 0).batches.is_empty()); // the first slice starts at 0
+        let buf = [at(5), at(35), at(3), at(15), at(-1), at(47)];
+        let p = e.poll(&buf, 40);
+        assert_eq!(p.stragglers, vec![4], "created before the current slice");
+        let want = if skip {
+            vec![vec![0, 2], vec![3], vec![1]]
+        } else {
+            vec![vec![0, 2], vec![3], vec![], vec![1]]
+        };
+        assert_eq!(p.batches, want);
+        assert_eq!(p.wake_at, Some(50));
+        // The node removed what the poll named; 47 is kept for [40, 50), a new item is late.
+        let rest = [at(47), at(12), at(41)];
+        let p = e.poll(&rest, 51);
+        assert_eq!(p.stragglers, vec![1]);
+        assert_eq!(p.batches, vec![vec![0, 2]]);
+    }
+}

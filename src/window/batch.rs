@@ -12,12 +12,26 @@
 //! ms: processing time is read from the tokio clock (so tests run on a paused clock) and
 //! expressed as ms since the Unix epoch, anchored when the node is built.
 //!
+//! **Bounded.** The node holds at most [`Emitter::capacity`] items (default
+//! [`BATCH_CAPACITY`]) plus two input queues' worth (1,024 each): once its buffer is full it
+//! takes nothing more until a poll has made room, its input queue fills, and `emit` pends. So
+//! a producer that awaits `emit` into a batch that waits (an hour-long time slice) is held
+//! back, and memory stays flat. A poll costs what the emitter does with the buffer it is
+//! shown: the buffer is not copied for it, and removing what a poll named is one pass, done
+//! only when it named something.
+//!
+//! **Failures.** A panic downstream of a batch is caught and reported on the next `emit` (or
+//! by `close()`); the node goes on. A panic in the emitter itself fails the node for good: the
+//! items it holds fail (their tokens see [`Outcome::Failed`](crate::Outcome)), and every later
+//! `emit` and `close()` return the error; nothing hangs.
+//!
 //! Presets: [`CountWindow`](super::CountWindow) (Streamz's `partition(n, timeout)`),
 //! [`FixedTimeWindow`](super::FixedTimeWindow) and
 //! [`RelaxedTimeWindow`](super::RelaxedTimeWindow) (Streamz's `timed_window(d)`).
 
 use std::fmt;
 use std::ops::Deref;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -26,6 +40,15 @@ use tokio::time::Instant;
 use crate::graph::task::{Detach, Mailbox, Task, end_targets, forward, runtime};
 use crate::graph::{Acks, Cx, Input, Operator, Outputs, Side};
 use crate::{Item, Stream};
+
+/// How many items a batching operator holds by default (see [`Emitter::capacity`]): past that,
+/// it takes no more from its input queue, and once that queue is full too, `emit` pends until
+/// a batch has gone out.
+///
+/// ```
+/// assert!(brooklet::window::BATCH_CAPACITY >= 1_024);
+/// ```
+pub const BATCH_CAPACITY: usize = 8_192;
 
 /// A buffered item, with its arrival and creation times (ms since the epoch).
 ///
@@ -107,6 +130,21 @@ pub trait Emitter<T>: Send + 'static {
     /// assert_eq!(e.poll(&buf, 0).batches, vec![vec![0, 1]]);
     /// ```
     fn poll(&mut self, buffer: &[Buffered<T>], now: i64) -> Poll;
+
+    /// How many items the node may hold for this emitter (default [`BATCH_CAPACITY`]). Past
+    /// that, the node takes no more input until a poll (after an arrival or at `wake_at`) has
+    /// made room, and `emit` pends once its input queue is full too. An emitter that needs
+    /// more items than this to decide must say so here; one that decides nothing and asks no
+    /// deadline with a full buffer leaves its producers waiting until the stream ends.
+    ///
+    /// ```
+    /// use brooklet::window::{CountWindow, Emitter, BATCH_CAPACITY};
+    /// assert_eq!(Emitter::<u8>::capacity(&CountWindow::new(10)), BATCH_CAPACITY);
+    /// assert_eq!(Emitter::<u8>::capacity(&CountWindow::new(100_000)), 100_000);
+    /// ```
+    fn capacity(&self) -> usize {
+        BATCH_CAPACITY
+    }
 
     /// Called at end of stream, after a last `poll`. The default emits everything still
     /// buffered as one batch (nothing when the buffer is empty).
@@ -344,8 +382,10 @@ impl<T: Item> Stream<T> {
         let late_stream = late.stream();
         let worker = node.clone();
         let t = task.clone();
+        mailbox.fail_with(&task);
+        let capacity = emitter.capacity().max(1);
         task.spawn(&rt, async move {
-            let mut buf: Vec<(Buffered<T>, Acks)> = Vec::new();
+            let mut buf = Buffer::default();
             let mut wake: Option<i64> = None;
             let mut first = true;
             loop {
@@ -353,38 +393,46 @@ impl<T: Item> Stream<T> {
                     if mailbox.is_drained() {
                         break;
                     }
-                    let ready = std::pin::pin!(mailbox.ready());
+                    // A full buffer takes nothing more until a batch has gone out: the input
+                    // queue fills up and `emit` pends (or the stream ends).
+                    let full = buf.items.len() >= capacity;
+                    let input = std::pin::pin!(async {
+                        if full {
+                            mailbox.closed().await;
+                        } else {
+                            mailbox.ready().await;
+                        }
+                    });
                     match wake {
                         Some(at) => {
                             let sleep = std::pin::pin!(tokio::time::sleep_until(now.instant(at)));
-                            futures::future::select(ready, sleep).await;
+                            futures::future::select(input, sleep).await;
                         }
-                        None => ready.await,
+                        None => input.await,
                     }
                 }
                 first = false;
-                let arrived = now.ms();
-                for ((item, created), acks) in mailbox.take_all() {
-                    buf.push((
-                        Buffered {
+                if buf.items.len() < capacity || mailbox.is_closed() {
+                    let arrived = now.ms();
+                    for ((item, created), acks) in mailbox.take_all() {
+                        buf.items.push(Buffered {
                             item,
                             arrived,
                             created,
-                        },
-                        acks,
-                    ));
+                        });
+                        buf.acks.push(acks);
+                    }
                 }
-                buffered.store(buf.len(), Ordering::Relaxed);
-                let view: Vec<Buffered<T>> = buf.iter().map(|(b, _)| b.clone()).collect();
-                let p = emitter.poll(&view, now.ms());
+                buffered.store(buf.items.len(), Ordering::Relaxed);
+                let p = buf.ask(&t, |items| emitter.poll(items, now.ms()));
                 wake = p.wake_at;
                 apply(&worker.out, &t, &late, &mut buf, p).await;
-                buffered.store(buf.len(), Ordering::Relaxed);
+                buffered.store(buf.items.len(), Ordering::Relaxed);
             }
-            let view: Vec<Buffered<T>> = buf.iter().map(|(b, _)| b.clone()).collect();
-            let p = emitter.flush(&view, now.ms());
+            let p = buf.ask(&t, |items| emitter.flush(items, now.ms()));
             apply(&worker.out, &t, &late, &mut buf, p).await;
-            buf.clear();
+            buf.items.clear();
+            buf.acks.clear();
             buffered.store(0, Ordering::Relaxed);
             let mut cx = Cx::new();
             late.finish(&mut cx);
@@ -400,33 +448,83 @@ impl<T: Item> Stream<T> {
     }
 }
 
-/// Emits the batches, then the stragglers, then removes every item the poll named.
+/// The items a batching node holds, and their tokens, side by side: the emitter is shown
+/// `items` as they are (no copy per poll).
+struct Buffer<T> {
+    items: Vec<Buffered<T>>,
+    acks: Vec<Acks>,
+}
+
+impl<T> Default for Buffer<T> {
+    fn default() -> Self {
+        Buffer {
+            items: Vec::new(),
+            acks: Vec::new(),
+        }
+    }
+}
+
+impl<T> Buffer<T> {
+    /// Runs the emitter on the items. A panic in it fails the node for good: the items it
+    /// holds fail with the error, then the panic ends the task, and every later `emit` and
+    /// `close()` report it.
+    fn ask(&mut self, task: &Task, f: impl FnOnce(&[Buffered<T>]) -> Poll) -> Poll {
+        match catch_unwind(AssertUnwindSafe(|| f(&self.items))) {
+            Ok(p) => p,
+            Err(payload) => {
+                let error = task.panicked_here(&*payload);
+                for acks in self.acks.drain(..) {
+                    acks.fail(&error);
+                }
+                self.items.clear();
+                resume_unwind(payload)
+            }
+        }
+    }
+}
+
+/// Emits the batches, then the stragglers, then removes every item the poll named (in one
+/// pass, and only when it named any).
 async fn apply<T: Item>(
     out: &Outputs<Vec<T>>,
     task: &Task,
     late: &Side<T>,
-    buf: &mut Vec<(Buffered<T>, Acks)>,
+    buf: &mut Buffer<T>,
     p: Poll,
 ) {
-    let n = buf.len();
+    let n = buf.items.len();
     let valid = move |i: &usize| *i < n;
     for batch in &p.batches {
         let items: Vec<T> = batch
             .iter()
             .filter(|i| valid(i))
-            .map(|&i| buf[i].0.item.clone())
+            .map(|&i| buf.items[i].item.clone())
             .collect();
-        let acks = Acks::union(batch.iter().filter(|i| valid(i)).map(|&i| &buf[i].1));
+        let acks = Acks::union(batch.iter().filter(|i| valid(i)).map(|&i| &buf.acks[i]));
         forward(out, task, items, acks).await;
     }
     for &i in p.stragglers.iter().filter(|i| valid(i)) {
-        let mut cx = Cx::with_acks(buf[i].1.clone());
-        late.push(buf[i].0.item.clone(), &mut cx);
-        if let Err(e) = cx.into_emit().await {
-            task.fail(e);
+        let mut cx = Cx::with_acks(buf.acks[i].clone());
+        let item = buf.items[i].item.clone();
+        match catch_unwind(AssertUnwindSafe(|| late.push(item, &mut cx))) {
+            Ok(()) => {
+                if let Err(e) = cx.into_emit().await {
+                    task.fail(e);
+                }
+            }
+            Err(payload) => {
+                let error = task.panicked(&*payload);
+                cx.acks.fail(&error);
+                task.fail(error);
+            }
         }
     }
-    let mut gone = vec![false; buf.len()];
+    let named =
+        p.batches.iter().map(Vec::len).sum::<usize>() + p.stragglers.len() + p.discard.len();
+    if named == 0 {
+        return;
+    }
+    let mut gone = vec![false; n];
     for &i in p
         .batches
         .iter()
@@ -434,12 +532,17 @@ async fn apply<T: Item>(
         .chain(&p.stragglers)
         .chain(&p.discard)
     {
-        if i < gone.len() {
+        if i < n {
             gone[i] = true;
         }
     }
     let mut k = 0;
-    buf.retain(|_| {
+    buf.items.retain(|_| {
+        k += 1;
+        !gone[k - 1]
+    });
+    let mut k = 0;
+    buf.acks.retain(|_| {
         k += 1;
         !gone[k - 1]
     });

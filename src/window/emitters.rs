@@ -1,7 +1,7 @@
 //! Preset [`Emitter`]s for [`Stream::batch`](crate::Stream::batch): by count, by fixed time
 //! slices, by relaxed time slices.
 
-use super::batch::{Buffered, Emitter, Poll};
+use super::batch::{BATCH_CAPACITY, Buffered, Emitter, Poll};
 
 /// Ready at `n` items: emits the `n` oldest, in arrival order. With a
 /// [`timeout`](CountWindow::timeout), a partial batch is also emitted once its oldest item has
@@ -82,6 +82,11 @@ impl<T> Emitter<T> for CountWindow {
             ..Poll::default()
         }
     }
+
+    /// At least `n`, so that a full batch always fits.
+    fn capacity(&self) -> usize {
+        self.n.max(BATCH_CAPACITY)
+    }
 }
 
 fn align(now: i64, interval: i64, epoch: bool) -> i64 {
@@ -116,6 +121,9 @@ pub struct FixedTimeWindow {
     epoch: bool,
     emit_empty: bool,
     start: Option<i64>,
+    /// How many items at the front of the buffer the last poll kept: they were created in the
+    /// current slice or later, so only the items after them can be stragglers.
+    kept: usize,
 }
 
 impl FixedTimeWindow {
@@ -139,6 +147,7 @@ impl FixedTimeWindow {
             epoch: false,
             emit_empty: true,
             start: None,
+            kept: 0,
         }
     }
 
@@ -167,32 +176,66 @@ impl FixedTimeWindow {
     }
 }
 
+/// Each poll looks at the items that arrived since the last one (for stragglers), and at the
+/// whole buffer only when slices end, once, sorting its items into those slices: linear in the
+/// number of items. It relies on the node removing exactly the items a poll named, as it does.
 impl<T> Emitter<T> for FixedTimeWindow {
     fn poll(&mut self, buffer: &[Buffered<T>], now: i64) -> Poll {
-        let mut start = *self
+        let interval = self.interval;
+        let start = *self
             .start
-            .get_or_insert_with(|| align(now, self.interval, self.epoch));
-        let mut batches = Vec::new();
-        while now >= start.saturating_add(self.interval) {
-            let end = start.saturating_add(self.interval);
-            let batch: Vec<usize> = (0..buffer.len())
-                .filter(|&i| (start..end).contains(&buffer[i].created))
-                .collect();
-            if !batch.is_empty() || self.emit_empty {
-                batches.push(batch);
-            }
-            start = end;
-        }
-        self.start = Some(start);
-        let stragglers = (0..buffer.len())
+            .get_or_insert_with(|| align(now, interval, self.epoch));
+        // Items kept by the last poll were created at or after `start`; newer ones may not be.
+        let kept = if self.kept <= buffer.len() {
+            self.kept
+        } else {
+            0
+        };
+        let stragglers: Vec<usize> = (kept..buffer.len())
             .filter(|&i| buffer[i].created < start)
-            .filter(|i| !batches.iter().flatten().any(|j| j == i))
             .collect();
+        let mut batches = Vec::new();
+        let mut batched = 0;
+        let mut next = start;
+        if now >= start.saturating_add(interval) {
+            let slices = ((now as i128 - start as i128) / interval as i128) as i64;
+            next = start.saturating_add(slices.saturating_mul(interval));
+            // (slice, index) of every item created in an ended slice, in buffer order.
+            let mut ended: Vec<(i64, usize)> = (0..buffer.len())
+                .filter_map(|i| {
+                    let c = buffer[i].created;
+                    (c >= start && c < next)
+                        .then(|| (((c as i128 - start as i128) / interval as i128) as i64, i))
+                })
+                .collect();
+            ended.sort_by_key(|e| e.0); // stable: buffer order within a slice
+            batched = ended.len();
+            let mut ended = ended.into_iter().peekable();
+            if self.emit_empty {
+                for k in 0..slices {
+                    let mut batch = Vec::new();
+                    while let Some((_, i)) = ended.next_if(|e| e.0 == k) {
+                        batch.push(i);
+                    }
+                    batches.push(batch);
+                }
+            } else {
+                while let Some(&(k, _)) = ended.peek() {
+                    let mut batch = Vec::new();
+                    while let Some((_, i)) = ended.next_if(|e| e.0 == k) {
+                        batch.push(i);
+                    }
+                    batches.push(batch);
+                }
+            }
+        }
+        self.start = Some(next);
+        self.kept = buffer.len() - stragglers.len() - batched;
         Poll {
             batches,
             stragglers,
             discard: Vec::new(),
-            wake_at: Some(start.saturating_add(self.interval)),
+            wake_at: Some(next.saturating_add(interval)),
         }
     }
 }

@@ -120,7 +120,7 @@ mod tumbling;
 
 pub use aggregate::Aggregator;
 pub use assign::{IntoMillis, Window, WindowKind};
-pub use batch::{Batched, Buffered, Emitter, Poll};
+pub use batch::{BATCH_CAPACITY, Batched, Buffered, Emitter, Poll};
 pub use builder::{EmitMode, Leftover, WindowBuilder, Windowed};
 pub use emitters::{CountWindow, FixedTimeWindow, RelaxedTimeWindow};
 pub use operator::WindowKey;
