@@ -2009,3 +2009,103 @@ fn fixed_time_window_sorts_items_into_every_ended_slice_in_one_poll() {
         assert_eq!(p.batches, vec![vec![0, 2]]);
     }
 }
+
+// ---------------------------------------------------------------- bad parameters, NaN
+
+#[test]
+#[should_panic(expected = "puts each event in 86400000 windows, more than the limit")]
+fn a_hopping_window_with_a_huge_size_to_step_ratio_is_rejected() {
+    let _ = Window::hopping(86_400_000, 1);
+}
+
+#[test]
+#[should_panic(expected = "more than the limit of 100000")]
+fn a_count_window_with_a_huge_size_to_step_ratio_is_rejected() {
+    let _ = Window::count_hopping(1_000_000, 3);
+}
+
+#[test]
+fn ratios_up_to_the_limit_are_accepted() {
+    let max = Window::MAX_WINDOWS_PER_EVENT as i64;
+    let _ = Window::hopping(max, 1);
+    let _ = Window::hopping(86_400_000, 86_400_000 / max);
+    let _ = Window::count_hopping(max as usize, 1);
+}
+
+mod nan {
+    use brooklet::Source;
+    use brooklet::window::{
+        Window, WindowResult,
+        aggregate::{max, mean, min},
+    };
+    use futures::executor::block_on;
+
+    type F = (i64, f64);
+
+    /// (start, min, max, mean) of each window, NaN written as `None`.
+    type Got = Vec<(i64, Option<f64>, Option<f64>, Option<f64>)>;
+
+    fn run(window: Window, events: &[F]) -> Got {
+        block_on(async {
+            let source = Source::<F>::new();
+            let out = source
+                .window(window)
+                .timestamp(|e| e.0)
+                .aggregate((min(|e: &F| e.1), max(|e: &F| e.1), mean(|e: &F| e.1)))
+                .sink_to_vec();
+            for e in events {
+                source.emit(*e).await.unwrap();
+            }
+            source.close().await.unwrap();
+            let n = |x: f64| (!x.is_nan()).then_some(x);
+            out.snapshot()
+                .into_iter()
+                .map(|w: WindowResult<(), (f64, f64, f64)>| {
+                    (w.start, n(w.value.0), n(w.value.1), n(w.value.2))
+                })
+                .collect()
+        })
+    }
+
+    #[test]
+    fn min_and_max_ignore_nan_in_hopping_panes() {
+        // Panes [0, 2) = {1.0} and [2, 4) = {NaN, 0.5}.
+        let got = run(Window::hopping(4, 2), &[(0, 1.0), (2, f64::NAN), (3, 0.5)]);
+        assert_eq!(
+            got,
+            vec![
+                (-2, Some(1.0), Some(1.0), Some(1.0)),
+                (0, Some(0.5), Some(1.0), None),
+                (2, Some(0.5), Some(0.5), None),
+            ]
+        );
+    }
+
+    #[test]
+    fn results_do_not_depend_on_where_nan_arrives() {
+        let orders = [
+            [(0, 1.0), (1, f64::NAN), (2, 0.5)],
+            [(1, f64::NAN), (0, 1.0), (2, 0.5)],
+            [(2, 0.5), (0, 1.0), (1, f64::NAN)],
+        ];
+        for w in [
+            Window::tumbling(10),
+            Window::hopping(10, 5),
+            Window::sliding(10),
+            Window::count(3),
+        ] {
+            for events in &orders {
+                let got = run(w, events);
+                let last = got.last().expect("a window with all three");
+                assert_eq!(
+                    (last.1, last.2, last.3),
+                    (Some(0.5), Some(1.0), None),
+                    "{w:?} {events:?}"
+                );
+            }
+            // Only NaN: the result is NaN.
+            let got = run(w, &[(0, f64::NAN), (1, f64::NAN)]);
+            assert!(got.iter().all(|g| g.1.is_none() && g.2.is_none()), "{w:?}");
+        }
+    }
+}
