@@ -1603,12 +1603,12 @@ mod failures {
 
     type Ev = (&'static str, i64, i64); // (key, ts, value)
 
+    /// Outcomes seen by tokens: (label, done).
+    type Seen = Arc<Mutex<Vec<(&'static str, bool)>>>;
+
     /// Tokens that record their outcome under a label.
-    fn recorder() -> (
-        Arc<Mutex<Vec<(&'static str, bool)>>>,
-        impl Fn(&'static str) -> Ack,
-    ) {
-        let seen = Arc::new(Mutex::new(vec![]));
+    fn recorder() -> (Seen, impl Fn(&'static str) -> Ack) {
+        let seen = Seen::default();
         let s = seen.clone();
         (seen, move |label| {
             let s = s.clone();
