@@ -677,32 +677,41 @@ impl<Acc> Staged<Acc> {
 }
 
 /// Adds one event to every accumulator of `accs`, all or none: if `agg` panics, every one is
-/// left as it was. One accumulator: in place (`add` leaves it as it was when it panics).
-/// Several: a mergeable aggregate adds the event to a fresh accumulator once and merges it
-/// into each; another adds it to a copy of each and keeps the copies once all succeeded.
-pub(crate) fn add_all<T, A: Aggregator<T>>(agg: &A, accs: &mut [&mut A::Acc], item: &T, ts: i64) {
-    match accs {
-        [] => {}
-        [one] => agg.add(one, item, ts),
-        _ if A::MERGEABLE => {
-            let mut delta = agg.init();
-            agg.add(&mut delta, item, ts);
-            for acc in accs.iter_mut() {
-                agg.merge(acc, &delta);
-            }
+/// left as it was. One accumulator: in place (`add` leaves it as it was when it panics), with
+/// no allocation. Several: a mergeable aggregate adds the event to a fresh accumulator once and
+/// merges it into each; another adds it to a copy of each and keeps the copies once all
+/// succeeded.
+pub(crate) fn add_all<'a, T, A: Aggregator<T>>(
+    agg: &A,
+    accs: impl IntoIterator<Item = &'a mut A::Acc>,
+    item: &T,
+    ts: i64,
+) {
+    let mut accs = accs.into_iter();
+    let Some(first) = accs.next() else { return };
+    let Some(second) = accs.next() else {
+        agg.add(first, item, ts);
+        return;
+    };
+    let mut all: Vec<&mut A::Acc> = vec![first, second];
+    all.extend(accs);
+    if A::MERGEABLE {
+        let mut delta = agg.init();
+        agg.add(&mut delta, item, ts);
+        for acc in all {
+            agg.merge(acc, &delta);
         }
-        _ => {
-            let staged: Vec<A::Acc> = accs
-                .iter()
-                .map(|acc| {
-                    let mut copy = (**acc).clone();
-                    agg.add(&mut copy, item, ts);
-                    copy
-                })
-                .collect();
-            for (acc, new) in accs.iter_mut().zip(staged) {
-                **acc = new;
-            }
+    } else {
+        let staged: Vec<A::Acc> = all
+            .iter()
+            .map(|acc| {
+                let mut copy = (**acc).clone();
+                agg.add(&mut copy, item, ts);
+                copy
+            })
+            .collect();
+        for (acc, new) in all.into_iter().zip(staged) {
+            *acc = new;
         }
     }
 }

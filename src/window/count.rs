@@ -142,15 +142,12 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>> CountOp<T, K, A> {
             max_ts: ts,
             first_seq: seq,
         });
-        {
-            let open = existing.map(|k| &mut st.keys[k].open);
-            let mut accs: Vec<&mut A::Acc> = open
-                .into_iter()
-                .flat_map(|o| o.iter_mut().map(|w| &mut w.acc))
-                .chain(fresh.as_mut().map(|w| &mut w.acc))
-                .collect();
-            add_all(&self.agg, &mut accs, x, ts);
-        }
+        let open = existing.map(|k| &mut st.keys[k].open);
+        let accs = open
+            .into_iter()
+            .flat_map(|o| o.iter_mut().map(|w| &mut w.acc))
+            .chain(fresh.as_mut().map(|w| &mut w.acc));
+        add_all(&self.agg, accs, x, ts);
         st.seq += 1;
         st.stats.events += 1;
         let k = match existing {

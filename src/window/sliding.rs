@@ -80,15 +80,12 @@ impl<T: Item, A: Aggregator<T>> Store<T, A> for SlidingStore<A::Acc, T> {
             fresh = Some(Win { acc, first_seq });
         }
         let mut touched: Vec<i64> = self.windows.range(ev.ts..=hi).map(|(&u, _)| u).collect();
-        {
-            let mut accs: Vec<&mut A::Acc> = self
-                .windows
-                .range_mut(ev.ts..=hi)
-                .map(|(_, w)| &mut w.acc)
-                .chain(fresh.as_mut().map(|w| &mut w.acc))
-                .collect();
-            add_all(agg, &mut accs, ev.item, ev.ts);
-        }
+        let accs = self
+            .windows
+            .range_mut(ev.ts..=hi)
+            .map(|(_, w)| &mut w.acc)
+            .chain(fresh.as_mut().map(|w| &mut w.acc));
+        add_all(agg, accs, ev.item, ev.ts);
         self.prune_before(clamp(wm as i128 - size));
         self.records
             .insert((ev.ts, ev.seq), (ev.item.clone(), ev.acks.clone()));

@@ -71,15 +71,12 @@ impl<T, A: Aggregator<T>> Store<T, A> for WindowStore<A::Acc> {
             .filter(|s| !self.slots.contains_key(s))
             .map(|s| (s, agg.init()))
             .collect();
-        {
-            let mut accs: Vec<&mut A::Acc> = self
-                .slots
-                .range_mut(first..=last)
-                .map(|(_, slot)| &mut slot.acc)
-                .chain(fresh.iter_mut().map(|(_, acc)| acc))
-                .collect();
-            add_all(agg, &mut accs, ev.item, ev.ts);
-        }
+        let accs = self
+            .slots
+            .range_mut(first..=last)
+            .map(|(_, slot)| &mut slot.acc)
+            .chain(fresh.iter_mut().map(|(_, acc)| acc));
+        add_all(agg, accs, ev.item, ev.ts);
         admit.opened = !fresh.is_empty();
         for (start, acc) in fresh.drain(..) {
             self.slots.insert(start, Slot::new(acc, ev.seq));
