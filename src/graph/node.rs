@@ -235,7 +235,6 @@ impl<Op: Operator> NodeDyn for Node<Op> {
         links.extend(self.op.sides().into_iter().map(|node| DownLink {
             node: Some(node),
             feedback: false,
-            active: true,
         }));
         links
     }
