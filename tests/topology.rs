@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use brooklet::window::Window;
 use brooklet::{Error, Source};
+use futures::StreamExt;
 use futures::executor::block_on;
 
 /// Counts how many values are alive.
@@ -191,4 +193,80 @@ fn a_panic_in_a_queued_feedback_push_leaves_nothing_behind() {
         seen.snapshot(),
         vec![0, 1, 2, 100, 3, 20, 21, 22, 23, 24, 25]
     );
+}
+
+// ------------------------------------------------------------------ dropping source handles
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_last_source_handle_ends_a_to_stream_consumer() {
+    let source = Source::new();
+    let mut pull = source.map(|x: u32| x * 2).filter(|x| *x > 0).to_stream();
+    let keep = (*source).clone(); // a `Stream` handle does not keep the source open
+    source.emit(1).await.unwrap();
+    drop(source);
+    let all = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut all = Vec::new();
+        while let Some(x) = pull.next().await {
+            all.push(x);
+        }
+        all
+    })
+    .await
+    .expect("the consumer waits forever");
+    assert_eq!(all, vec![2]);
+    drop(keep);
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_last_source_handle_drains_a_buffer_into_to_stream() {
+    let source = Source::new();
+    let mut pull = source.buffer(4).map(|x: u32| x + 1).to_stream();
+    for x in 0..3 {
+        source.emit(x).await.unwrap();
+    }
+    drop(source);
+    let all = tokio::time::timeout(Duration::from_secs(5), pull.by_ref().collect::<Vec<_>>())
+        .await
+        .expect("the consumer waits forever");
+    assert_eq!(all, vec![1, 2, 3]);
+}
+
+#[test]
+fn dropping_the_last_source_handle_flushes_windows() {
+    let source = Source::<(i64, u32)>::new();
+    let sums = source
+        .window(Window::tumbling(10))
+        .timestamp(|e| e.0)
+        .sum(|e| e.1)
+        .sink_to_vec();
+    let batches = source.map(|e| e.1).partition(3).sink_to_vec();
+    let clone = source.clone();
+    block_on(source.emit((1, 5))).unwrap();
+    block_on(source.emit((2, 6))).unwrap();
+    drop(source);
+    assert!(sums.is_empty(), "a clone still holds the source open");
+    drop(clone);
+    assert_eq!(sums.len(), 1, "the open window was not flushed");
+    assert_eq!(sums.snapshot()[0].value, 11);
+    assert_eq!(batches.snapshot(), vec![vec![5, 6]]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_graph_whose_source_handles_are_dropped_is_freed() {
+    let live = Arc::new(AtomicUsize::new(0));
+    let source = Source::new();
+    let held = Tracked::new(&live);
+    let pull = source
+        .map(move |x: u32| {
+            let _ = &held;
+            x
+        })
+        .to_stream();
+    source.emit(1).await.unwrap();
+    drop(source);
+    assert_eq!(live.load(Ordering::SeqCst), 0, "the graph leaked");
+    let all = tokio::time::timeout(Duration::from_secs(5), pull.collect::<Vec<_>>())
+        .await
+        .expect("the consumer waits forever");
+    assert_eq!(all, vec![1]);
 }

@@ -179,6 +179,12 @@ impl Meta {
         self.links.lock().done
     }
 
+    /// Whether every forward upstream has ended (true when there is none).
+    pub(crate) fn upstreams_ended(&self) -> bool {
+        let l = self.links.lock();
+        l.ended >= l.forward
+    }
+
     /// Marks the node done; true the first time only.
     fn mark_done(&self) -> bool {
         !std::mem::replace(&mut self.links.lock().done, true)

@@ -62,6 +62,29 @@ impl<T: Item> Input<0> for SourceOp<T> {
 /// handle to its source (or to any node) does; [`close`](Source::close) ends it: windows and
 /// buffers flush, pending work drains, then the returned future resolves.
 ///
+/// Dropping the last clone of a `Source` ends the graph as `close()` does: windows flush,
+/// [`to_stream`](Stream::to_stream) readers see the end, background tasks drain what they hold
+/// and stop, and nodes nobody holds are freed. (A [`Stream`] handle to the source, such as
+/// `(*source).clone()`, does not count: it cannot emit.) Nobody is left to await that end, so
+/// a failure it reports is logged through `tracing`. A source that `connect` feeds from
+/// other nodes stays open until those have ended too.
+///
+/// ```
+/// use brooklet::Source;
+/// use futures::StreamExt;
+/// # futures::executor::block_on(async {
+/// let source = Source::new();
+/// let mut pairs = source.partition(2).to_stream();
+/// for x in 1..=3 {
+///     source.emit(x).await?;
+/// }
+/// drop(source); // as `close()`: the partial batch is flushed and the reader sees the end
+/// assert_eq!(pairs.next().await, Some(vec![1, 2]));
+/// assert_eq!(pairs.next().await, Some(vec![3]));
+/// assert_eq!(pairs.next().await, None);
+/// # Ok::<(), brooklet::Error>(()) }).unwrap();
+/// ```
+///
 /// ```
 /// use brooklet::Source;
 /// # futures::executor::block_on(async {
@@ -81,6 +104,8 @@ impl<T: Item> Input<0> for SourceOp<T> {
 pub struct Source<T: Item> {
     pub(crate) node: Arc<Node<SourceOp<T>>>,
     stream: Stream<T>,
+    /// Shared by every clone of this handle; dropped with the last one.
+    handle: Arc<Handle<T>>,
 }
 
 impl<T: Item> Clone for Source<T> {
@@ -88,7 +113,56 @@ impl<T: Item> Clone for Source<T> {
         Source {
             node: self.node.clone(),
             stream: self.stream.clone(),
+            handle: self.handle.clone(),
         }
+    }
+}
+
+/// What the clones of one `Source` share: when the last of them is dropped, nothing can emit
+/// into the source any more, so it ends as `close()` would end it, unless forward connections
+/// still feed it (it then ends when they have all ended, as any source fed by `connect` does).
+struct Handle<T: Item>(Arc<Node<SourceOp<T>>>);
+
+impl<T: Item> Drop for Handle<T> {
+    fn drop(&mut self) {
+        let node = &self.0;
+        if node.meta.is_done() || !node.meta.upstreams_ended() {
+            return;
+        }
+        let mut cx = Cx::new();
+        // A panic in a flush must not escape a destructor (it would abort while unwinding).
+        let flushed =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| node.finish(&mut cx)));
+        match flushed {
+            Ok(()) => report_dropped_close(node.meta.name(), cx.into_emit()),
+            Err(payload) => tracing::error!(
+                source = %node.meta.name(),
+                message = %super::error::panic_message(&*payload),
+                "a function panicked while the graph ended, on the drop of its last source handle"
+            ),
+        }
+    }
+}
+
+/// Logs what the end of a graph whose handles were dropped reports: nobody is left to await
+/// it. What is still draining (buffers, tasks) is awaited on the ambient runtime, if any.
+fn report_dropped_close(source: String, emit: Emit) {
+    use futures::FutureExt;
+    let log = move |result: Result<(), Error>| {
+        if let Err(error) = result {
+            tracing::warn!(
+                %source,
+                %error,
+                "a failure reported at the end of a graph whose source handles were dropped"
+            );
+        }
+    };
+    if emit.is_complete() {
+        if let Some(result) = emit.now_or_never() {
+            log(result);
+        }
+    } else if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn(emit.map(log));
     }
 }
 
@@ -138,7 +212,12 @@ impl<T: Item> Source<T> {
             },
         ));
         let stream = Stream::from_node(node.clone());
-        Source { node, stream }
+        let handle = Arc::new(Handle(node.clone()));
+        Source {
+            node,
+            stream,
+            handle,
+        }
     }
 
     /// A source that [`run`](Source::run) fills from `iter`, then closes.

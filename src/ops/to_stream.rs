@@ -83,7 +83,8 @@ impl<T: Item> Input<0> for PullOp<T> {
 
 /// A `futures::Stream` of a node's output, returned by [`Stream::to_stream`].
 ///
-/// It ends (`None`) when the node ends. Dropping it is allowed: later elements are discarded
+/// It ends (`None`) when the node ends: when its source is closed, or when the last handle to
+/// its source is dropped. Dropping it is allowed: later elements are discarded
 /// and pending emits resolve.
 pub struct Pull<T> {
     shared: Arc<Shared<T>>,
