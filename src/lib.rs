@@ -97,7 +97,7 @@ pub mod parallel;
 pub mod time;
 pub mod window;
 
-pub use graph::{Ack, Emit, Error, Item, Metrics, Source, Stream};
+pub use graph::{Ack, Emit, Error, Item, Metrics, Source, Stream, TryEmitError};
 pub use ops::{Collect, EmitOn, Fallible, Pull, Sink, VecSink};
 
 /// The README's examples, compiled and run as doctests.

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use brooklet::window::Window;
-use brooklet::{Error, Source};
+use brooklet::{Error, Source, TryEmitError};
 use futures::StreamExt;
 use futures::executor::block_on;
 
@@ -269,4 +269,101 @@ async fn a_graph_whose_source_handles_are_dropped_is_freed() {
         .await
         .expect("the consumer waits forever");
     assert_eq!(all, vec![1]);
+}
+
+// ------------------------------------------------------------------ try_emit
+
+#[tokio::test(start_paused = true)]
+async fn try_emit_hands_elements_back_when_a_buffer_is_full() {
+    let source = Source::new();
+    let buffered = source.map(|x: u32| x).buffer(2);
+    let _reader = buffered.to_stream_bounded(1); // never read
+    let (mut accepted, mut full) = (Vec::new(), 0);
+    for x in 0..1_000u32 {
+        match source.try_emit(x) {
+            Ok(emit) => {
+                accepted.push(x);
+                drop(emit);
+            }
+            Err(TryEmitError::Full(back)) => {
+                assert_eq!(back, x, "the element comes back");
+                full += 1;
+            }
+            Err(e) => panic!("unexpected {e}"),
+        }
+        tokio::task::yield_now().await; // the buffer's task moves what it can
+    }
+    // Two in the buffer, two taken by the reader (one over its bound, waiting).
+    assert_eq!(accepted, vec![0, 1, 2, 3]);
+    assert_eq!(full, 996);
+    assert_eq!(buffered.metrics().held, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropped_emit_futures_lose_nothing_but_bound_nothing() {
+    let source = Source::new();
+    let buffered = source.buffer(2);
+    let reader = buffered.to_stream_bounded(1);
+    for x in 0..1_000u32 {
+        drop(source.emit(x));
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        buffered.metrics().held > 900,
+        "emit always takes the element"
+    );
+    drop(source);
+    let all = tokio::time::timeout(Duration::from_secs(5), reader.collect::<Vec<_>>())
+        .await
+        .expect("the reader waits forever");
+    assert_eq!(all, (0..1_000).collect::<Vec<_>>());
+}
+
+#[test]
+fn try_emit_never_half_delivers_a_fan_out() {
+    let source = Source::new();
+    let first = source.map(|x: u32| x + 1).sink_to_vec();
+    let mut reader = source.filter(|_| true).to_stream_bounded(1);
+    let last = source.sink_to_vec();
+    assert!(source.try_emit(1).unwrap().is_complete());
+    assert!(matches!(source.try_emit(2), Err(TryEmitError::Full(2))));
+    assert_eq!(first.snapshot(), vec![2], "the first branch must not see 2");
+    assert_eq!(last.snapshot(), vec![1]);
+    assert_eq!(block_on(reader.next()), Some(1));
+    assert!(source.try_emit(2).is_ok());
+    assert_eq!(first.snapshot(), vec![2, 3]);
+    assert_eq!(last.snapshot(), vec![1, 2]);
+}
+
+#[test]
+fn try_emit_on_a_closed_source_hands_the_element_back() {
+    let source = Source::new();
+    let seen = source.sink_to_vec();
+    block_on(source.close()).unwrap();
+    match source.try_emit(String::from("late")) {
+        Err(TryEmitError::Closed(x)) => assert_eq!(x, "late"),
+        other => panic!("expected Closed, got {other:?}"),
+    }
+    assert!(seen.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn try_emit_does_not_ask_nodes_behind_a_feedback_edge() {
+    // `outer` feeds `inner` forward; `inner` sends back into `outer` over a feedback edge. A
+    // full buffer on `outer` refuses `outer`'s elements, not `inner`'s: a push over a feedback
+    // edge never waits.
+    let (outer, inner) = (Source::new(), Source::new());
+    outer.connect(&inner);
+    let buffered = outer.buffer(1);
+    let _stuck = buffered.to_stream_bounded(1); // never read
+    inner.filter(|x: &u32| *x > 100).connect(&outer);
+    for x in 0..10 {
+        drop(outer.emit(x));
+        tokio::task::yield_now().await;
+    }
+    assert!(matches!(outer.try_emit(10), Err(TryEmitError::Full(10))));
+    let emit = inner
+        .try_emit(11)
+        .expect("nothing bounded on inner's forward path");
+    assert!(emit.is_complete());
 }

@@ -48,6 +48,20 @@ pub(crate) trait NodeDyn: Send + Sync + 'static {
     fn emitted(&self) -> u64;
     fn errors(&self) -> u64;
     fn held(&self) -> u64;
+    fn room(&self) -> Room;
+}
+
+/// What a node says when asked whether it has room for one more element (see
+/// [`Operator::room`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Room {
+    /// The node passes what it takes on synchronously: ask its targets.
+    PassOn,
+    /// The node takes an element now without making the push wait, and passes nothing on
+    /// synchronously (a queue drained by a task, a pull adapter).
+    Free,
+    /// A push now would make the caller wait.
+    Full,
 }
 
 /// A node that produces elements of type `T`: what a `Stream<T>` handle points to.
@@ -70,6 +84,13 @@ pub(crate) trait Operator: Send + Sync + Sized + 'static {
     /// How many elements the node holds right now (the `held` counter).
     fn held(&self) -> usize {
         0
+    }
+
+    /// Whether the node would take one more element now without making the push wait, for
+    /// [`Source::try_emit`](crate::Source::try_emit). The default, [`Room::PassOn`], fits
+    /// nodes that pass what they take on synchronously: their targets are asked in turn.
+    fn room(&self) -> Room {
+        Room::PassOn
     }
 
     /// The node's side outputs (errors, late events), shown as its targets in graph walks.
@@ -255,6 +276,10 @@ impl<Op: Operator> NodeDyn for Node<Op> {
 
     fn held(&self) -> u64 {
         self.op.held() as u64
+    }
+
+    fn room(&self) -> Room {
+        self.op.room()
     }
 }
 

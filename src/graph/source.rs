@@ -22,6 +22,7 @@ use super::error::Error;
 use super::node::{Input, Node, Operator};
 use super::stream::Stream;
 use super::sync::{Lock, until};
+use super::try_emit::{self, TryEmitError};
 
 type Driver<T> = Pin<Box<dyn futures::Stream<Item = T> + Send>>;
 
@@ -307,6 +308,13 @@ impl<T: Item> Source<T> {
     /// Pushes `x` through every synchronous node now, and returns a future that resolves when
     /// every downstream node has accepted it. See [`Emit`].
     ///
+    /// `emit` always takes the element, even when a bounded node downstream (a `buffer`, a
+    /// `par_map`, a `to_stream` reader...) is over its bound: the future then pends until that
+    /// node has room again, and dropping it loses nothing. So the bounds hold for a producer
+    /// that awaits each `emit`; one that drops the futures without awaiting them can make a
+    /// bounded node hold any number of elements. A producer that cannot await uses
+    /// [`try_emit`](Source::try_emit), which hands the element back instead.
+    ///
     /// # Panics
     ///
     /// A panic in a user function on the synchronous path unwinds into this call, as an
@@ -324,6 +332,54 @@ impl<T: Item> Source<T> {
     #[inline]
     pub fn emit(&self, x: T) -> Emit {
         self.emit_in(x, Cx::new())
+    }
+
+    /// Pushes `x` only if no bounded node it would reach is full: for producers that cannot
+    /// await (a callback, a synchronous thread), as tokio's `mpsc::Sender::try_send` is.
+    ///
+    /// Before it pushes anything, it asks every node that `x` would reach synchronously
+    /// whether it has room: queues drained by a task (`buffer`, `delay`, `rate_limit`,
+    /// `timed_window`), `par_map` and `map_async`, `sink_async` and `to_stream` readers. If
+    /// one is full, `x` goes to none of them and comes back in [`TryEmitError::Full`]; a fan-out
+    /// is never half-delivered. If the source is closed, `x` comes back in
+    /// [`TryEmitError::Closed`]. Otherwise `x` is pushed as by [`emit`](Source::emit) and the
+    /// [`Emit`] is returned: usually complete already, it may still pend if another producer
+    /// filled a node between the check and the push (or for a `sink_async`, which answers
+    /// once the element is written); dropping it loses nothing. The rule is conservative: a
+    /// full node counts even if a `filter` before it would have dropped `x`. `zip`-like nodes
+    /// with several inputs and the batch emitters of event-time windows are not asked.
+    ///
+    /// Each call walks the synchronous part of the graph, so it costs more than `emit`.
+    ///
+    /// ```
+    /// use brooklet::{Source, TryEmitError};
+    /// use futures::StreamExt;
+    /// # futures::executor::block_on(async {
+    /// let source = Source::new();
+    /// let everything = source.sink_to_vec();
+    /// let mut reader = source.map(|x: u32| x * 10).to_stream_bounded(2);
+    /// assert!(source.try_emit(1).is_ok());
+    /// assert!(source.try_emit(2).is_ok());
+    /// // The reader buffers two elements already: 3 is handed back, to no branch at all.
+    /// match source.try_emit(3) {
+    ///     Err(TryEmitError::Full(x)) => assert_eq!(x, 3),
+    ///     other => panic!("expected Full, got {other:?}"),
+    /// }
+    /// assert_eq!(everything.snapshot(), vec![1, 2]);
+    /// assert_eq!(reader.next().await, Some(10)); // makes room
+    /// source.try_emit(3).expect("room again").await?;
+    /// source.close().await?;
+    /// assert!(matches!(source.try_emit(4), Err(TryEmitError::Closed(4))));
+    /// # Ok::<(), brooklet::Error>(()) }).unwrap();
+    /// ```
+    pub fn try_emit(&self, x: T) -> Result<Emit, TryEmitError<T>> {
+        if self.is_closed() {
+            return Err(TryEmitError::Closed(x));
+        }
+        if !try_emit::has_room(self.node.clone()) {
+            return Err(TryEmitError::Full(x));
+        }
+        Ok(self.emit(x))
     }
 
     /// Like [`emit`](Source::emit), with an acknowledgement token: the token is released once

@@ -9,7 +9,7 @@ use std::task::{Context, Poll, Waker};
 use tokio::sync::Notify;
 
 use crate::graph::sync::{Lock, until};
-use crate::graph::{Acks, Cx, Input, Operator, Outputs};
+use crate::graph::{Acks, Cx, Input, Operator, Outputs, Room};
 use crate::{Item, Stream};
 
 /// How many elements [`Stream::to_stream`] buffers for a slow reader before `emit` pends.
@@ -48,6 +48,15 @@ impl<T: Item> Operator for PullOp<T> {
 
     fn held(&self) -> usize {
         self.shared.state.lock().queue.len()
+    }
+
+    fn room(&self) -> Room {
+        let s = self.shared.state.lock();
+        if s.queue.len() >= self.capacity && !s.reader_gone {
+            Room::Full
+        } else {
+            Room::Free
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use super::options::ParMap;
 use super::pool::{Done, Pool};
 use super::reorder::Reorder;
 use crate::graph::task::{Detach, Task, end_targets, forward, runtime};
-use crate::graph::{Cx, Input, Operator, Outputs};
+use crate::graph::{Cx, Input, Operator, Outputs, Room};
 use crate::{Fallible, Item, Stream};
 
 pub(crate) struct ParMapOp<T, U> {
@@ -35,6 +35,14 @@ impl<T: Send + 'static, U: Item> Operator for ParMapOp<T, U> {
 
     fn held(&self) -> usize {
         self.gate.len()
+    }
+
+    fn room(&self) -> Room {
+        if self.gate.is_full() {
+            Room::Full
+        } else {
+            Room::Free
+        }
     }
 }
 
