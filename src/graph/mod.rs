@@ -24,6 +24,7 @@ mod source;
 mod stream;
 pub(crate) mod sync;
 pub(crate) mod task;
+mod try_emit;
 
 pub use ack::{Ack, Outcome};
 pub use emit::Emit;
@@ -31,6 +32,7 @@ pub use error::Error;
 pub use source::Source;
 pub(crate) use stream::metrics as metrics_of;
 pub use stream::{Metrics, Stream};
+pub use try_emit::TryEmitError;
 
 pub(crate) use ack::Acks;
 #[allow(unused_imports)]
@@ -38,7 +40,7 @@ pub(crate) use cx::{Cx, Pending};
 pub(crate) use edges::Outputs;
 #[allow(unused_imports)]
 pub(crate) use error::panic_message;
-pub(crate) use node::{Input, Node, NodeDyn, Operator};
+pub(crate) use node::{Input, Node, NodeDyn, Operator, Room};
 pub(crate) use side::Side;
 
 use std::sync::MutexGuard;
