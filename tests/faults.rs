@@ -404,3 +404,81 @@ async fn par_map_racing_close_loses_nothing_that_returned_ok() {
 async fn buffer_racing_close_loses_nothing_that_returned_ok() {
     close_race("buffer", |s| s.buffer(8)).await;
 }
+
+#[tokio::test]
+async fn a_panic_in_one_flushed_batch_does_not_lose_the_others() {
+    let source = Source::new();
+    let seen = source
+        .partition_by(3, |x: &i64| x % 3)
+        .map(|b: Vec<i64>| if b[0] == 1 { panic!("batch of 1") } else { b })
+        .sink_to_vec();
+    let outcomes = Outcomes::default();
+    for x in 0..3 {
+        source.emit_with_ack(x, outcomes.ack(x)).await.unwrap();
+    }
+    assert!(catch_unwind(AssertUnwindSafe(|| drop(source.close()))).is_err());
+    assert_eq!(seen.snapshot(), vec![vec![0], vec![2]]);
+    assert_eq!(outcomes.of(0), Some(Outcome::Done));
+    assert!(matches!(outcomes.of(1), Some(Outcome::Failed(_))));
+    assert_eq!(outcomes.of(2), Some(Outcome::Done));
+}
+
+/// An `emit` that passed the source's closed check is held just in front of `graph` until
+/// `close()` has finished; then it goes on. It must either be refused with `Closed` or be
+/// delivered: never `Ok` and lost. Deterministic, unlike a free-running race.
+async fn emit_held_across_close(name: &str, graph: impl Fn(&Stream<i64>) -> Stream<i64>) {
+    let (entered_tx, entered_rx) = std::sync::mpsc::channel::<()>();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let go_rx = Mutex::new(go_rx);
+    let source = Source::new();
+    let gated = source.map(move |x: i64| {
+        entered_tx.send(()).unwrap();
+        go_rx.lock().unwrap().recv().unwrap();
+        x
+    });
+    let seen = graph(&gated).sink_to_vec();
+    let outcomes = Outcomes::default();
+    let (emitter, ack) = (source.clone(), outcomes.ack(1));
+    let emitted = tokio::task::spawn_blocking(move || {
+        futures::executor::block_on(emitter.emit_with_ack(1, ack))
+    });
+    tokio::task::spawn_blocking(move || entered_rx.recv().unwrap())
+        .await
+        .unwrap();
+    bounded(source.close()).await.unwrap();
+    go_tx.send(()).unwrap();
+    let result = bounded(emitted).await.unwrap();
+    match result {
+        Ok(()) => assert_eq!(seen.snapshot(), vec![1], "{name}: Ok but not delivered"),
+        Err(Error::Closed) => {
+            assert!(seen.snapshot().is_empty());
+            assert_eq!(
+                outcomes.of(1),
+                Some(Outcome::Failed(Error::Closed)),
+                "{name}"
+            );
+        }
+        Err(e) => panic!("{name}: unexpected error {e:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emit_held_across_close_is_refused_or_delivered() {
+    emit_held_across_close("partition", |s| s.partition(3).flatten()).await;
+    emit_held_across_close("collect", |s| {
+        let c = s.collect();
+        c.flatten()
+    })
+    .await;
+    emit_held_across_close("partition_timeout", |s| {
+        s.partition_timeout(3, Duration::from_secs(60)).flatten()
+    })
+    .await;
+    emit_held_across_close("buffer", |s| s.buffer(4)).await;
+    emit_held_across_close("timed_window", |s| {
+        s.timed_window(Duration::from_secs(60)).flatten()
+    })
+    .await;
+    emit_held_across_close("par_map", |s| s.par_map(1, |x| x)).await;
+    emit_held_across_close("delay", |s| s.delay(Duration::from_millis(1))).await;
+}

@@ -331,3 +331,43 @@ fn unique_lru_zero_is_rejected() {
 fn to_stream_zero_is_rejected() {
     let _ = Source::<u8>::new().to_stream_bounded(0);
 }
+
+#[tokio::test]
+async fn sink_mut_takes_a_closure_with_state() {
+    let source = Source::new();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut running = 0u64;
+    source.sink_mut(move |x: u64| {
+        running += x;
+        tx.send(running).unwrap();
+    });
+    for x in 1..=4 {
+        source.emit(x).await.unwrap();
+    }
+    let totals: Vec<u64> = rx.try_iter().collect();
+    assert_eq!(totals, vec![1, 3, 6, 10]);
+}
+
+#[test]
+fn sink_mut_sees_elements_from_several_threads_one_at_a_time() {
+    let source = Source::new();
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let total = seen.clone();
+    let mut local = 0u64;
+    source.sink_mut(move |x: u64| {
+        local += x;
+        total.store(local, std::sync::atomic::Ordering::SeqCst);
+    });
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let source = source.clone();
+            s.spawn(move || {
+                for i in 0..1_000 {
+                    drop(source.emit(t * 1_000 + i));
+                }
+            });
+        }
+    });
+    let expected: u64 = (0..4_000).sum();
+    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), expected);
+}

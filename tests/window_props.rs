@@ -2,7 +2,7 @@
 //! sequences (out of order, several keys, duplicates, negative timestamps, grace, per-key
 //! clocks).
 
-// The reference model spells conditions exactly as SEMANTICS.md does (`u + 1 <= watermark`).
+// The reference model spells conditions exactly as the window rules in `brooklet::window` do (`u + 1 <= watermark`).
 #![allow(clippy::int_plus_one, clippy::type_complexity)]
 
 use std::collections::{BTreeMap, BTreeSet};

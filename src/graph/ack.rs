@@ -240,7 +240,8 @@ pub(crate) fn note_panic_site(node: String) {
     let _ = PANIC_SITE.try_with(|s| *s.borrow_mut() = Some(node));
 }
 
-fn panic_site() -> Option<String> {
+/// The node recorded by [`note_panic_site`], left in place for an outer catch.
+pub(crate) fn panic_site() -> Option<String> {
     PANIC_SITE.try_with(|s| s.borrow().clone()).ok().flatten()
 }
 

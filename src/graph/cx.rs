@@ -69,6 +69,14 @@ impl Cx {
         self.collected().error.get_or_insert(error);
     }
 
+    /// Refuses the element being pushed because the node has ended (a push that raced
+    /// `close()`): the push fails with [`Error::Closed`], and so do the element's tokens.
+    #[cold]
+    pub(crate) fn reject_closed(&mut self) {
+        self.acks.fail(&Error::Closed);
+        self.fail(Error::Closed);
+    }
+
     /// Takes over `other`'s failure, if any, and drops its waits (see `edges::FeedbackPort`).
     pub(crate) fn absorb_failures(&mut self, other: Cx) {
         if let Some(e) = other.into_failure() {

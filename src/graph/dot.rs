@@ -18,7 +18,7 @@ pub(crate) fn render(start: Arc<dyn NodeDyn>) -> String {
             continue;
         }
         for link in n.links() {
-            if let (Some(down), true) = (link.node, link.active) {
+            if let Some(down) = link.node {
                 if seen_edges.insert((id, down.meta().id())) {
                     edges.push((id, down.meta().id(), link.feedback));
                 }

@@ -24,6 +24,7 @@ mod source;
 mod stream;
 pub(crate) mod sync;
 pub(crate) mod task;
+mod try_emit;
 
 pub use ack::{Ack, Outcome};
 pub use emit::Emit;
@@ -31,6 +32,7 @@ pub use error::Error;
 pub use source::Source;
 pub(crate) use stream::metrics as metrics_of;
 pub use stream::{Metrics, Stream};
+pub use try_emit::TryEmitError;
 
 pub(crate) use ack::Acks;
 #[allow(unused_imports)]
@@ -38,7 +40,7 @@ pub(crate) use cx::{Cx, Pending};
 pub(crate) use edges::Outputs;
 #[allow(unused_imports)]
 pub(crate) use error::panic_message;
-pub(crate) use node::{Input, Node, NodeDyn, Operator};
+pub(crate) use node::{Input, Node, NodeDyn, Operator, Room};
 pub(crate) use side::Side;
 
 use std::sync::MutexGuard;
@@ -52,6 +54,34 @@ use sync::Lock;
 /// takes_items(vec![1, 2, 3]);
 /// takes_items(String::from("hi"));
 /// ```
+///
+/// A value that cannot be cloned (an `io::Error`, a file handle, a `oneshot::Sender`) enters a
+/// graph behind an `Arc`, which clones by sharing; a node that needs to own it back can take
+/// it out with `Arc::try_unwrap` or a `Mutex<Option<_>>`:
+///
+/// ```
+/// use std::sync::Arc;
+/// use brooklet::Source;
+/// # futures::executor::block_on(async {
+/// let source = Source::new();
+/// let lines = source
+///     .map(|line: Arc<std::io::Result<String>>| match &*line {
+///         Ok(text) => text.len(),
+///         Err(_) => 0,
+///     })
+///     .sink_to_vec();
+/// source.emit(Arc::new(Ok("hello".to_string()))).await?;
+/// source.emit(Arc::new(Err(std::io::Error::other("bad input")))).await?;
+/// assert_eq!(lines.snapshot(), vec![5, 0]);
+/// # Ok::<(), brooklet::Error>(()) }).unwrap();
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot flow through a brooklet stream",
+    label = "elements must be `Clone + Send + 'static`",
+    note = "a stream clones elements for fan-out and moves them across threads: wrap a value \
+            that is not `Clone` in `Arc` (an `io::Result`, a file handle, a sender), and one \
+            that is not `Send` in a type that is"
+)]
 pub trait Item: Clone + Send + 'static {}
 impl<T: Clone + Send + 'static> Item for T {}
 

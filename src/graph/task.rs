@@ -100,6 +100,12 @@ impl Task {
         *self.node.lock() = Some(Arc::downgrade(&node));
     }
 
+    /// The span the node's task runs in: `node` with the node's name and kind, so a
+    /// subscriber can tell which node logged.
+    fn span(&self) -> tracing::Span {
+        tracing::info_span!("node", name = %self.name(), kind = self.kind)
+    }
+
     fn name(&self) -> String {
         self.node
             .lock()
@@ -252,16 +258,21 @@ impl Task {
         rt.spawn(Guarded {
             body,
             task: self.clone(),
+            span: None,
         });
     }
 }
 
 pin_project_lite::pin_project! {
-    /// A task's future, which tells the task when it is dropped before it completed.
+    /// A task's future, which tells the task when it is dropped before it completed, and
+    /// runs inside a `tracing` span named after its node.
     struct Guarded<F> {
         #[pin]
         body: F,
         task: Arc<Task>,
+        // Made at the first poll, not at spawn: a node is usually named right after it is
+        // built (`.buffer(8).named("ingest")`), after its task was spawned.
+        span: Option<tracing::Span>,
     }
 
     impl<F> PinnedDrop for Guarded<F> {
@@ -279,7 +290,11 @@ impl<F: Future<Output = ()>> Future for Guarded<F> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
-        self.project().body.poll(cx)
+        let this = self.project();
+        let task = &**this.task;
+        let span = this.span.get_or_insert_with(|| task.span());
+        let _entered = span.enter();
+        this.body.poll(cx)
     }
 }
 

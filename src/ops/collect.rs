@@ -11,6 +11,8 @@ use crate::{Emit, Item, Stream};
 
 pub(crate) struct CollectOp<T> {
     cache: Lock<Vec<(T, Acks)>>,
+    /// The node has ended: later elements (pushes that raced `close()`) are refused.
+    ended: std::sync::atomic::AtomicBool,
 }
 
 impl<T: Item> CollectOp<T> {
@@ -28,6 +30,10 @@ impl<T: Item> Operator for CollectOp<T> {
     type Out = Vec<T>;
 
     fn on_end(&self, out: &Outputs<Vec<T>>, cx: &mut Cx) {
+        {
+            let _cache = self.cache.lock();
+            self.ended.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         self.flush_into(out, cx, false);
     }
 
@@ -40,7 +46,14 @@ impl<T: Item> Input<0> for CollectOp<T> {
     type In = T;
 
     fn on_input(&self, x: T, _out: &Outputs<Vec<T>>, cx: &mut Cx) {
-        self.cache.lock().push((x, cx.acks.clone()));
+        let mut cache = self.cache.lock();
+        // Read under the lock that `on_end` sets it under: a push either lands before the
+        // final flush or is refused.
+        if self.ended.load(std::sync::atomic::Ordering::Relaxed) {
+            drop(cache);
+            return cx.reject_closed();
+        }
+        cache.push((x, cx.acks.clone()));
     }
 }
 
@@ -121,6 +134,7 @@ impl<T: Item> Stream<T> {
             "collect",
             CollectOp {
                 cache: Lock::new(Vec::new()),
+                ended: std::sync::atomic::AtomicBool::new(false),
             },
         );
         let stream = Stream::from_node(node.clone());

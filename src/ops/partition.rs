@@ -12,6 +12,8 @@ use crate::{Item, Stream};
 pub(crate) struct Batches<K, T> {
     open: HashMap<K, (u64, Vec<(T, Acks)>)>,
     started: u64,
+    /// The node has ended: later elements (pushes that raced `close()`) are refused.
+    pub(crate) ended: bool,
 }
 
 impl<K: Hash + Eq, T: Clone> Batches<K, T> {
@@ -19,6 +21,7 @@ impl<K: Hash + Eq, T: Clone> Batches<K, T> {
         Batches {
             open: HashMap::new(),
             started: 0,
+            ended: false,
         }
     }
 
@@ -77,11 +80,12 @@ where
     type Out = Vec<T>;
 
     fn on_end(&self, out: &Outputs<Vec<T>>, cx: &mut Cx) {
-        let rest = self.batches.lock().drain();
-        for batch in rest {
-            let (items, acks) = unzip_batch(batch);
-            out.push_acked(items, acks, cx);
-        }
+        let rest = {
+            let mut b = self.batches.lock();
+            b.ended = true;
+            b.drain()
+        };
+        out.push_each_acked(rest.into_iter().map(unzip_batch), cx);
     }
 
     fn held(&self) -> usize {
@@ -99,7 +103,14 @@ where
 
     fn on_input(&self, x: T, out: &Outputs<Vec<T>>, cx: &mut Cx) {
         let key = out.call(|| (self.key)(&x));
-        let full = self.batches.lock().add(key, x, cx.acks.clone(), self.n);
+        let full = {
+            let mut b = self.batches.lock();
+            if b.ended {
+                drop(b);
+                return cx.reject_closed();
+            }
+            b.add(key, x, cx.acks.clone(), self.n)
+        };
         if let Some(batch) = full {
             let (items, acks) = unzip_batch(batch);
             out.push_acked(items, acks, cx);

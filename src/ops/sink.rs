@@ -197,6 +197,40 @@ impl<T: Item> Stream<T> {
         Sink { node }
     }
 
+    /// Like [`sink`](Self::sink), for a function with state of its own (`FnMut`): a
+    /// `BufWriter`, a counter, a file handle, with no `Mutex` of yours.
+    ///
+    /// The node calls `f` under a lock of its own, so elements pushed from several threads at
+    /// once reach it one at a time. That lock is the whole difference from `sink`, which
+    /// takes none and so stays the cheaper choice for a function that needs no `&mut`. Since
+    /// `f` runs under that lock, it must not emit into a graph that leads back to this sink.
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use brooklet::Source;
+    /// # futures::executor::block_on(async {
+    /// let source = Source::new();
+    /// let mut out = std::io::BufWriter::new(Vec::new());
+    /// let mut count = 0;
+    /// source.sink_mut(move |line: &str| {
+    ///     count += 1;
+    ///     writeln!(out, "{count}: {line}").unwrap();
+    /// });
+    /// source.emit("hello").await?;
+    /// # Ok::<(), brooklet::Error>(()) }).unwrap();
+    /// ```
+    pub fn sink_mut(&self, f: impl FnMut(T) + Send + 'static) -> Sink {
+        let f = Lock::new(f);
+        let node = self.then_node(
+            "sink",
+            SinkOp {
+                f: move |x| (f.lock())(x),
+                _t: PhantomData,
+            },
+        );
+        Sink { node }
+    }
+
     /// Collects every element into a `Vec` readable through the returned handle.
     ///
     /// ```

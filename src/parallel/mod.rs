@@ -10,7 +10,7 @@
 //! the same for functions that return futures. [`try_par_map`](crate::Stream::try_par_map)
 //! routes `Err` results to an error stream.
 //!
-//! Invariants (see DESIGN.md §3):
+//! Invariants:
 //! - **Bounded** (2): at most [`ParMap::in_flight`] elements are in flight (accepted, not yet
 //!   accepted downstream) while producers await `emit`; the push that fills the node makes its
 //!   `emit` pend. Nothing is dropped and no thread blocks: the element is always accepted.

@@ -69,7 +69,10 @@ impl<T: Send + 'static> Pool<T> {
             let (rx, f, inbox) = (rx.clone(), f.clone(), inbox.clone());
             thread::Builder::new()
                 .name(format!("{kind}-{i}"))
-                .spawn(move || work(rx, f, inbox))
+                .spawn({
+                    let span = tracing::info_span!("node", kind, worker = i);
+                    move || span.in_scope(|| work(rx, f, inbox))
+                })
                 .unwrap_or_else(|e| panic!("`{kind}`: could not start a worker thread: {e}"));
         }
         tracing::debug!(kind, workers, "worker pool started");

@@ -64,6 +64,7 @@ impl<K: Hash + Eq + Clone, T: Item> Shared<K, T> {
         let mut s = self.state.lock();
         s.open.clear();
         s.deadlines.clear();
+        s.batches.ended = true;
         for batch in s.batches.drain() {
             self.send(batch, &mut Cx::new());
         }
@@ -133,6 +134,11 @@ where
         let key = out.call(|| (self.key)(&x));
         let started = {
             let mut s = self.shared.state.lock();
+            if s.batches.ended {
+                // A push that raced `close()`: the batches were flushed already.
+                drop(s);
+                return cx.reject_closed();
+            }
             let started = !s.open.contains_key(&key);
             if started {
                 s.next += 1;
@@ -256,6 +262,23 @@ impl<T: Item> Stream<T> {
             wake: Notify::new(),
         });
         let task = Task::new("partition_timeout");
+        shared.outbox.fail_with(&task);
+        {
+            // If the task dies, the open batches will never be sent: fail their tokens.
+            let shared = Arc::downgrade(&shared);
+            task.on_death(move |e| {
+                if let Some(shared) = shared.upgrade() {
+                    let lost = {
+                        let mut s = shared.state.lock();
+                        s.batches.ended = true;
+                        s.batches.drain()
+                    };
+                    for (_, acks) in lost.iter().flatten() {
+                        acks.fail(e);
+                    }
+                }
+            });
+        }
         let node = self.then_detachable(
             "partition_timeout",
             PartitionTimeout {
