@@ -1834,6 +1834,41 @@ mod failures {
         }
     }
 
+    /// The first event of a key fails: the key is not created (nor its clock moved).
+    #[test]
+    fn a_failing_first_event_leaves_no_key_behind() {
+        for per_key in [false, true] {
+            block_on(async {
+                let source = Source::<Ev>::new();
+                let mut b = source
+                    .window(Window::tumbling(10))
+                    .timestamp(|e| e.1)
+                    .key_by(|e| e.0);
+                if per_key {
+                    b = b.per_key_clock();
+                }
+                let w = b.sum(|e: &Ev| {
+                    assert!(e.2 != 3, "fails on 3");
+                    e.2
+                });
+                let out = w.sink_to_vec();
+                source.emit(("a", 1, 1)).await.unwrap();
+                let r = catch_unwind(AssertUnwindSafe(|| source.emit(("b", 25, 3))));
+                assert!(r.is_err());
+                let st = w.stats();
+                assert_eq!(
+                    (st.keys, st.held, st.watermark),
+                    (1, 1, Some(1)),
+                    "{per_key}"
+                );
+                source.emit(("b", 5, 2)).await.unwrap();
+                source.close().await.unwrap();
+                let got: Vec<_> = out.snapshot().iter().map(|r| (r.key, r.value)).collect();
+                assert_eq!(got, vec![("a", 1), ("b", 2)], "{per_key}");
+            });
+        }
+    }
+
     #[test]
     fn tumbling_reduce_panicking_at_3_keeps_the_other_events() {
         block_on(async {

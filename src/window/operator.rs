@@ -40,7 +40,7 @@ use super::result::{LateEvent, WindowResult, WindowStats};
 use crate::Item;
 use crate::graph::sync::Lock;
 use crate::graph::task::{Task, forward};
-use crate::graph::{Acks, Cx, Emit, Error, Input, Node, Operator, Outputs};
+use crate::graph::{Acks, Cx, Emit, Error, Input, Node, Operator, Outputs, panic_message};
 
 /// `(end, start, first arrival)` of a key's earliest window with data.
 pub(crate) type Timer = (i64, i64, u64);
@@ -213,7 +213,13 @@ pub(crate) fn push_results<K: Item, V: Item>(
             // The result was not delivered: its events' tokens fail (the push's own tokens, for
             // a result without tokens of its own, fail as the panic unwinds to the caller).
             if let Some(held) = held {
-                held.fail(&Error::panicked(&out.name(), &*payload));
+                held.fail(&Error::Failed {
+                    node: out.name(),
+                    message: format!(
+                        "a result was lost: a function downstream panicked while taking it: {}",
+                        panic_message(&*payload)
+                    ),
+                });
             }
             first.get_or_insert(payload);
         }
@@ -573,13 +579,11 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>> TimeWindowOp<T, K,
             }
             None => {
                 // A freed key is a fresh key, but for its clock.
-                let clock = match cfg.per_key {
-                    true => st.retired.get(&key).copied().unwrap_or_else(Clock::new),
-                    false => Clock::new(),
-                };
-                let wm = match cfg.per_key {
-                    true => clock.watermark(cfg.grace),
-                    false => st.clock.watermark(cfg.grace),
+                let (clock, wm) = if cfg.per_key {
+                    let clock = st.retired.get(&key).copied().unwrap_or_else(Clock::new);
+                    (clock, clock.watermark(cfg.grace))
+                } else {
+                    (Clock::new(), st.clock.watermark(cfg.grace))
                 };
                 let mut store = S::new();
                 let admit = store.add(&cfg.geo, &self.agg, ev, wm, current.then_some(&mut updated));
