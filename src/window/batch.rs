@@ -121,7 +121,9 @@ pub struct Poll {
 /// # Ok(()) }
 /// ```
 pub trait Emitter<T>: Send + 'static {
-    /// Called when the node starts, after each arrival, and at each `wake_at`.
+    /// Called when the node starts, after each arrival, and at each `wake_at`. A panic here
+    /// (or in [`flush`](Emitter::flush)) fails the node for good: the items it holds fail,
+    /// and every later `emit` and `close()` return the error.
     ///
     /// ```
     /// use brooklet::window::{Buffered, CountWindow, Emitter};
