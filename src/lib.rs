@@ -114,10 +114,13 @@
 //! - [`window`]: event-time windows (tumbling, hopping, sliding, count) with watermarks, grace,
 //!   late events and aggregates, and mini-batch emitters.
 //! - [`parallel`]: `par_map` on worker threads and `map_async` on the runtime.
+//! - [`guide::coming_from`]: Streamz, Faust and Quix Streams concepts, side by side with
+//!   brooklet's.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 mod graph;
+pub mod guide;
 pub mod ops;
 pub mod parallel;
 pub mod time;

@@ -21,6 +21,7 @@ mod error;
 mod node;
 mod side;
 mod source;
+mod source_sink;
 mod stream;
 pub(crate) mod sync;
 pub(crate) mod task;

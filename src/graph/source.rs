@@ -20,6 +20,7 @@ use super::edges::Outputs;
 use super::emit::Emit;
 use super::error::Error;
 use super::node::{Input, Node, Operator};
+use super::source_sink::SinkState;
 use super::stream::Stream;
 use super::sync::{Lock, until};
 use super::try_emit::{self, TryEmitError};
@@ -112,6 +113,8 @@ pub struct Source<T: Item> {
     stream: Stream<T>,
     /// Shared by every clone of this handle; dropped with the last one.
     handle: Arc<Handle<T>>,
+    /// This handle's own state as a `futures::Sink` (see `source_sink`); never shared.
+    pub(crate) sink: Lock<SinkState>,
 }
 
 impl<T: Item> Clone for Source<T> {
@@ -120,6 +123,7 @@ impl<T: Item> Clone for Source<T> {
             node: self.node.clone(),
             stream: self.stream.clone(),
             handle: self.handle.clone(),
+            sink: Lock::default(),
         }
     }
 }
@@ -224,6 +228,7 @@ impl<T: Item> Source<T> {
             node,
             stream,
             handle,
+            sink: Lock::default(),
         }
     }
 

@@ -211,7 +211,27 @@ impl<T: Item> Stream<T> {
     /// assert!(dot.contains("numbers") && dot.contains("map") && dot.contains("sink"));
     /// ```
     pub fn to_dot(&self) -> String {
-        dot::render(self.as_dyn())
+        dot::render(self.as_dyn(), false)
+    }
+
+    /// Like [`to_dot`](Self::to_dot), with each node's counters (see [`Metrics`]) in its
+    /// label: elements in and out, and those held or failed when there are any. A picture of
+    /// a running graph: where elements pile up, where they are dropped.
+    ///
+    /// ```
+    /// use brooklet::Source;
+    /// # futures::executor::block_on(async {
+    /// let source = Source::new().named("numbers");
+    /// let _evens = source.filter(|x: &u32| x % 2 == 0).sink(|_| ());
+    /// for x in 0..10 {
+    ///     source.emit(x).await?;
+    /// }
+    /// let dot = source.to_dot_with_metrics();
+    /// assert!(dot.contains("filter\\nin 10 · out 5"));
+    /// # Ok::<(), brooklet::Error>(()) }).unwrap();
+    /// ```
+    pub fn to_dot_with_metrics(&self) -> String {
+        dot::render(self.as_dyn(), true)
     }
 
     /// Sends everything this node emits into `target` as well, from now on.
