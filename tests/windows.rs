@@ -1,4 +1,5 @@
-//! Every rule of SEMANTICS.md ("Time and window semantics"), with hand-derived expectations.
+//! Every window rule written down in `brooklet::window` ("Time and window semantics"), with
+//! hand-derived expectations.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -40,7 +40,7 @@ use super::result::{LateEvent, WindowResult, WindowStats};
 use crate::Item;
 use crate::graph::sync::Lock;
 use crate::graph::task::{Task, forward};
-use crate::graph::{Acks, Cx, Emit, Error, Input, Node, Operator, Outputs, panic_message};
+use crate::graph::{Acks, Cx, Emit, Error, Input, Node, Operator, Outputs, panic_site};
 
 /// `(end, start, first arrival)` of a key's earliest window with data.
 pub(crate) type Timer = (i64, i64, u64);
@@ -213,13 +213,8 @@ pub(crate) fn push_results<K: Item, V: Item>(
             // The result was not delivered: its events' tokens fail (the push's own tokens, for
             // a result without tokens of its own, fail as the panic unwinds to the caller).
             if let Some(held) = held {
-                held.fail(&Error::Failed {
-                    node: out.name(),
-                    message: format!(
-                        "a result was lost: a function downstream panicked while taking it: {}",
-                        panic_message(&*payload)
-                    ),
-                });
+                let node = panic_site().unwrap_or_else(|| out.name());
+                held.fail(&Error::panicked(&node, &*payload));
             }
             first.get_or_insert(payload);
         }
