@@ -85,6 +85,106 @@ pub struct Poll {
     pub discard: Vec<usize>,
     /// When to poll again without new input (ms, processing time).
     pub wake_at: Option<i64>,
+    /// The time slice `[start, end)` each batch covers, in the order of `batches`, for
+    /// emitters that cut time into slices (shorter than `batches`, or empty: not a time
+    /// slice). The node hands it on through [`Batched::slices`].
+    pub slices: Vec<(i64, i64)>,
+}
+
+/// A batch with the time slice it covers: what [`Batched::slices`] emits, so that an empty
+/// slice can be told from another, and a batch placed in time.
+///
+/// ```
+/// use brooklet::window::Slice;
+/// let s = Slice { start: Some(0), end: Some(1_000), items: vec!['a'] };
+/// assert_eq!(s.end.zip(s.start).map(|(e, b)| e - b), Some(1_000));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slice<T> {
+    /// First ms of the slice (ms since the epoch, processing time), if the emitter cuts time
+    /// into slices.
+    pub start: Option<i64>,
+    /// First ms after the slice.
+    pub end: Option<i64>,
+    /// The batch.
+    pub items: Vec<T>,
+}
+
+/// Options of a batching operator, for [`Stream::batch_with`].
+///
+/// ```
+/// use brooklet::window::BatchOptions;
+/// let options = BatchOptions::new()
+///     .created(|x: &(i64, u8)| x.0)
+///     .clock_starting_at(1_700_000_000_000);
+/// # drop(options);
+/// ```
+pub struct BatchOptions<T> {
+    created: Created<T>,
+    clock_start: Option<i64>,
+}
+
+impl<T> Default for BatchOptions<T> {
+    fn default() -> Self {
+        BatchOptions {
+            created: None,
+            clock_start: None,
+        }
+    }
+}
+
+impl<T> BatchOptions<T> {
+    /// The defaults: an item's creation time is its arrival time, and the processing clock
+    /// reads the system's wall clock when the node is built, then advances with tokio's.
+    ///
+    /// ```
+    /// let _ = brooklet::window::BatchOptions::<u8>::new();
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Each item's creation time (ms since the epoch) is read by `created`.
+    ///
+    /// ```
+    /// let _ = brooklet::window::BatchOptions::new().created(|x: &(i64, f64)| x.0);
+    /// ```
+    pub fn created(self, created: impl Fn(&T) -> i64 + Send + Sync + 'static) -> Self {
+        BatchOptions {
+            created: Some(Arc::new(created)),
+            ..self
+        }
+    }
+
+    /// The processing clock reads `ms` (ms since the epoch) when the node is built, instead of
+    /// the system's wall clock, then advances with tokio's clock. Tests on tokio's paused clock
+    /// then know every time the emitter sees.
+    ///
+    /// ```
+    /// use brooklet::Source;
+    /// use brooklet::window::{BatchOptions, FixedTimeWindow, Slice};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), brooklet::Error> {
+    /// let source = Source::new();
+    /// let batched = source.batch_with(
+    ///     FixedTimeWindow::new(1_000).aligned_to_epoch(),
+    ///     BatchOptions::new().clock_starting_at(10_500),
+    /// );
+    /// let slices = batched.slices().sink_to_vec();
+    /// source.emit('a').await?;
+    /// tokio::time::sleep(std::time::Duration::from_millis(1_600)).await;
+    /// assert_eq!(slices.snapshot(), vec![
+    ///     Slice { start: Some(10_000), end: Some(11_000), items: vec!['a'] },
+    ///     Slice { start: Some(11_000), end: Some(12_000), items: vec![] },
+    /// ]);
+    /// # Ok(()) }
+    /// ```
+    pub fn clock_starting_at(self, ms: i64) -> Self {
+        BatchOptions {
+            clock_start: Some(ms),
+            ..self
+        }
+    }
 }
 
 /// Decides how a batching operator turns its buffer into batches.
@@ -180,10 +280,12 @@ struct Now {
 }
 
 impl Now {
-    fn new() -> Now {
-        let epoch_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+    fn new(start: Option<i64>) -> Now {
+        let epoch_ms = start.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64)
+        });
         Now {
             base: Instant::now(),
             epoch_ms,
@@ -262,6 +364,7 @@ impl<T: Item> Detach for BatchOp<T> {
 pub struct Batched<T: Item> {
     stream: Stream<Vec<T>>,
     late: Stream<T>,
+    slices: Stream<Slice<T>>,
 }
 
 impl<T: Item> Clone for Batched<T> {
@@ -269,6 +372,7 @@ impl<T: Item> Clone for Batched<T> {
         Batched {
             stream: self.stream.clone(),
             late: self.late.clone(),
+            slices: self.slices.clone(),
         }
     }
 }
@@ -307,6 +411,30 @@ impl<T: Item> Batched<T> {
     pub fn late(&self) -> Stream<T> {
         self.late.clone()
     }
+
+    /// The same batches, each with the time slice it covers (see [`Slice`]): emitted beside
+    /// the plain batches, with the same tokens, only while something consumes it.
+    ///
+    /// ```
+    /// use brooklet::Source;
+    /// use brooklet::window::{BatchOptions, RelaxedTimeWindow, Slice};
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() -> Result<(), brooklet::Error> {
+    /// let source = Source::new();
+    /// let batched = source.batch_with(
+    ///     RelaxedTimeWindow::new(1_000).emit_empty(),
+    ///     BatchOptions::new().clock_starting_at(0),
+    /// );
+    /// let slices = batched.slices().sink_to_vec();
+    /// source.emit(1).await?;
+    /// tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    /// let spans: Vec<_> = slices.snapshot().into_iter().map(|s| (s.start, s.items)).collect();
+    /// assert_eq!(spans, vec![(Some(0), vec![1]), (Some(1_000), vec![])]);
+    /// # Ok(()) }
+    /// ```
+    pub fn slices(&self) -> Stream<Slice<T>> {
+        self.slices.clone()
+    }
 }
 
 impl<T: Item> Stream<T> {
@@ -331,7 +459,7 @@ impl<T: Item> Stream<T> {
     /// # Ok(()) }
     /// ```
     pub fn batch(&self, emitter: impl Emitter<T>) -> Batched<T> {
-        self.batch_with(emitter, None)
+        self.batch_with(emitter, BatchOptions::new())
     }
 
     /// Like [`batch`](Self::batch), with each item's creation time (ms since the epoch) read
@@ -359,16 +487,47 @@ impl<T: Item> Stream<T> {
         emitter: impl Emitter<T>,
         created: impl Fn(&T) -> i64 + Send + Sync + 'static,
     ) -> Batched<T> {
-        self.batch_with(emitter, Some(Arc::new(created)))
+        self.batch_with(emitter, BatchOptions::new().created(created))
     }
 
-    fn batch_with<E: Emitter<T>>(&self, mut emitter: E, created: Created<T>) -> Batched<T> {
+    /// Like [`batch`](Self::batch), with [`BatchOptions`]: how to read an item's creation
+    /// time, and where the processing clock starts.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    ///
+    /// ```
+    /// use brooklet::Source;
+    /// use brooklet::window::{BatchOptions, CountWindow};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), brooklet::Error> {
+    /// let source = Source::new();
+    /// let out = source
+    ///     .batch_with(CountWindow::new(2), BatchOptions::new().created(|x: &(i64, u8)| x.0))
+    ///     .sink_to_vec();
+    /// source.emit((5, 1)).await?;
+    /// source.emit((6, 2)).await?;
+    /// source.close().await?;
+    /// assert_eq!(out.snapshot(), vec![vec![(5, 1), (6, 2)]]);
+    /// # Ok(()) }
+    /// ```
+    pub fn batch_with<E: Emitter<T>>(
+        &self,
+        mut emitter: E,
+        options: BatchOptions<T>,
+    ) -> Batched<T> {
+        let BatchOptions {
+            created,
+            clock_start,
+        } = options;
         let rt = runtime("batch");
         let mailbox = Mailbox::new(1_024);
         let task = Task::new("batch");
         let late = Arc::new(Side::new("late"));
+        let slices = Arc::new(Side::new("slices"));
         let buffered = Arc::new(AtomicUsize::new(0));
-        let now = Now::new();
+        let now = Now::new(clock_start);
         let node = self.then_detachable(
             "batch",
             BatchOp {
@@ -381,7 +540,9 @@ impl<T: Item> Stream<T> {
         );
         task.bind(node.clone());
         late.set_owner(node.clone());
+        slices.set_owner(node.clone());
         let late_stream = late.stream();
+        let slices_stream = slices.stream();
         let worker = node.clone();
         let t = task.clone();
         mailbox.fail_with(&task);
@@ -428,16 +589,17 @@ impl<T: Item> Stream<T> {
                 buffered.store(buf.items.len(), Ordering::Relaxed);
                 let p = buf.ask(&t, |items| emitter.poll(items, now.ms()));
                 wake = p.wake_at;
-                apply(&worker.out, &t, &late, &mut buf, p).await;
+                apply(&worker.out, &t, &late, &slices, &mut buf, p).await;
                 buffered.store(buf.items.len(), Ordering::Relaxed);
             }
             let p = buf.ask(&t, |items| emitter.flush(items, now.ms()));
-            apply(&worker.out, &t, &late, &mut buf, p).await;
+            apply(&worker.out, &t, &late, &slices, &mut buf, p).await;
             buf.items.clear();
             buf.acks.clear();
             buffered.store(0, Ordering::Relaxed);
             let mut cx = Cx::new();
             late.finish(&mut cx);
+            slices.finish(&mut cx);
             if let Err(e) = cx.into_emit().await {
                 t.fail(e);
             }
@@ -446,6 +608,7 @@ impl<T: Item> Stream<T> {
         Batched {
             stream: Stream::from_node(node),
             late: late_stream,
+            slices: slices_stream,
         }
     }
 }
@@ -485,41 +648,57 @@ impl<T> Buffer<T> {
     }
 }
 
+/// Pushes `x` into a side output from the task and waits until it was accepted; a panic
+/// downstream fails `x`'s tokens and is recorded, as on the main output.
+async fn push_side<X: Item>(side: &Side<X>, task: &Task, x: X, acks: Acks) {
+    let mut cx = Cx::with_acks(acks);
+    match catch_unwind(AssertUnwindSafe(|| side.push(x, &mut cx))) {
+        Ok(()) => {
+            if let Err(e) = cx.into_emit().await {
+                task.fail(e);
+            }
+        }
+        Err(payload) => {
+            let error = task.panicked(&*payload);
+            cx.acks.fail(&error);
+            task.fail(error);
+        }
+    }
+}
+
 /// Emits the batches, then the stragglers, then removes every item the poll named (in one
 /// pass, and only when it named any).
 async fn apply<T: Item>(
     out: &Outputs<Vec<T>>,
     task: &Task,
     late: &Side<T>,
+    slices: &Side<Slice<T>>,
     buf: &mut Buffer<T>,
     p: Poll,
 ) {
     let n = buf.items.len();
     let valid = move |i: &usize| *i < n;
-    for batch in &p.batches {
+    for (k, batch) in p.batches.iter().enumerate() {
         let items: Vec<T> = batch
             .iter()
             .filter(|i| valid(i))
             .map(|&i| buf.items[i].item.clone())
             .collect();
         let acks = Acks::union(batch.iter().filter(|i| valid(i)).map(|&i| &buf.acks[i]));
+        if slices.is_connected() {
+            let span = p.slices.get(k).copied();
+            let slice = Slice {
+                start: span.map(|s| s.0),
+                end: span.map(|s| s.1),
+                items: items.clone(),
+            };
+            push_side(slices, task, slice, acks.clone()).await;
+        }
         forward(out, task, items, acks).await;
     }
     for &i in p.stragglers.iter().filter(|i| valid(i)) {
-        let mut cx = Cx::with_acks(buf.acks[i].clone());
         let item = buf.items[i].item.clone();
-        match catch_unwind(AssertUnwindSafe(|| late.push(item, &mut cx))) {
-            Ok(()) => {
-                if let Err(e) = cx.into_emit().await {
-                    task.fail(e);
-                }
-            }
-            Err(payload) => {
-                let error = task.panicked(&*payload);
-                cx.acks.fail(&error);
-                task.fail(error);
-            }
-        }
+        push_side(late, task, item, buf.acks[i].clone()).await;
     }
     let named =
         p.batches.iter().map(Vec::len).sum::<usize>() + p.stragglers.len() + p.discard.len();

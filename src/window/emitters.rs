@@ -89,15 +89,20 @@ impl<T> Emitter<T> for CountWindow {
     }
 }
 
-fn align(now: i64, interval: i64, epoch: bool) -> i64 {
-    if epoch {
-        now.div_euclid(interval) * interval
-    } else {
-        now
+/// The start of the slice holding `now`: slices are `origin + k * interval`, or start at
+/// `now` itself (the stream start) when there is no origin.
+fn align(now: i64, interval: i64, origin: Option<i64>) -> i64 {
+    match origin {
+        Some(o) => {
+            let k = (now as i128 - o as i128).div_euclid(interval as i128);
+            (o as i128 + k * interval as i128).clamp(i64::MIN as i128, i64::MAX as i128) as i64
+        }
+        None => now,
     }
 }
 
-/// Half-open time slices of `interval`, aligned to the stream start (default) or the epoch. A
+/// Half-open time slices of `interval`, aligned to the stream start (default), the epoch, or
+/// any origin ([`aligned_to`](FixedTimeWindow::aligned_to)). A
 /// slice is ready when the clock passes its end; it holds the items created inside it, and is
 /// emitted even when empty (unless [`skip_empty`](FixedTimeWindow::skip_empty)). An item
 /// created before the current slice is a straggler, sent to the late output. At end of stream
@@ -118,7 +123,7 @@ fn align(now: i64, interval: i64, epoch: bool) -> i64 {
 #[derive(Debug, Clone, Copy)]
 pub struct FixedTimeWindow {
     interval: i64,
-    epoch: bool,
+    origin: Option<i64>,
     emit_empty: bool,
     start: Option<i64>,
     /// How many items at the front of the buffer the last poll kept: they were created in the
@@ -144,7 +149,7 @@ impl FixedTimeWindow {
         );
         FixedTimeWindow {
             interval,
-            epoch: false,
+            origin: None,
             emit_empty: true,
             start: None,
             kept: 0,
@@ -157,8 +162,23 @@ impl FixedTimeWindow {
     /// let _ = brooklet::window::FixedTimeWindow::new(1_000).aligned_to_epoch();
     /// ```
     pub fn aligned_to_epoch(self) -> FixedTimeWindow {
+        self.aligned_to(0)
+    }
+
+    /// Align slices to `origin` (ms since the epoch): they start at `origin + k * interval`
+    /// for every integer `k` (an offset from the epoch, for slices that start at the half
+    /// hour, say).
+    ///
+    /// ```
+    /// use brooklet::window::{Buffered, Emitter, FixedTimeWindow};
+    /// let mut e = FixedTimeWindow::new(1_000).aligned_to(250);
+    /// let buf = vec![Buffered { item: 'a', arrived: 1_300, created: 1_300 }];
+    /// assert_eq!(e.poll(&buf, 1_300).wake_at, Some(2_250));
+    /// assert_eq!(e.poll(&buf, 2_300).slices, vec![(1_250, 2_250)]);
+    /// ```
+    pub fn aligned_to(self, origin: i64) -> FixedTimeWindow {
         FixedTimeWindow {
-            epoch: true,
+            origin: Some(origin),
             ..self
         }
     }
@@ -184,7 +204,7 @@ impl<T> Emitter<T> for FixedTimeWindow {
         let interval = self.interval;
         let start = *self
             .start
-            .get_or_insert_with(|| align(now, interval, self.epoch));
+            .get_or_insert_with(|| align(now, interval, self.origin));
         // Items kept by the last poll were created at or after `start`; newer ones may not be.
         let kept = if self.kept <= buffer.len() {
             self.kept
@@ -195,6 +215,7 @@ impl<T> Emitter<T> for FixedTimeWindow {
             .filter(|&i| buffer[i].created < start)
             .collect();
         let mut batches = Vec::new();
+        let mut spans = Vec::new();
         let mut batched = 0;
         let mut next = start;
         if now >= start.saturating_add(interval) {
@@ -211,6 +232,10 @@ impl<T> Emitter<T> for FixedTimeWindow {
             ended.sort_by_key(|e| e.0); // stable: buffer order within a slice
             batched = ended.len();
             let mut ended = ended.into_iter().peekable();
+            let span = |k: i64| {
+                let b = start.saturating_add(k.saturating_mul(interval));
+                (b, b.saturating_add(interval))
+            };
             if self.emit_empty {
                 for k in 0..slices {
                     let mut batch = Vec::new();
@@ -218,6 +243,7 @@ impl<T> Emitter<T> for FixedTimeWindow {
                         batch.push(i);
                     }
                     batches.push(batch);
+                    spans.push(span(k));
                 }
             } else {
                 while let Some(&(k, _)) = ended.peek() {
@@ -226,6 +252,7 @@ impl<T> Emitter<T> for FixedTimeWindow {
                         batch.push(i);
                     }
                     batches.push(batch);
+                    spans.push(span(k));
                 }
             }
         }
@@ -236,13 +263,15 @@ impl<T> Emitter<T> for FixedTimeWindow {
             stragglers,
             discard: Vec::new(),
             wake_at: Some(next.saturating_add(interval)),
+            slices: spans,
         }
     }
 }
 
-/// At each slice end (every `interval`, from the stream start or the epoch), emits everything
-/// buffered so far, stragglers included; an empty buffer emits nothing (Streamz's
-/// `timed_window(d)`).
+/// At each slice end (every `interval`, from the stream start, the epoch or any origin), emits
+/// everything buffered so far, stragglers included; an empty buffer emits nothing (Streamz's
+/// `timed_window(d)`), or an empty batch per slice with
+/// [`emit_empty`](RelaxedTimeWindow::emit_empty).
 ///
 /// ```
 /// use brooklet::Source;
@@ -259,7 +288,8 @@ impl<T> Emitter<T> for FixedTimeWindow {
 #[derive(Debug, Clone, Copy)]
 pub struct RelaxedTimeWindow {
     interval: i64,
-    epoch: bool,
+    origin: Option<i64>,
+    emit_empty: bool,
     end: Option<i64>,
 }
 
@@ -281,7 +311,8 @@ impl RelaxedTimeWindow {
         );
         RelaxedTimeWindow {
             interval,
-            epoch: false,
+            origin: None,
+            emit_empty: false,
             end: None,
         }
     }
@@ -292,8 +323,39 @@ impl RelaxedTimeWindow {
     /// let _ = brooklet::window::RelaxedTimeWindow::new(1_000).aligned_to_epoch();
     /// ```
     pub fn aligned_to_epoch(self) -> RelaxedTimeWindow {
+        self.aligned_to(0)
+    }
+
+    /// Align slices to `origin` (ms since the epoch): they end at `origin + k * interval`.
+    ///
+    /// ```
+    /// use brooklet::window::{Buffered, Emitter, RelaxedTimeWindow};
+    /// let mut e = RelaxedTimeWindow::new(1_000).aligned_to(100);
+    /// let buf: Vec<Buffered<u8>> = Vec::new();
+    /// assert_eq!(e.poll(&buf, 450).wake_at, Some(1_100));
+    /// ```
+    pub fn aligned_to(self, origin: i64) -> RelaxedTimeWindow {
         RelaxedTimeWindow {
-            epoch: true,
+            origin: Some(origin),
+            ..self
+        }
+    }
+
+    /// Emit an empty batch for a slice in which nothing arrived (by default such a slice emits
+    /// nothing), so that a consumer hears of every slice end.
+    ///
+    /// ```
+    /// use brooklet::window::{Buffered, Emitter, RelaxedTimeWindow};
+    /// let mut e = RelaxedTimeWindow::new(1_000).aligned_to_epoch().emit_empty();
+    /// let buf: Vec<Buffered<u8>> = Vec::new();
+    /// let _ = e.poll(&buf, 0);
+    /// let p = e.poll(&buf, 2_000); // two slices ended, both empty
+    /// assert_eq!(p.batches, vec![Vec::<usize>::new(), vec![]]);
+    /// assert_eq!(p.slices, vec![(0, 1_000), (1_000, 2_000)]);
+    /// ```
+    pub fn emit_empty(self) -> RelaxedTimeWindow {
+        RelaxedTimeWindow {
+            emit_empty: true,
             ..self
         }
     }
@@ -304,18 +366,34 @@ impl<T> Emitter<T> for RelaxedTimeWindow {
         let interval = self.interval;
         let end = *self
             .end
-            .get_or_insert_with(|| align(now, interval, self.epoch).saturating_add(interval));
+            .get_or_insert_with(|| align(now, interval, self.origin).saturating_add(interval));
         let mut batches = Vec::new();
+        let mut slices = Vec::new();
         if now >= end {
-            if !buffer.is_empty() {
-                batches.push((0..buffer.len()).collect());
+            let ended = (now - end) / interval + 1;
+            for k in 0..ended {
+                let slice_end = end.saturating_add(k.saturating_mul(interval));
+                // Everything buffered goes with the first ended slice; the others are empty.
+                let batch: Vec<usize> = if k == 0 {
+                    (0..buffer.len()).collect()
+                } else {
+                    Vec::new()
+                };
+                if !batch.is_empty() || self.emit_empty {
+                    batches.push(batch);
+                    slices.push((slice_end.saturating_sub(interval), slice_end));
+                }
+                if !self.emit_empty && k == 0 {
+                    // Without empty batches, the later slices have nothing to say.
+                    break;
+                }
             }
-            let skipped = (now - end) / interval + 1;
-            self.end = Some(end.saturating_add(skipped.saturating_mul(interval)));
+            self.end = Some(end.saturating_add(ended.saturating_mul(interval)));
         }
         Poll {
             batches,
             wake_at: self.end,
+            slices,
             ..Poll::default()
         }
     }

@@ -133,7 +133,7 @@ mod tumbling;
 
 pub use aggregate::Aggregator;
 pub use assign::{IntoMillis, Window, WindowKind};
-pub use batch::{BATCH_CAPACITY, Batched, Buffered, Emitter, Poll};
+pub use batch::{BATCH_CAPACITY, BatchOptions, Batched, Buffered, Emitter, Poll, Slice};
 pub use builder::{EmitMode, Leftover, WindowBuilder, Windowed};
 pub use emitters::{CountWindow, FixedTimeWindow, RelaxedTimeWindow};
 pub use operator::WindowKey;
