@@ -66,6 +66,7 @@ impl<T: Item> Stream<T> {
         self.queued(
             "rate_limit",
             Mailbox::new(1),
+            1,
             Admit::Queue(|x| x),
             move |d| async move {
                 let mut last: Option<Instant> = None;

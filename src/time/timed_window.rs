@@ -198,26 +198,32 @@ impl<T: Item> Stream<T> {
             "timed_window: the bound must be at least 1"
         );
         let mailbox = Mailbox::new(options.bound);
-        self.queued("timed_window", mailbox, Admit::Queue(|x| x), move |q| {
-            let mut ticks = interval_at(super::after(Instant::now(), d), d);
-            ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-            async move {
-                loop {
-                    let closed = {
-                        let tick = pin!(ticks.tick());
-                        let closed = pin!(q.mailbox.closed());
-                        matches!(select(tick, closed).await, Either::Right(_))
-                    };
-                    let window = q.mailbox.take_all();
-                    if !window.is_empty() || (options.emit_empty && !closed) {
-                        let (items, acks) = unzip_batch(window);
-                        q.forward(items, acks).await;
-                    }
-                    if closed {
-                        break;
+        self.queued(
+            "timed_window",
+            mailbox,
+            options.bound,
+            Admit::Queue(|x| x),
+            move |q| {
+                let mut ticks = interval_at(super::after(Instant::now(), d), d);
+                ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                async move {
+                    loop {
+                        let closed = {
+                            let tick = pin!(ticks.tick());
+                            let closed = pin!(q.mailbox.closed());
+                            matches!(select(tick, closed).await, Either::Right(_))
+                        };
+                        let window = q.mailbox.take_all();
+                        if !window.is_empty() || (options.emit_empty && !closed) {
+                            let (items, acks) = unzip_batch(window);
+                            q.forward(items, acks).await;
+                        }
+                        if closed {
+                            break;
+                        }
                     }
                 }
-            }
-        })
+            },
+        )
     }
 }
