@@ -107,6 +107,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             (b, "3000")
         }
     };
+    match &_cluster {
+        Some(_) => {
+            println!("using librdkafka's mock cluster (set KAFKA_BROKERS for a real broker)")
+        }
+        None => println!("using the broker at {brokers}"),
+    }
     let suffix = std::process::id();
     let readings_topic = format!("sensor-readings-{suffix}");
     let predictions_topic = format!("predictions-{suffix}");

@@ -25,6 +25,8 @@ fi
 
 echo "==> cargo clippy"
 cargo clippy --all-targets --all-features -- -D warnings
+echo "==> cargo doc (warnings are errors)"
+RUSTDOCFLAGS="-D warnings -D rustdoc::all" cargo doc --no-deps --all-features --quiet
 
 if [ -z "${KAFKA_BROKERS:-}" ]; then
   echo "==> Kafka broker"

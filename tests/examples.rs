@@ -17,13 +17,19 @@ fn examples_dir() -> PathBuf {
 
 /// Runs example `name` (bounded in time) and returns what it printed.
 fn run(name: &str) -> String {
+    run_with(name, |c| c)
+}
+
+/// Like [`run`], with the command adjusted first (environment, arguments).
+fn run_with(name: &str, adjust: impl FnOnce(&mut Command) -> &mut Command) -> String {
     let path = examples_dir().join(name);
     assert!(
         path.exists(),
         "example binary {} not found: run through `cargo test`, which builds it",
         path.display()
     );
-    let child = Command::new(&path)
+    let mut command = Command::new(&path);
+    let child = adjust(&mut command)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -136,4 +142,15 @@ fn crash_detection_alerts_on_device_2_only() {
         &["ALERT device 2", "8 alert window(s), all for device 2"],
     );
     assert!(!out.contains("ALERT device 1"), "false alarm:\n{out}");
+}
+
+#[cfg(feature = "kafka")]
+#[test]
+fn kafka_prediction_runs_on_the_mock_cluster_without_a_broker() {
+    let out = run_with("kafka_prediction", |c| c.env_remove("KAFKA_BROKERS"));
+    assert_shows(
+        "kafka_prediction",
+        &out,
+        &["using librdkafka's mock cluster", "predictions from"],
+    );
 }
