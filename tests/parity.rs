@@ -143,3 +143,91 @@ async fn from_stream_run_pulls_only_after_the_previous_item_passed() {
     assert_eq!(*pulls.lock().unwrap(), vec![(0, 0), (1, 1), (2, 2)]);
     assert_eq!(start.elapsed(), ms(100));
 }
+
+// ---------------------------------------------------------------- slice
+
+#[test]
+fn slice_follows_python_list_slicing() {
+    futures::executor::block_on(async {
+        let input: Vec<u32> = (0..12).collect();
+        for start in 0..6 {
+            for end in [None, Some(0), Some(3), Some(7), Some(12), Some(20)] {
+                for step in 1..5 {
+                    let source = Source::new();
+                    let seen = source.slice(start, end, step).sink_to_vec();
+                    for &x in &input {
+                        source.emit(x).await.unwrap();
+                    }
+                    source.close().await.unwrap();
+                    let stop = end.unwrap_or(usize::MAX).min(input.len());
+                    let want: Vec<u32> = if start < stop {
+                        input[start..stop].iter().step_by(step).copied().collect()
+                    } else {
+                        Vec::new()
+                    };
+                    assert_eq!(seen.snapshot(), want, "[{start}:{end:?}:{step}]");
+                }
+            }
+        }
+    });
+}
+
+#[tokio::test(start_paused = true)]
+async fn slice_ends_its_branch_after_its_last_element() {
+    let source = Source::new();
+    let batches = source.slice(1, Some(5), 2).partition(10).sink_to_vec();
+    let mut pulled = source.slice(0, Some(2), 1).to_stream();
+    let downstream = Source::new();
+    source.slice(0, Some(3), 1).connect(&downstream);
+    for x in 0..4 {
+        source.emit(x).await.unwrap();
+    }
+    // [1:5:2] = positions 1 and 3: the branch ended after 3, so the partition flushed.
+    assert_eq!(batches.snapshot(), vec![vec![1, 3]]);
+    assert!(
+        downstream.is_closed(),
+        "the target of an ended slice is ended"
+    );
+    assert_eq!(bounded(pulled.next()).await, Some(0));
+    assert_eq!(bounded(pulled.next()).await, Some(1));
+    assert_eq!(bounded(pulled.next()).await, None);
+    // Later elements are dropped; closing still works and ends nothing twice.
+    for x in 4..100 {
+        assert!(source.emit(x).is_complete());
+    }
+    bounded(source.close()).await.unwrap();
+    assert_eq!(batches.snapshot(), vec![vec![1, 3]]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_empty_slice_ends_at_once_and_ends_later_targets() {
+    let source = Source::<u32>::new();
+    let empty = source.slice(4, Some(4), 1);
+    let mut pulled = empty.to_stream();
+    assert_eq!(bounded(pulled.next()).await, None);
+    source.emit(1).await.unwrap();
+    bounded(source.close()).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn slice_releases_the_tokens_of_dropped_elements() {
+    let source = Source::new();
+    let seen = source.slice(0, Some(1), 1).sink_to_vec();
+    let outcomes = Arc::new(Mutex::new(Vec::new()));
+    for x in 0..3 {
+        let o = outcomes.clone();
+        let ack = brooklet::Ack::new(move |outcome| o.lock().unwrap().push((x, outcome.is_done())));
+        source.emit_with_ack(x, ack).await.unwrap();
+    }
+    assert_eq!(seen.snapshot(), vec![0]);
+    assert_eq!(
+        *outcomes.lock().unwrap(),
+        vec![(0, true), (1, true), (2, true)]
+    );
+}
+
+#[test]
+#[should_panic(expected = "slice: the step must be at least 1")]
+fn slice_with_a_zero_step_panics() {
+    let _ = Source::<u8>::new().slice(0, None, 0);
+}

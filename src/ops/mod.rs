@@ -15,6 +15,7 @@ mod flat_map;
 mod map;
 pub(crate) mod partition;
 mod sink;
+mod slice;
 mod sliding_window;
 mod to_stream;
 mod try_map;
