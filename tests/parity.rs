@@ -231,3 +231,43 @@ async fn slice_releases_the_tokens_of_dropped_elements() {
 fn slice_with_a_zero_step_panics() {
     let _ = Source::<u8>::new().slice(0, None, 0);
 }
+
+// ---------------------------------------------------------------- accumulate_from_first
+
+#[test]
+fn accumulate_from_first_emits_the_first_element_as_it_is() {
+    futures::executor::block_on(async {
+        // Streamz's docstring: a running total without start over range(5).
+        let source = Source::new();
+        let totals = source
+            .accumulate_from_first(|a, x: u64| a + x)
+            .sink_to_vec();
+        let strings = source
+            .map(|x| x.to_string())
+            .accumulate_from_first(|a, x| format!("{a}-{x}"))
+            .sink_to_vec();
+        for x in 0..5 {
+            source.emit(x).await.unwrap();
+        }
+        assert_eq!(totals.snapshot(), vec![0, 1, 3, 6, 10]);
+        assert_eq!(strings.snapshot().last().unwrap(), "0-1-2-3-4");
+    });
+}
+
+#[test]
+fn accumulate_from_first_panic_leaves_the_state_as_it_was() {
+    futures::executor::block_on(async {
+        let source = Source::new();
+        let totals = source
+            .accumulate_from_first(|a, x: i32| {
+                assert!(x >= 0, "negative");
+                a + x
+            })
+            .sink_to_vec();
+        source.emit(10).await.unwrap();
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| source.emit(-1)));
+        assert!(panicked.is_err(), "the panic reaches the caller of emit");
+        source.emit(5).await.unwrap();
+        assert_eq!(totals.snapshot(), vec![10, 15]);
+    });
+}
