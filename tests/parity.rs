@@ -6,6 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use brooklet::ops::Keep;
 use brooklet::{Source, Stream};
 use futures::StreamExt;
 use tokio::time::{Instant, sleep, timeout};
@@ -270,4 +271,124 @@ fn accumulate_from_first_panic_leaves_the_state_as_it_was() {
         source.emit(5).await.unwrap();
         assert_eq!(totals.snapshot(), vec![10, 15]);
     });
+}
+
+// ---------------------------------------------------------------- partition_unique
+
+/// A token that records its element's outcome into `log` as `(x, done)`.
+fn logged_ack<T: Send + 'static>(log: &Arc<Mutex<Vec<(T, bool)>>>, x: T) -> brooklet::Ack {
+    let log = log.clone();
+    let mut x = Some(x);
+    brooklet::Ack::new(move |outcome| {
+        log.lock()
+            .unwrap()
+            .push((x.take().unwrap(), outcome.is_done()))
+    })
+}
+
+#[test]
+fn partition_unique_matches_streamz_examples() {
+    futures::executor::block_on(async {
+        let source = Source::new();
+        let first = source
+            .partition_unique(3, |s: &&str| s.len(), Keep::First)
+            .sink_to_vec();
+        let last = source
+            .partition_unique(3, |s: &&str| s.len(), Keep::Last)
+            .sink_to_vec();
+        for s in ["f", "fo", "f", "foo", "f", "foo", "foo", "fo"] {
+            source.emit(s).await.unwrap();
+        }
+        assert_eq!(
+            first.snapshot(),
+            vec![vec!["f", "fo", "foo"], vec!["f", "foo", "fo"]]
+        );
+        assert_eq!(
+            last.snapshot(),
+            vec![vec!["fo", "f", "foo"], vec!["f", "foo", "fo"]]
+        );
+    });
+}
+
+#[test]
+fn partition_unique_flushes_a_partial_batch_at_close_and_refuses_later_emits() {
+    futures::executor::block_on(async {
+        let source = Source::new();
+        let batches = source
+            .partition_unique(3, |x: &u32| *x, Keep::First)
+            .sink_to_vec();
+        for x in [7, 7, 8] {
+            source.emit(x).await.unwrap();
+        }
+        source.close().await.unwrap();
+        assert_eq!(batches.snapshot(), vec![vec![7, 8]]);
+        assert!(source.emit(9).await.is_err());
+    });
+}
+
+#[test]
+fn partition_unique_releases_absorbed_tokens_with_their_batch() {
+    futures::executor::block_on(async {
+        for keep in [Keep::First, Keep::Last] {
+            let source = Source::new();
+            let batches = source
+                .partition_unique(2, |x: &(u8, u8)| x.0, keep)
+                .sink_to_vec();
+            let log = Arc::new(Mutex::new(Vec::new()));
+            source
+                .emit_with_ack((1, 0), logged_ack(&log, 0))
+                .await
+                .unwrap();
+            source
+                .emit_with_ack((1, 1), logged_ack(&log, 1))
+                .await
+                .unwrap();
+            assert!(
+                log.lock().unwrap().is_empty(),
+                "{keep:?}: absorbed tokens are held"
+            );
+            source
+                .emit_with_ack((2, 2), logged_ack(&log, 2))
+                .await
+                .unwrap();
+            let mut released = log.lock().unwrap().clone();
+            released.sort();
+            assert_eq!(released, vec![(0, true), (1, true), (2, true)], "{keep:?}");
+            let kept = if keep == Keep::First { (1, 0) } else { (1, 1) };
+            assert_eq!(batches.snapshot(), vec![vec![kept, (2, 2)]]);
+        }
+    });
+}
+
+#[test]
+fn partition_unique_key_panic_unwinds_and_leaves_the_batch_as_it_was() {
+    futures::executor::block_on(async {
+        let source = Source::new();
+        let partition = source.partition_unique(
+            2,
+            |x: &i32| {
+                assert!(*x >= 0, "negative key");
+                *x
+            },
+            Keep::Last,
+        );
+        let batches = partition.sink_to_vec();
+        source.emit(1).await.unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            source.emit_with_ack(-1, logged_ack(&log, -1))
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(*log.lock().unwrap(), vec![(-1, false)], "the token failed");
+        assert_eq!(partition.metrics().errors, 1);
+        assert_eq!(partition.metrics().held, 1);
+        source.emit(2).await.unwrap();
+        assert_eq!(batches.snapshot(), vec![vec![1, 2]]);
+    });
+}
+
+#[test]
+#[should_panic(expected = "partition_unique: the batch size must be at least 1")]
+fn partition_unique_of_zero_panics() {
+    let _ = Source::<u8>::new().partition_unique(0, |x| *x, Keep::First);
 }
