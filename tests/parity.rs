@@ -392,3 +392,100 @@ fn partition_unique_key_panic_unwinds_and_leaves_the_batch_as_it_was() {
 fn partition_unique_of_zero_panics() {
     let _ = Source::<u8>::new().partition_unique(0, |x| *x, Keep::First);
 }
+
+// ---------------------------------------------------------------- timed_window backpressure
+
+/// An async sink that takes `per` to write each element, recording when it finished.
+fn slow_record<T: brooklet::Item>(stream: &Stream<T>, start: Instant, per: Duration) -> Log<T> {
+    let log: Log<T> = Arc::new(Mutex::new(Vec::new()));
+    let l = log.clone();
+    stream.sink_async(move |x| {
+        let l = l.clone();
+        async move {
+            sleep(per).await;
+            l.lock().unwrap().push((x, start.elapsed().as_millis()));
+        }
+    });
+    log
+}
+
+#[tokio::test(start_paused = true)]
+async fn timed_window_emit_pends_while_the_previous_window_is_pending_downstream() {
+    let start = Instant::now();
+    let source = Source::new();
+    let log = slow_record(&source.timed_window(ms(100)), start, ms(250));
+    bounded(source.emit(1)).await.unwrap(); // nothing in flight: at once
+    sleep(ms(150)).await; // [1] went out at 100 ms and is written until 350 ms
+    let pending = source.emit(2);
+    assert!(!pending.is_complete());
+    bounded(pending).await.unwrap();
+    assert_eq!(
+        start.elapsed(),
+        ms(350),
+        "resolves when [1] has been written"
+    );
+    assert_eq!(get(&log), vec![(vec![1], 350)]);
+    bounded(source.close()).await.unwrap();
+    assert_eq!(
+        log.lock()
+            .unwrap()
+            .iter()
+            .map(|(w, _)| w.clone())
+            .collect::<Vec<_>>(),
+        vec![vec![1], vec![2]]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn timed_window_emit_does_not_pend_while_downstream_keeps_up() {
+    let start = Instant::now();
+    let source = Source::new();
+    let log = record(&source.timed_window(ms(100)), start);
+    for x in 0..3 {
+        assert!(source.emit(x).is_complete());
+        sleep(ms(60)).await;
+    }
+    bounded(source.close()).await.unwrap();
+    assert_eq!(get(&log), vec![(vec![0, 1], 100), (vec![2], 180)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn timed_window_closes_even_when_downstream_is_slower_than_its_ticks() {
+    let start = Instant::now();
+    let source = Source::new();
+    let log = slow_record(&source.timed_window(ms(100)), start, ms(250));
+    drop(source.emit(1));
+    sleep(ms(1000)).await;
+    bounded(source.close()).await.unwrap();
+    let windows: Vec<Vec<u32>> = get(&log).into_iter().map(|(w, _)| w).collect();
+    assert_eq!(windows[0], vec![1]);
+    assert!(windows[1..].iter().all(Vec::is_empty), "{windows:?}");
+}
+
+#[test]
+fn timed_window_emit_waiting_for_a_window_fails_when_the_runtime_shuts_down() {
+    let paused = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap()
+    };
+    let rt = paused();
+    let source = Source::new();
+    {
+        let _g = rt.enter();
+        source
+            .timed_window(ms(100))
+            .sink_async(|_: Vec<u32>| sleep(Duration::from_secs(3600)));
+    }
+    rt.block_on(async {
+        source.emit(1).await.unwrap();
+        sleep(ms(150)).await; // [1] is being written for an hour
+    });
+    let second = source.emit(2);
+    assert!(!second.is_complete());
+    drop(rt);
+    let result = paused().block_on(bounded(second));
+    assert!(result.is_err(), "{result:?}");
+}

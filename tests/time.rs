@@ -239,11 +239,14 @@ async fn timed_window_backpressure_is_the_previous_emission() {
         source.emit(x).await.unwrap();
         resolved.push(start.elapsed().as_millis());
     }
-    // The third element puts the window over its bound: its emit resolves when the task takes
-    // the window, at the tick that comes once [0] has been written.
-    assert_eq!(resolved, vec![110, 110, 350, 350]);
+    // Each emit made while a window is being written waits for that write: [0] until 350 ms;
+    // then [1] is taken at once (the missed tick) and written until 600 ms, and so on.
+    assert_eq!(resolved, vec![350, 600, 850, 1100]);
     source.close().await.unwrap();
-    assert_eq!(values(&log), vec![vec![0], vec![1, 2, 3], vec![4]]);
+    assert_eq!(
+        values(&log),
+        vec![vec![0], vec![1], vec![2], vec![3], vec![4]]
+    );
 }
 
 #[tokio::test(start_paused = true)]
