@@ -489,3 +489,110 @@ fn timed_window_emit_waiting_for_a_window_fails_when_the_runtime_shuts_down() {
     let result = paused().block_on(bounded(second));
     assert!(result.is_err(), "{result:?}");
 }
+
+// ---------------------------------------------------------------- timed_window_unique
+
+#[tokio::test(start_paused = true)]
+async fn timed_window_unique_keeps_one_element_per_key_per_window() {
+    let start = Instant::now();
+    let source = Source::new();
+    let first = record(
+        &source.timed_window_unique(ms(100), |x: &(u8, u32)| x.0, Keep::First),
+        start,
+    );
+    let last = record(
+        &source.timed_window_unique(ms(100), |x: &(u8, u32)| x.0, Keep::Last),
+        start,
+    );
+    for x in [(1, 0), (2, 1), (1, 2), (3, 3)] {
+        source.emit(x).await.unwrap();
+    }
+    sleep(ms(150)).await;
+    for x in [(1, 4), (1, 5)] {
+        source.emit(x).await.unwrap();
+    }
+    sleep(ms(100)).await;
+    bounded(source.close()).await.unwrap();
+    assert_eq!(
+        get(&first),
+        vec![(vec![(1, 0), (2, 1), (3, 3)], 100), (vec![(1, 4)], 200)]
+    );
+    assert_eq!(
+        get(&last),
+        vec![(vec![(2, 1), (1, 2), (3, 3)], 100), (vec![(1, 5)], 200)]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn timed_window_unique_releases_dropped_tokens_with_the_window() {
+    let source = Source::new();
+    let windows = source
+        .timed_window_unique(ms(100), |x: &(u8, u8)| x.0, Keep::Last)
+        .sink_to_vec();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    source
+        .emit_with_ack((1, 0), logged_ack(&log, 0))
+        .await
+        .unwrap();
+    source
+        .emit_with_ack((1, 1), logged_ack(&log, 1))
+        .await
+        .unwrap();
+    sleep(ms(50)).await;
+    assert!(
+        log.lock().unwrap().is_empty(),
+        "held until the window is out"
+    );
+    sleep(ms(100)).await;
+    let mut released = log.lock().unwrap().clone();
+    released.sort();
+    assert_eq!(released, vec![(0, true), (1, true)]);
+    assert_eq!(windows.snapshot()[0], vec![(1, 1)]);
+    bounded(source.close()).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn timed_window_unique_key_panic_unwinds_and_adds_nothing() {
+    let source = Source::new();
+    let node = source.timed_window_unique(
+        ms(100),
+        |x: &i32| {
+            assert!(*x >= 0, "negative key");
+            *x
+        },
+        Keep::First,
+    );
+    let windows = node.sink_to_vec();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        source.emit_with_ack(-1, logged_ack(&log, -1))
+    }));
+    assert!(panicked.is_err());
+    assert_eq!(*log.lock().unwrap(), vec![(-1, false)]);
+    assert_eq!(node.metrics().errors, 1);
+    source.emit(1).await.unwrap();
+    bounded(source.close()).await.unwrap();
+    assert_eq!(windows.snapshot(), vec![vec![1]]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn timed_window_unique_emit_pends_while_a_window_is_pending_downstream() {
+    let start = Instant::now();
+    let source = Source::new();
+    let _log = slow_record(
+        &source.timed_window_unique(ms(100), |x: &u32| *x, Keep::First),
+        start,
+        ms(250),
+    );
+    source.emit(1).await.unwrap();
+    sleep(ms(150)).await;
+    bounded(source.emit(1)).await.unwrap();
+    assert_eq!(start.elapsed(), ms(350));
+    bounded(source.close()).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+#[should_panic(expected = "timed_window_unique: the interval must be greater than zero")]
+async fn timed_window_unique_of_zero_panics() {
+    let _ = Source::<u8>::new().timed_window_unique(Duration::ZERO, |x| *x, Keep::First);
+}

@@ -737,7 +737,7 @@ impl Drop for Tracked {
 async fn time_node_tasks_end_when_every_source_handle_is_dropped() {
     type Build = fn(&Source<u32>) -> Stream<u32>;
     let all = vec![0, 1, 2];
-    let builds: [(&str, Build, Vec<u32>); 6] = [
+    let builds: [(&str, Build, Vec<u32>); 7] = [
         ("buffer", |s| s.buffer(4), all.clone()),
         ("rate_limit", |s| s.rate_limit(ms(10)), all.clone()),
         ("delay", |s| s.delay(ms(10)), all.clone()),
@@ -750,6 +750,14 @@ async fn time_node_tasks_end_when_every_source_handle_is_dropped() {
         (
             "partition_timeout",
             |s| s.partition_timeout(10, ms(10)).flatten(),
+            all.clone(),
+        ),
+        (
+            "timed_window_unique",
+            |s| {
+                s.timed_window_unique(ms(10), |x| *x, brooklet::ops::Keep::First)
+                    .flatten()
+            },
             all.clone(),
         ),
     ];

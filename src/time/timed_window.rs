@@ -31,9 +31,10 @@ use std::time::Duration;
 
 use futures::future::{Either, select};
 use tokio::sync::Notify;
-use tokio::time::{Instant, MissedTickBehavior, interval_at};
+use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at};
 
 use super::queued::{Admit, Drain};
+use crate::graph::Acks;
 use crate::graph::sync::{Lock, until};
 use crate::graph::task::Mailbox;
 use crate::ops::partition::unzip_batch;
@@ -89,7 +90,7 @@ impl Gate {
     pub(crate) async fn emit<T: Item, M: Send + 'static>(
         &self,
         q: &Drain<T, M, Vec<T>>,
-        window: Vec<(T, crate::graph::Acks)>,
+        window: Vec<(T, Acks)>,
     ) where
         Vec<T>: Item,
     {
@@ -290,28 +291,44 @@ impl<T: Item> Stream<T> {
             Mailbox::put(mailbox, x, cx);
         }));
         self.queued("timed_window", mailbox, admit, move |q| {
-            let mut ticks = interval_at(super::after(Instant::now(), d), d);
-            ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-            async move {
-                let _stop = gate.stop_on_drop();
-                loop {
-                    let closed = {
-                        let tick = pin!(ticks.tick());
-                        let closed = pin!(q.mailbox.closed());
-                        matches!(select(tick, closed).await, Either::Right(_))
-                    };
-                    // A downstream slower than `d` makes every tick late, so the tick is
-                    // always ready first: look at the close as well, or it is never seen.
-                    let closed = closed || q.mailbox.is_closed();
-                    let window = q.mailbox.take_all();
-                    if !window.is_empty() || (options.emit_empty && !closed) {
-                        gate.emit(&q, window).await;
-                    }
-                    if closed {
-                        break;
-                    }
-                }
-            }
+            let ticks = ticks(d);
+            run_windows(q, ticks, options, gate, |window| window)
         })
+    }
+}
+
+/// Ticks every `d` from now (see the module invariants).
+pub(crate) fn ticks(d: Duration) -> Interval {
+    let mut ticks = interval_at(super::after(Instant::now(), d), d);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    ticks
+}
+
+/// The task loop of a timed window: at each tick (and at the end) takes what the mailbox holds,
+/// turns it into a window with `shape`, and pushes it through `gate`.
+pub(crate) async fn run_windows<T: Item, M: Send + 'static>(
+    q: Drain<T, M, Vec<T>>,
+    mut ticks: Interval,
+    options: TimedWindowOptions,
+    gate: Arc<Gate>,
+    mut shape: impl FnMut(Vec<(M, Acks)>) -> Vec<(T, Acks)> + Send,
+) {
+    let _stop = gate.stop_on_drop();
+    loop {
+        let closed = {
+            let tick = pin!(ticks.tick());
+            let closed = pin!(q.mailbox.closed());
+            matches!(select(tick, closed).await, Either::Right(_))
+        };
+        // A downstream slower than `d` makes every tick late, so the tick is always ready
+        // first: look at the close as well, or it is never seen.
+        let closed = closed || q.mailbox.is_closed();
+        let window = shape(q.mailbox.take_all());
+        if !window.is_empty() || (options.emit_empty && !closed) {
+            gate.emit(&q, window).await;
+        }
+        if closed {
+            break;
+        }
     }
 }
