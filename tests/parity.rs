@@ -111,10 +111,9 @@ async fn run_pulls_the_next_item_only_once_the_previous_one_was_accepted() {
     let arrived: Log<u32> = Arc::new(Mutex::new(Vec::new()));
     let pulls = Arc::new(Mutex::new(Vec::new()));
     let (a, p) = (arrived.clone(), pulls.clone());
-    let source = Source::from_iter((0..4).map(move |x| {
+    let source = Source::from_iter((0..4).inspect(move |x| {
         // How many elements had arrived downstream when this one was pulled.
-        p.lock().unwrap().push((x, a.lock().unwrap().len()));
-        x
+        p.lock().unwrap().push((*x, a.lock().unwrap().len()));
     }));
     let a = arrived.clone();
     source
@@ -131,9 +130,8 @@ async fn from_stream_run_pulls_only_after_the_previous_item_passed() {
     let arrived: Log<u32> = Arc::new(Mutex::new(Vec::new()));
     let pulls = Arc::new(Mutex::new(Vec::new()));
     let (a, p) = (arrived.clone(), pulls.clone());
-    let input = futures::stream::iter(0..3u32).map(move |x| {
-        p.lock().unwrap().push((x, a.lock().unwrap().len()));
-        x
+    let input = futures::stream::iter(0..3u32).inspect(move |x| {
+        p.lock().unwrap().push((*x, a.lock().unwrap().len()));
     });
     let source = Source::from_stream(input);
     let a = arrived.clone();
@@ -595,4 +593,249 @@ async fn timed_window_unique_emit_pends_while_a_window_is_pending_downstream() {
 #[should_panic(expected = "timed_window_unique: the interval must be greater than zero")]
 async fn timed_window_unique_of_zero_panics() {
     let _ = Source::<u8>::new().timed_window_unique(Duration::ZERO, |x| *x, Keep::First);
+}
+
+// ---------------------------------------------------------------- processing-time windows
+
+use brooklet::window::{ProcessingWindow, WindowResult};
+
+fn bounds<K: Clone, V: Clone>(log: &Log<WindowResult<K, V>>) -> Vec<(K, i64, i64, V, u128)> {
+    get(log)
+        .into_iter()
+        .map(|(r, at)| (r.key, r.start, r.end, r.value, at))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn processing_tumbling_windows_close_on_the_timer_without_new_events() {
+    let start = Instant::now();
+    let source = Source::new();
+    let w = source
+        .processing_window(ProcessingWindow::tumbling(ms(100)))
+        .clock_starts_at(0)
+        .key_by(|x: &(char, u32)| x.0)
+        .sum(|x| x.1);
+    let log = record(&w, start);
+    sleep(ms(10)).await;
+    source.emit(('a', 1)).await.unwrap();
+    source.emit(('b', 2)).await.unwrap();
+    sleep(ms(89)).await;
+    source.emit(('a', 3)).await.unwrap(); // at 99 ms: still [0, 100)
+    sleep(ms(1)).await;
+    source.emit(('a', 4)).await.unwrap(); // at 100 ms: [100, 200)
+    sleep(ms(1000)).await; // no more events: the timer closes [100, 200) at 200 ms
+    assert_eq!(
+        bounds(&log),
+        vec![
+            ('a', 0, 100, 4, 100),
+            ('b', 0, 100, 2, 100),
+            ('a', 100, 200, 4, 200)
+        ]
+    );
+    assert_eq!(w.stats().timer_wakeups, 2);
+    bounded(source.close()).await.unwrap();
+    assert_eq!(get(&log).len(), 3, "nothing left open to flush");
+}
+
+#[tokio::test(start_paused = true)]
+async fn processing_hopping_windows_hold_each_event_in_every_window() {
+    let start = Instant::now();
+    let source = Source::new();
+    let w = source
+        .processing_window(ProcessingWindow::hopping(ms(100), ms(50)))
+        .clock_starts_at(0)
+        .collect(|x: &u32| *x);
+    let log = record(&w, start);
+    source.emit(1).await.unwrap(); // at 0: [-50, 50) and [0, 100)
+    sleep(ms(60)).await;
+    source.emit(2).await.unwrap(); // at 60: [0, 100) and [50, 150)
+    sleep(ms(500)).await;
+    assert_eq!(
+        bounds(&log),
+        vec![
+            ((), -50, 50, vec![1], 50),
+            ((), 0, 100, vec![1, 2], 100),
+            ((), 50, 150, vec![2], 150)
+        ]
+    );
+    bounded(source.close()).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn processing_window_timer_sleeps_while_no_window_is_open() {
+    let source = Source::new();
+    let w = source
+        .processing_window(ProcessingWindow::tumbling(ms(10)))
+        .clock_starts_at(0)
+        .count();
+    let results = w.sink_to_vec();
+    // An hour with no event: no timer ever fires (with one, the paused clock would stop at
+    // each of its deadlines and the count would show it).
+    sleep(Duration::from_secs(3600)).await;
+    assert_eq!(w.stats().timer_wakeups, 0);
+    source.emit(1u8).await.unwrap();
+    sleep(Duration::from_secs(3600)).await;
+    assert_eq!(w.stats().timer_wakeups, 1, "one window, one wake-up");
+    assert_eq!(w.stats().open_windows, 0);
+    assert_eq!(results.snapshot().len(), 1);
+    bounded(source.close()).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn processing_window_close_flushes_open_windows_in_order() {
+    let source = Source::new();
+    let w = source
+        .processing_window(ProcessingWindow::hopping(ms(100), ms(50)))
+        .clock_starts_at(0)
+        .key_by(|x: &u8| *x)
+        .count();
+    let results = w.sink_to_vec();
+    source.emit(2).await.unwrap();
+    source.emit(1).await.unwrap();
+    source.emit(2).await.unwrap();
+    bounded(source.close()).await.unwrap();
+    let got: Vec<_> = results
+        .snapshot()
+        .into_iter()
+        .map(|r| (r.start, r.key, r.value))
+        .collect();
+    assert_eq!(got, vec![(-50, 2, 2), (-50, 1, 1), (0, 2, 2), (0, 1, 1)]);
+    assert!(
+        source.emit(3).await.is_err(),
+        "a closed window operator refuses events"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn processing_window_emit_pends_while_results_are_pending_downstream() {
+    let start = Instant::now();
+    let source = Source::new();
+    let w = source
+        .processing_window(ProcessingWindow::tumbling(ms(100)))
+        .clock_starts_at(0)
+        .count();
+    let log = slow_record(&w, start, ms(250));
+    source.emit(1u8).await.unwrap();
+    sleep(ms(150)).await; // [0, 100) closed at 100 ms; written until 350 ms
+    bounded(source.emit(2)).await.unwrap();
+    assert_eq!(start.elapsed(), ms(350));
+    bounded(source.close()).await.unwrap();
+    let ends: Vec<_> = get(&log).into_iter().map(|(r, _)| r.end).collect();
+    assert_eq!(ends, vec![100, 200]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn processing_window_releases_tokens_once_results_are_accepted() {
+    let source = Source::new();
+    let w = source
+        .processing_window(ProcessingWindow::hopping(ms(100), ms(50)))
+        .clock_starts_at(0)
+        .count();
+    let _results = w.sink_to_vec();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    source
+        .emit_with_ack(1u8, logged_ack(&log, 1))
+        .await
+        .unwrap();
+    sleep(ms(60)).await; // [-50, 50) closed; [0, 100) still holds the event
+    assert!(log.lock().unwrap().is_empty());
+    sleep(ms(50)).await;
+    assert_eq!(*log.lock().unwrap(), vec![(1, true)]);
+    bounded(source.close()).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn processing_window_add_panic_unwinds_and_leaves_windows_as_they_were() {
+    let source = Source::new();
+    let w = source
+        .processing_window(ProcessingWindow::hopping(ms(100), ms(50)))
+        .clock_starts_at(0)
+        .sum(|x: &i64| {
+            assert!(*x >= 0, "negative");
+            *x
+        });
+    let results = w.sink_to_vec();
+    source.emit(5).await.unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        source.emit_with_ack(-1, logged_ack(&log, -1))
+    }));
+    assert!(panicked.is_err());
+    assert_eq!(*log.lock().unwrap(), vec![(-1, false)]);
+    assert_eq!(w.metrics().errors, 1);
+    assert_eq!(w.stats().events, 1);
+    bounded(source.close()).await.unwrap();
+    let values: Vec<_> = results.snapshot().into_iter().map(|r| r.value).collect();
+    assert_eq!(values, vec![5, 5]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panic_downstream_of_a_processing_window_is_reported_and_fails_only_its_result() {
+    let source = Source::new();
+    let w = source
+        .processing_window(ProcessingWindow::tumbling(ms(100)))
+        .clock_starts_at(0)
+        .key_by(|x: &i64| *x)
+        .reduce(0i64, |acc, x| acc + x);
+    let results = w.map(|r| {
+        assert!(r.key != 13, "unlucky");
+        r.value
+    });
+    let values = results.sink_to_vec();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    source
+        .emit_with_ack(13, logged_ack(&log, 13))
+        .await
+        .unwrap();
+    source.emit_with_ack(2, logged_ack(&log, 2)).await.unwrap();
+    sleep(ms(150)).await;
+    assert_eq!(values.snapshot(), vec![2]);
+    let mut released = log.lock().unwrap().clone();
+    released.sort();
+    assert_eq!(released, vec![(2, true), (13, false)]);
+    let next = bounded(source.emit(3)).await;
+    assert!(
+        next.is_err(),
+        "the panic is reported on the next emit: {next:?}"
+    );
+    bounded(source.close()).await.unwrap();
+}
+
+#[test]
+fn processing_window_fails_held_tokens_when_its_runtime_shuts_down() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let source = Source::new();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    rt.block_on(async {
+        let _ = source
+            .processing_window(ProcessingWindow::tumbling(Duration::from_secs(3600)))
+            .count()
+            .sink_to_vec();
+        source
+            .emit_with_ack(1u8, logged_ack(&log, 1))
+            .await
+            .unwrap();
+    });
+    drop(rt);
+    assert_eq!(*log.lock().unwrap(), vec![(1, false)]);
+    let refused = futures::executor::block_on(source.emit(2));
+    assert!(refused.is_err());
+}
+
+#[test]
+#[should_panic(expected = "processing_window: the size must be at least 1 ms")]
+fn processing_window_of_zero_panics() {
+    let _ = ProcessingWindow::tumbling(Duration::ZERO);
+}
+
+#[test]
+#[should_panic(
+    expected = "processing_window: the hopping step (20 ms) must not exceed the size (10 ms)"
+)]
+fn processing_window_step_over_size_panics() {
+    let _ = ProcessingWindow::hopping(10, 20);
 }
