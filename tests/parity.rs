@@ -839,3 +839,31 @@ fn processing_window_of_zero_panics() {
 fn processing_window_step_over_size_panics() {
     let _ = ProcessingWindow::hopping(10, 20);
 }
+
+#[tokio::test(start_paused = true)]
+async fn processing_window_task_ends_and_frees_the_graph_when_every_source_handle_is_dropped() {
+    struct Tracked(Arc<std::sync::atomic::AtomicUsize>);
+    impl Drop for Tracked {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    let live = Arc::new(std::sync::atomic::AtomicUsize::new(1));
+    let tracked = Tracked(live.clone());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let source = Source::new();
+    source
+        .processing_window(ProcessingWindow::tumbling(Duration::from_secs(3600)))
+        .count()
+        .sink(move |r| {
+            let _ = &tracked;
+            s.lock().unwrap().push(r.value);
+        });
+    source.emit(1u8).await.unwrap();
+    drop(source);
+    sleep(ms(10)).await;
+    // The open window was flushed when the graph went away, then the task freed it.
+    assert_eq!(*seen.lock().unwrap(), vec![1]);
+    assert_eq!(live.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
