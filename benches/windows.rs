@@ -1,5 +1,8 @@
 //! Event-time window throughput: tumbling(1 s) and hopping(10 s, 1 s) sums over 1M events with
-//! 100 keys, in one run, against a hand-written loop (the limit).
+//! 100 keys, in one run, against a hand-written loop (the limit). Then mini-batches: the cost
+//! per item of `batch(CountWindow::new(n))` for growing `n`, and of an hour-long
+//! `FixedTimeWindow`, when the node polls after every arrival (a producer that yields after
+//! each emit): it must not grow with `n` or with the number of items waiting.
 //!
 //! Events arrive in timestamp order, one per ms, keys round-robin: each key sees 10 events per
 //! second. Hopping windows aggregate per 1 s pane, so the per-event work matches tumbling and
@@ -11,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use brooklet::Source;
-use brooklet::window::Window;
+use brooklet::window::{CountWindow, Emitter, FixedTimeWindow, Window};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 const EVENTS: u64 = 1_000_000;
@@ -96,5 +99,48 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+const BATCH_ITEMS: u64 = 65_536;
+
+/// Feeds `BATCH_ITEMS` items into `batch(emitter)`, yielding after each emit so that the node
+/// polls its emitter once per arrival; returns how many batches came out. Runs on a paused
+/// clock, so time-based emitters fire as soon as the producer waits.
+fn run_batch(emitter: impl Emitter<u64>) -> u64 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("a runtime");
+    rt.block_on(async move {
+        let source = Source::new();
+        let batches = Arc::new(AtomicU64::new(0));
+        let b = batches.clone();
+        source.batch(emitter).sink(move |v: Vec<u64>| {
+            black_box(v);
+            b.fetch_add(1, Ordering::Relaxed);
+        });
+        for x in 0..BATCH_ITEMS {
+            source.emit(x).await.expect("emit");
+            tokio::task::yield_now().await;
+        }
+        source.close().await.expect("close");
+        batches.load(Ordering::Relaxed)
+    })
+}
+
+fn bench_batch(c: &mut Criterion) {
+    let mut g = c.benchmark_group("batch_64k_items_one_poll_per_item");
+    g.throughput(Throughput::Elements(BATCH_ITEMS));
+    g.sample_size(10);
+    for n in [2_048, 8_192, 32_768] {
+        g.bench_function(format!("count_window_{n}"), |b| {
+            b.iter(|| run_batch(CountWindow::new(n)))
+        });
+    }
+    g.bench_function("fixed_time_window_1h", |b| {
+        b.iter(|| run_batch(FixedTimeWindow::new(std::time::Duration::from_secs(3_600))))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, bench_batch);
 criterion_main!(benches);

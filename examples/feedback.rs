@@ -4,7 +4,8 @@
 //! back into the source. A `filter` ends the loop. The feedback edge is weak: it never keeps
 //! the graph alive, and closing the source tears the whole loop down.
 //!
-//! Run with `cargo run --example feedback`.
+//! Run with `cargo run --example feedback`; with `-- --dot`, it prints only the graph, with
+//! each node's counters, as Graphviz DOT (`scripts/render_graphs.sh` turns that into SVG).
 
 use brooklet::Source;
 
@@ -25,6 +26,10 @@ async fn main() -> Result<(), brooklet::Error> {
     source.emit(1).await?;
     source.close().await?;
 
+    if std::env::args().any(|a| a == "--dot") {
+        print!("{}", source.to_dot_with_metrics());
+        return Ok(());
+    }
     println!("fibonacci: 1, 1, {:?}", numbers.snapshot());
     println!("\n{}", source.to_dot());
     Ok(())

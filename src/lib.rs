@@ -27,6 +27,8 @@
 //! Nodes that hold elements are bounded. Past its bound, a node still takes the element (a
 //! dropped [`Emit`] never loses data) but makes the future pend until it has room. A producer
 //! that awaits `emit` therefore runs at the pace of its slowest consumer, and memory stays flat.
+//! A producer that cannot await uses [`Source::try_emit`], which hands the element back in a
+//! [`TryEmitError`] when a bounded node it would reach is full.
 //!
 //! ```
 //! use brooklet::Source;
@@ -47,7 +49,7 @@
 //! Calling two operators on one handle fans out (in creation order, depth first). `union`,
 //! `zip`, `combine_latest` and `zip_latest` merge streams. [`Stream::connect`] wires a node into
 //! a source at run time, which makes feedback loops possible; a feedback edge never keeps a
-//! graph alive.
+//! graph alive, and a loop runs in constant stack (elements sent back go round breadth-first).
 //!
 //! ```
 //! use brooklet::Source;
@@ -65,7 +67,8 @@
 //! ## Ending a stream
 //!
 //! [`Source::close`] ends the stream: windows and batches flush, queues drain, and the future
-//! resolves when the graph is done. A node with several upstreams ends when all of them have.
+//! resolves when the graph is done. Dropping the last clone of a `Source` ends it the same way.
+//! A node with several upstreams ends when all of them have.
 //!
 //! ## Acknowledgements
 //!
@@ -111,16 +114,19 @@
 //! - [`window`]: event-time windows (tumbling, hopping, sliding, count) with watermarks, grace,
 //!   late events and aggregates, and mini-batch emitters.
 //! - [`parallel`]: `par_map` on worker threads and `map_async` on the runtime.
+//! - [`guide::coming_from`]: Streamz, Faust and Quix Streams concepts, side by side with
+//!   brooklet's.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 mod graph;
+pub mod guide;
 pub mod ops;
 pub mod parallel;
 pub mod time;
 pub mod window;
 
-pub use graph::{Ack, Emit, Error, Item, Metrics, Outcome, Source, Stream};
+pub use graph::{Ack, Emit, Error, Item, Metrics, Outcome, Source, Stream, TryEmitError};
 pub use ops::{Collect, EmitOn, Fallible, Pull, Sink, VecSink};
 
 /// The README's examples, compiled and run as doctests.

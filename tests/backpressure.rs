@@ -377,3 +377,39 @@ fn a_graph_built_after_entering_a_runtime_works() {
     assert_eq!(seen.snapshot(), vec![1]);
     assert!(NO_RUNTIME.contains("none here"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn forward_into_a_source_pulls_only_what_the_graph_accepts() {
+    use futures::StreamExt;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let source = Source::new();
+    let written = Arc::new(AtomicUsize::new(0));
+    let w = written.clone();
+    source.buffer(2).sink_async(move |_: u32| {
+        let w = w.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            w.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let p = pulled.clone();
+    let input = futures::stream::iter(0..20u32).inspect(move |_| {
+        p.fetch_add(1, Ordering::SeqCst);
+    });
+    let forwarding = tokio::spawn(input.map(Ok).forward(source.clone()));
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    // Two written, one being written, two in the buffer, one emit waiting: never all twenty.
+    let ahead = pulled.load(Ordering::SeqCst) - written.load(Ordering::SeqCst);
+    assert!(
+        ahead <= 5,
+        "the stream ran {ahead} elements ahead of the slow sink"
+    );
+    tokio::time::timeout(Duration::from_secs(60), forwarding)
+        .await
+        .expect("forward finished")
+        .unwrap()
+        .unwrap();
+    assert!(source.is_closed(), "forward closes the sink at the end");
+    assert_eq!(written.load(Ordering::SeqCst), 20);
+}

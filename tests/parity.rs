@@ -612,7 +612,7 @@ async fn processing_tumbling_windows_close_on_the_timer_without_new_events() {
     let source = Source::new();
     let w = source
         .processing_window(ProcessingWindow::tumbling(ms(100)))
-        .clock_starts_at(0)
+        .clock_starting_at(0)
         .key_by(|x: &(char, u32)| x.0)
         .sum(|x| x.1);
     let log = record(&w, start);
@@ -643,7 +643,7 @@ async fn processing_hopping_windows_hold_each_event_in_every_window() {
     let source = Source::new();
     let w = source
         .processing_window(ProcessingWindow::hopping(ms(100), ms(50)))
-        .clock_starts_at(0)
+        .clock_starting_at(0)
         .collect(|x: &u32| *x);
     let log = record(&w, start);
     source.emit(1).await.unwrap(); // at 0: [-50, 50) and [0, 100)
@@ -666,7 +666,7 @@ async fn processing_window_timer_sleeps_while_no_window_is_open() {
     let source = Source::new();
     let w = source
         .processing_window(ProcessingWindow::tumbling(ms(10)))
-        .clock_starts_at(0)
+        .clock_starting_at(0)
         .count();
     let results = w.sink_to_vec();
     // An hour with no event: no timer ever fires (with one, the paused clock would stop at
@@ -686,7 +686,7 @@ async fn processing_window_close_flushes_open_windows_in_order() {
     let source = Source::new();
     let w = source
         .processing_window(ProcessingWindow::hopping(ms(100), ms(50)))
-        .clock_starts_at(0)
+        .clock_starting_at(0)
         .key_by(|x: &u8| *x)
         .count();
     let results = w.sink_to_vec();
@@ -712,7 +712,7 @@ async fn processing_window_emit_pends_while_results_are_pending_downstream() {
     let source = Source::new();
     let w = source
         .processing_window(ProcessingWindow::tumbling(ms(100)))
-        .clock_starts_at(0)
+        .clock_starting_at(0)
         .count();
     let log = slow_record(&w, start, ms(250));
     source.emit(1u8).await.unwrap();
@@ -729,7 +729,7 @@ async fn processing_window_releases_tokens_once_results_are_accepted() {
     let source = Source::new();
     let w = source
         .processing_window(ProcessingWindow::hopping(ms(100), ms(50)))
-        .clock_starts_at(0)
+        .clock_starting_at(0)
         .count();
     let _results = w.sink_to_vec();
     let log = Arc::new(Mutex::new(Vec::new()));
@@ -749,7 +749,7 @@ async fn processing_window_add_panic_unwinds_and_leaves_windows_as_they_were() {
     let source = Source::new();
     let w = source
         .processing_window(ProcessingWindow::hopping(ms(100), ms(50)))
-        .clock_starts_at(0)
+        .clock_starting_at(0)
         .sum(|x: &i64| {
             assert!(*x >= 0, "negative");
             *x
@@ -774,7 +774,7 @@ async fn a_panic_downstream_of_a_processing_window_is_reported_and_fails_only_it
     let source = Source::new();
     let w = source
         .processing_window(ProcessingWindow::tumbling(ms(100)))
-        .clock_starts_at(0)
+        .clock_starting_at(0)
         .key_by(|x: &i64| *x)
         .reduce(0i64, |acc, x| acc + x);
     let results = w.map(|r| {

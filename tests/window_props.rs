@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use brooklet::Source;
+use brooklet::window::aggregate::{max, mean, min};
 use brooklet::window::{Window, WindowResult};
 use futures::executor::block_on;
 use proptest::prelude::*;
@@ -304,6 +305,81 @@ fn reference_count(n: usize, step: usize, events: &[Ev]) -> Vec<Out> {
     out
 }
 
+/// An event's value as a float: every fourth value is NaN.
+fn float(v: i64) -> f64 {
+    if v.rem_euclid(4) == 0 {
+        f64::NAN
+    } else {
+        v as f64
+    }
+}
+
+/// `(min, max, mean)` of a window, NaN written as `None`.
+type Stats = (Option<f64>, Option<f64>, Option<f64>);
+
+fn nan_as_none(x: f64) -> Option<f64> {
+    (!x.is_nan()).then_some(x)
+}
+
+/// The documented rule, from a window's values: min and max ignore NaN as `f64::min` and
+/// `f64::max` do (NaN only when every value is NaN); the mean is IEEE arithmetic (NaN if any
+/// value is NaN). The values are small integers, so sums are exact in any order.
+fn float_stats(values: &[i64]) -> Stats {
+    let xs: Vec<f64> = values.iter().map(|&v| float(v)).collect();
+    let lo = xs.iter().fold(f64::NAN, |a, &b| a.min(b));
+    let hi = xs.iter().fold(f64::NAN, |a, &b| a.max(b));
+    let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+    (nan_as_none(lo), nan_as_none(hi), nan_as_none(mean))
+}
+
+/// The operator's min, max and mean of each window, over the events' float values.
+fn run_floats(window: Window, grace: i64, events: &[Ev]) -> Vec<WindowResult<u8, Stats>> {
+    block_on(async {
+        let source = Source::<Ev>::new();
+        let mut b = source.window(window).timestamp(|e| e.1).key_by(|e| e.0);
+        if !matches!(window.kind(), brooklet::window::WindowKind::Count { .. }) {
+            b = b.grace(grace);
+        }
+        let out = b
+            .aggregate((
+                min(|e: &Ev| float(e.2)),
+                max(|e: &Ev| float(e.2)),
+                mean(|e: &Ev| float(e.2)),
+            ))
+            .sink_to_vec();
+        for e in events {
+            source.emit(*e).await.unwrap();
+        }
+        source.close().await.unwrap();
+        out.snapshot()
+            .into_iter()
+            .map(|w| WindowResult {
+                key: w.key,
+                start: w.start,
+                end: w.end,
+                value: (
+                    nan_as_none(w.value.0),
+                    nan_as_none(w.value.1),
+                    nan_as_none(w.value.2),
+                ),
+            })
+            .collect()
+    })
+}
+
+/// A reference model's windows, with the float rule applied to their values.
+fn expected_floats(reference: Vec<Out>) -> Vec<WindowResult<u8, Stats>> {
+    reference
+        .into_iter()
+        .map(|w| WindowResult {
+            key: w.key,
+            start: w.start,
+            end: w.end,
+            value: float_stats(&w.value),
+        })
+        .collect()
+}
+
 fn events() -> impl Strategy<Value = Vec<Ev>> {
     prop::collection::vec((0u8..3, -60i64..200, -5i64..50), 0..60)
 }
@@ -337,6 +413,28 @@ proptest! {
         let (got, late) = run(Window::count_hopping(n, step), 0, false, &evs);
         prop_assert_eq!(late, 0);
         prop_assert_eq!(got, reference_count(n, step, &evs));
+    }
+
+    #[test]
+    fn nan_rule_holds_in_tumbling_windows(size in 1i64..40, grace in 0i64..30, evs in events()) {
+        prop_assert_eq!(run_floats(Window::tumbling(size), grace, &evs), expected_floats(reference_hopping(size, size, grace, false, &evs).0));
+    }
+
+    #[test]
+    fn nan_rule_holds_in_hopping_windows(size in 2i64..50, step in 1i64..50, grace in 0i64..30, evs in events()) {
+        let step = step.min(size);
+        prop_assert_eq!(run_floats(Window::hopping(size, step), grace, &evs), expected_floats(reference_hopping(size, step, grace, false, &evs).0));
+    }
+
+    #[test]
+    fn nan_rule_holds_in_sliding_windows(size in 1i64..40, grace in 0i64..30, evs in events()) {
+        prop_assert_eq!(run_floats(Window::sliding(size), grace, &evs), expected_floats(reference_sliding(size, grace, false, &evs).0));
+    }
+
+    #[test]
+    fn nan_rule_holds_in_count_windows(n in 1usize..6, div in 1usize..4, evs in events()) {
+        let step = (n / div).max(1);
+        prop_assert_eq!(run_floats(Window::count_hopping(n, step), 0, &evs), expected_floats(reference_count(n, step, &evs)));
     }
 
     #[test]

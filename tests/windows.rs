@@ -1,4 +1,5 @@
-//! Every rule of SEMANTICS.md ("Time and window semantics"), with hand-derived expectations.
+//! Every window rule written down in `brooklet::window` ("Time and window semantics"), with
+//! hand-derived expectations.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -1584,5 +1585,563 @@ mod warnings {
         );
         // Warnings at late events 1, 2, 4, ..., 512: ten lines for a thousand events.
         assert_eq!(warn.load(Ordering::SeqCst), 10);
+    }
+}
+
+// ---------------------------------------------------------------- failures
+
+mod failures {
+    use std::fmt::Debug;
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::sync::{Arc, Mutex};
+
+    use brooklet::window::{
+        Aggregator, Window, WindowResult,
+        aggregate::{collect, count, first, last, max, mean, min, reduce, sum},
+    };
+    use brooklet::{Ack, Outcome, Source};
+    use futures::executor::block_on;
+
+    type Ev = (&'static str, i64, i64); // (key, ts, value)
+
+    /// Outcomes seen by tokens: (label, done).
+    type Seen = Arc<Mutex<Vec<(&'static str, bool)>>>;
+
+    /// Tokens that record their outcome under a label.
+    fn recorder() -> (Seen, impl Fn(&'static str) -> Ack) {
+        let seen = Seen::default();
+        let s = seen.clone();
+        (seen, move |label| {
+            let s = s.clone();
+            Ack::new(move |o: Outcome| s.lock().unwrap().push((label, o.is_done())))
+        })
+    }
+
+    /// Three keys close in one window at once; the consumer panics on key "a": "b" and "c"
+    /// are still delivered, the panic reaches the caller, and the window counts it.
+    #[test]
+    fn a_panic_on_one_result_still_delivers_the_others_closed_by_the_event() {
+        block_on(async {
+            let source = Source::<Ev>::new();
+            let w = source
+                .window(Window::tumbling(10))
+                .timestamp(|e| e.1)
+                .key_by(|e| e.0)
+                .sum(|e| e.2);
+            let out = w
+                .map(|r: WindowResult<&'static str, i64>| {
+                    assert!(r.key != "a", "consumer fails on a");
+                    (r.key, r.value)
+                })
+                .sink_to_vec();
+            let (outcomes, ack) = recorder();
+            for e in [("a", 1, 1), ("b", 2, 2), ("c", 3, 3)] {
+                source.emit_with_ack(e, ack(e.0)).await.unwrap();
+            }
+            let r = catch_unwind(AssertUnwindSafe(|| source.emit(("d", 25, 4))));
+            assert!(
+                r.is_err(),
+                "the consumer's panic reaches the caller of emit"
+            );
+            assert_eq!(out.snapshot(), vec![("b", 2), ("c", 3)]);
+            assert_eq!(w.metrics().errors, 1);
+            // b and c were delivered; a's result was not.
+            let mut seen = outcomes.lock().unwrap().clone();
+            seen.sort();
+            assert_eq!(seen, vec![("a", false), ("b", true), ("c", true)]);
+            // The node goes on working.
+            source.emit(("b", 31, 5)).await.unwrap();
+            assert_eq!(out.snapshot(), vec![("b", 2), ("c", 3), ("d", 4)]);
+        });
+    }
+
+    #[test]
+    fn a_panic_on_one_flushed_result_still_delivers_the_others() {
+        block_on(async {
+            let source = Source::<Ev>::new();
+            let out = source
+                .window(Window::count(3))
+                .timestamp(|e| e.1)
+                .key_by(|e| e.0)
+                .sum(|e| e.2)
+                .map(|r: WindowResult<&'static str, i64>| {
+                    assert!(r.key != "a", "consumer fails on a");
+                    (r.key, r.value)
+                })
+                .sink_to_vec();
+            for e in [("a", 1, 1), ("b", 2, 2), ("c", 3, 3)] {
+                source.emit(e).await.unwrap();
+            }
+            let r = catch_unwind(AssertUnwindSafe(|| source.close()));
+            assert!(r.is_err());
+            assert_eq!(out.snapshot(), vec![("b", 2), ("c", 3)]);
+        });
+    }
+
+    /// Runs `events` through `window` with the aggregate `agg(true)` (whose closure panics on
+    /// value 3) and `agg(false)` (which never panics) fed the same events without value 3:
+    /// the results and the operator's statistics must be the same, as if the failing event
+    /// never arrived.
+    /// Returns how many events failed.
+    fn as_if_never_there<A, F>(window: Window, agg: F) -> usize
+    where
+        A: Aggregator<Ev>,
+        A::Out: PartialEq + Debug,
+        F: Fn(bool) -> A,
+    {
+        let events: Vec<Ev> = (0..12)
+            .map(|v| (if v % 3 == 0 { "a" } else { "b" }, v * 15, v))
+            .collect();
+        // `failed`: the events that panicked in the faulty run (an aggregate may skip its
+        // extractor for an event it does not need, such as `first` for a later event).
+        let run = |faulty: bool, failed: &mut Vec<i64>| {
+            block_on(async {
+                let source = Source::<Ev>::new();
+                let w = source
+                    .window(window)
+                    .timestamp(|e| e.1)
+                    .key_by(|e| e.0)
+                    .aggregate(agg(faulty));
+                let out = w.sink_to_vec();
+                let mut stats = vec![];
+                for e in &events {
+                    if faulty {
+                        if catch_unwind(AssertUnwindSafe(|| source.emit(*e))).is_err() {
+                            failed.push(e.2);
+                        }
+                    } else if !failed.contains(&e.2) {
+                        source.emit(*e).await.unwrap();
+                    }
+                    let mut s = w.stats();
+                    s.events = 0; // the failed event is counted or not: not the point
+                    s.results = 0;
+                    stats.push((s, out.snapshot().len()));
+                }
+                source.close().await.unwrap();
+                (out.snapshot(), stats)
+            })
+        };
+        let mut failed = vec![];
+        let (got, got_stats) = run(true, &mut failed);
+        let (want, want_stats) = run(false, &mut failed);
+        assert_eq!(got, want, "{window:?}");
+        assert_eq!(got_stats, want_stats, "{window:?}");
+        failed.len()
+    }
+
+    fn v(e: &Ev, faulty: bool) -> i64 {
+        assert!(
+            !faulty || (e.2 != 3 && e.2 != 7),
+            "extractor fails on {}",
+            e.2
+        );
+        e.2
+    }
+
+    fn all_windows() -> Vec<Window> {
+        vec![
+            Window::tumbling(100),
+            Window::hopping(100, 50),
+            Window::hopping(100, 30),
+            Window::sliding(40),
+            Window::count(3),
+            Window::count_hopping(4, 2),
+        ]
+    }
+
+    #[test]
+    fn a_panicking_aggregate_leaves_every_window_as_before_the_event() {
+        for w in all_windows() {
+            let failed = [
+                as_if_never_there(w, |f| sum(move |e: &Ev| v(e, f))),
+                as_if_never_there(w, |f| mean(move |e: &Ev| v(e, f) as f64)),
+                as_if_never_there(w, |f| min(move |e: &Ev| v(e, f))),
+                as_if_never_there(w, |f| max(move |e: &Ev| v(e, f))),
+                as_if_never_there(w, |f| last(move |e: &Ev| v(e, f))),
+                as_if_never_there(w, |f| collect(move |e: &Ev| v(e, f))),
+                as_if_never_there(w, |f| reduce(0, move |acc, e: &Ev| acc + v(e, f))),
+                as_if_never_there(w, |f| (count(), sum(move |e: &Ev| v(e, f)))),
+                as_if_never_there(w, |f| {
+                    (
+                        collect(|e: &Ev| e.2),
+                        reduce(0, move |a, e: &Ev| a + v(e, f)),
+                    )
+                }),
+                as_if_never_there(w, |f| {
+                    (
+                        reduce(0, |a, e: &Ev| a + e.2),
+                        reduce(1, move |a, e: &Ev| a * v(e, f).max(1)),
+                    )
+                }),
+            ];
+            assert!(failed.iter().all(|n| *n == 2), "{w:?}: {failed:?}");
+            // `first` reads a value only for an event earlier than the window's first: it may
+            // never fail here, and then keeps every event.
+            as_if_never_there(w, |f| first(move |e: &Ev| v(e, f)));
+        }
+    }
+
+    /// A reduce whose closure fails depending on the accumulator: it fails in some windows
+    /// of the event and not in others. No window may keep the event.
+    #[test]
+    fn a_reduce_failing_in_one_window_of_several_updates_none() {
+        for w in [
+            Window::hopping(100, 50),
+            Window::sliding(100),
+            Window::count_hopping(4, 2),
+        ] {
+            let run = || {
+                block_on(async {
+                    let source = Source::<i64>::new();
+                    let out = source
+                        .window(w)
+                        .timestamp(|x| *x * 10)
+                        .reduce(0, |acc: i64, x: &i64| {
+                            assert!(
+                                !(*x == 6 && acc > 5),
+                                "fails when the window already holds more than 5"
+                            );
+                            acc + x
+                        })
+                        .sink_to_vec();
+                    let mut failed = vec![];
+                    for x in 0..10 {
+                        if catch_unwind(AssertUnwindSafe(|| source.emit(x))).is_err() {
+                            failed.push(x);
+                        }
+                    }
+                    assert_eq!(failed, vec![6], "{w:?}");
+                    source.close().await.unwrap();
+                    out.snapshot()
+                })
+            };
+            let got = run();
+            // Reference: every window without 6 whenever the event failed.
+            let want = block_on(async {
+                let source = Source::<i64>::new();
+                let out = source
+                    .window(w)
+                    .timestamp(|x| *x * 10)
+                    .sum(|x| *x)
+                    .sink_to_vec();
+                for x in (0..10).filter(|x| *x != 6) {
+                    source.emit(x).await.unwrap();
+                }
+                source.close().await.unwrap();
+                out.snapshot()
+            });
+            // The event failed in at least one window, so it is in none of them.
+            assert_eq!(got, want, "{w:?}");
+        }
+    }
+
+    /// The first event of a key fails: the key is not created (nor its clock moved).
+    #[test]
+    fn a_failing_first_event_leaves_no_key_behind() {
+        for per_key in [false, true] {
+            block_on(async {
+                let source = Source::<Ev>::new();
+                let mut b = source
+                    .window(Window::tumbling(10))
+                    .timestamp(|e| e.1)
+                    .key_by(|e| e.0);
+                if per_key {
+                    b = b.per_key_clock();
+                }
+                let w = b.sum(|e: &Ev| {
+                    assert!(e.2 != 3, "fails on 3");
+                    e.2
+                });
+                let out = w.sink_to_vec();
+                source.emit(("a", 1, 1)).await.unwrap();
+                let r = catch_unwind(AssertUnwindSafe(|| source.emit(("b", 25, 3))));
+                assert!(r.is_err());
+                let st = w.stats();
+                assert_eq!(
+                    (st.keys, st.held, st.watermark),
+                    (1, 1, Some(1)),
+                    "{per_key}"
+                );
+                source.emit(("b", 5, 2)).await.unwrap();
+                source.close().await.unwrap();
+                let got: Vec<_> = out.snapshot().iter().map(|r| (r.key, r.value)).collect();
+                assert_eq!(got, vec![("a", 1), ("b", 2)], "{per_key}");
+            });
+        }
+    }
+
+    #[test]
+    fn tumbling_reduce_panicking_at_3_keeps_the_other_events() {
+        block_on(async {
+            let source = Source::<i64>::new();
+            let out = source
+                .window(Window::tumbling(100))
+                .timestamp(|x| *x)
+                .reduce(0, |acc, x: &i64| {
+                    assert!(*x != 3, "fails on 3");
+                    acc + x
+                })
+                .sink_to_vec();
+            for x in 0..6 {
+                let _ = catch_unwind(AssertUnwindSafe(|| source.emit(x)));
+            }
+            source.close().await.unwrap();
+            assert_eq!(out.snapshot()[0].value, 12);
+        });
+    }
+}
+
+// ---------------------------------------------------------------- mini-batch failures
+
+mod batch_failures {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use brooklet::window::{Buffered, CountWindow, Emitter, FixedTimeWindow, Poll};
+    use brooklet::{Ack, Outcome, Source};
+    use tokio::time::timeout;
+
+    /// Batches of two; panics when it sees item 2.
+    struct FailsOnTwo;
+
+    impl Emitter<u32> for FailsOnTwo {
+        fn poll(&mut self, buffer: &[Buffered<u32>], _now: i64) -> Poll {
+            assert!(buffer.iter().all(|b| b.item != 2), "emitter fails on 2");
+            let full = buffer.len() / 2 * 2;
+            Poll {
+                batches: (0..full).step_by(2).map(|i| vec![i, i + 1]).collect(),
+                ..Poll::default()
+            }
+        }
+    }
+
+    /// After the emitter panicked, every later emit and `close()` report an error, none hangs,
+    /// and the items it held are failed, not acknowledged as done.
+    #[tokio::test(start_paused = true)]
+    async fn a_panicking_emitter_fails_every_later_call_and_never_hangs() {
+        let source = Source::new();
+        let out = source.batch(FailsOnTwo).sink_to_vec();
+        let outcomes = Arc::new(Mutex::new(vec![]));
+        for x in 0..3u32 {
+            let o = outcomes.clone();
+            let ack =
+                Ack::new(move |outcome: Outcome| o.lock().unwrap().push((x, outcome.is_done())));
+            let r = timeout(Duration::from_secs(1), source.emit_with_ack(x, ack)).await;
+            assert_eq!(r, Ok(Ok(())), "{x} accepted before the failure");
+            tokio::task::yield_now().await; // the node polls after each arrival
+        }
+        tokio::task::yield_now().await; // the node's task polls and panics
+        tokio::task::yield_now().await;
+        for x in 3..2_000u32 {
+            let r = timeout(Duration::from_secs(1), source.emit(x))
+                .await
+                .expect("an emit into a failed node never hangs");
+            assert!(r.is_err(), "emit {x} after the failure reports it");
+        }
+        let r = timeout(Duration::from_secs(1), source.close())
+            .await
+            .expect("close never hangs");
+        assert!(r.is_err(), "close reports the failure");
+        assert_eq!(out.snapshot(), vec![vec![0, 1]]);
+        let mut seen = outcomes.lock().unwrap().clone();
+        seen.sort();
+        assert_eq!(seen, vec![(0, true), (1, true), (2, false)]);
+    }
+
+    /// A value that counts its clones.
+    #[derive(Debug)]
+    struct Counted(Arc<AtomicUsize>);
+
+    impl Clone for Counted {
+        fn clone(&self) -> Self {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Counted(self.0.clone())
+        }
+    }
+
+    /// A producer that awaits each emit into a batch that waits an hour is held back: the
+    /// node holds a bounded number of items, not everything the producer had.
+    #[tokio::test(start_paused = true)]
+    async fn a_waiting_batch_holds_a_bounded_number_of_items() {
+        let source = Source::new();
+        let batched = source.batch(FixedTimeWindow::new(Duration::from_secs(3_600)));
+        let out = batched.sink_to_vec();
+        let sent = Arc::new(AtomicUsize::new(0));
+        let producer = {
+            let (source, sent) = (source.clone(), sent.clone());
+            tokio::spawn(async move {
+                for x in 0..200_000u32 {
+                    source.emit(x).await.unwrap();
+                    sent.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let held = batched.metrics().held;
+        // The buffer, plus what it took from its input queue just before it was full, plus the
+        // input queue (1 024 items, and the push that found it full).
+        let bound = brooklet::window::BATCH_CAPACITY as u64 + 2 * 1_025;
+        assert!(held <= bound, "holds {held} items (bound {bound})");
+        assert!(sent.load(Ordering::Relaxed) < 200_000, "the producer waits");
+        // The slice ends: the batch goes out and the producer goes on.
+        tokio::time::sleep(Duration::from_secs(3_600)).await;
+        assert!(!out.snapshot().is_empty());
+        assert!(batched.metrics().held <= bound);
+        producer.abort();
+        let _ = producer.await;
+    }
+
+    /// Waiting for a batch of n items costs no copy of the buffer per arrival: the items are
+    /// cloned once, into their batch.
+    #[tokio::test(start_paused = true)]
+    async fn a_count_window_copies_each_item_once() {
+        let clones = Arc::new(AtomicUsize::new(0));
+        let source = Source::new();
+        let n = 2_000;
+        let out = source
+            .batch(CountWindow::new(n))
+            .sink(|_b: Vec<Counted>| ());
+        let _ = out;
+        for _ in 0..3 * n {
+            source.emit(Counted(clones.clone())).await.unwrap();
+            tokio::task::yield_now().await; // one poll per arrival
+        }
+        source.close().await.unwrap();
+        let c = clones.load(Ordering::Relaxed);
+        assert!(c <= 3 * n, "{c} clones for {} items", 3 * n);
+    }
+}
+
+#[test]
+fn fixed_time_window_sorts_items_into_every_ended_slice_in_one_poll() {
+    use brooklet::window::{Buffered, Emitter, FixedTimeWindow};
+    let at = |created| Buffered {
+        item: created,
+        arrived: 0,
+        created,
+    };
+    for skip in [false, true] {
+        let mut e = FixedTimeWindow::new(10).aligned_to_epoch();
+        if skip {
+            e = e.skip_empty();
+        }
+        let none: [Buffered<i64>; 0] = [];
+        assert!(e.poll(&none, 0).batches.is_empty()); // the first slice starts at 0
+        let buf = [at(5), at(35), at(3), at(15), at(-1), at(47)];
+        let p = e.poll(&buf, 40);
+        assert_eq!(p.stragglers, vec![4], "created before the current slice");
+        let want = if skip {
+            vec![vec![0, 2], vec![3], vec![1]]
+        } else {
+            vec![vec![0, 2], vec![3], vec![], vec![1]]
+        };
+        assert_eq!(p.batches, want);
+        assert_eq!(p.wake_at, Some(50));
+        // The node removed what the poll named; 47 is kept for [40, 50), a new item is late.
+        let rest = [at(47), at(12), at(41)];
+        let p = e.poll(&rest, 51);
+        assert_eq!(p.stragglers, vec![1]);
+        assert_eq!(p.batches, vec![vec![0, 2]]);
+    }
+}
+
+// ---------------------------------------------------------------- bad parameters, NaN
+
+#[test]
+#[should_panic(expected = "puts each event in 86400000 windows, more than the limit")]
+fn a_hopping_window_with_a_huge_size_to_step_ratio_is_rejected() {
+    let _ = Window::hopping(86_400_000, 1);
+}
+
+#[test]
+#[should_panic(expected = "more than the limit of 100000")]
+fn a_count_window_with_a_huge_size_to_step_ratio_is_rejected() {
+    let _ = Window::count_hopping(1_000_000, 3);
+}
+
+#[test]
+fn ratios_up_to_the_limit_are_accepted() {
+    let max = Window::MAX_WINDOWS_PER_EVENT as i64;
+    let _ = Window::hopping(max, 1);
+    let _ = Window::hopping(86_400_000, 86_400_000 / max);
+    let _ = Window::count_hopping(max as usize, 1);
+}
+
+mod nan {
+    use brooklet::Source;
+    use brooklet::window::{
+        Window, WindowResult,
+        aggregate::{max, mean, min},
+    };
+    use futures::executor::block_on;
+
+    type F = (i64, f64);
+
+    /// (start, min, max, mean) of each window, NaN written as `None`.
+    type Got = Vec<(i64, Option<f64>, Option<f64>, Option<f64>)>;
+
+    fn run(window: Window, events: &[F]) -> Got {
+        block_on(async {
+            let source = Source::<F>::new();
+            let out = source
+                .window(window)
+                .timestamp(|e| e.0)
+                .aggregate((min(|e: &F| e.1), max(|e: &F| e.1), mean(|e: &F| e.1)))
+                .sink_to_vec();
+            for e in events {
+                source.emit(*e).await.unwrap();
+            }
+            source.close().await.unwrap();
+            let n = |x: f64| (!x.is_nan()).then_some(x);
+            out.snapshot()
+                .into_iter()
+                .map(|w: WindowResult<(), (f64, f64, f64)>| {
+                    (w.start, n(w.value.0), n(w.value.1), n(w.value.2))
+                })
+                .collect()
+        })
+    }
+
+    #[test]
+    fn min_and_max_ignore_nan_in_hopping_panes() {
+        // Panes [0, 2) = {1.0} and [2, 4) = {NaN, 0.5}.
+        let got = run(Window::hopping(4, 2), &[(0, 1.0), (2, f64::NAN), (3, 0.5)]);
+        assert_eq!(
+            got,
+            vec![
+                (-2, Some(1.0), Some(1.0), Some(1.0)),
+                (0, Some(0.5), Some(1.0), None),
+                (2, Some(0.5), Some(0.5), None),
+            ]
+        );
+    }
+
+    #[test]
+    fn results_do_not_depend_on_where_nan_arrives() {
+        let orders = [
+            [(0, 1.0), (1, f64::NAN), (2, 0.5)],
+            [(1, f64::NAN), (0, 1.0), (2, 0.5)],
+            [(2, 0.5), (0, 1.0), (1, f64::NAN)],
+        ];
+        for w in [
+            Window::tumbling(10),
+            Window::hopping(10, 5),
+            Window::sliding(10),
+            Window::count(3),
+        ] {
+            for events in &orders {
+                let got = run(w, events);
+                let last = got.last().expect("a window with all three");
+                assert_eq!(
+                    (last.1, last.2, last.3),
+                    (Some(0.5), Some(1.0), None),
+                    "{w:?} {events:?}"
+                );
+            }
+            // Only NaN: the result is NaN.
+            let got = run(w, &[(0, f64::NAN), (1, f64::NAN)]);
+            assert!(got.iter().all(|g| g.1.is_none() && g.2.is_none()), "{w:?}");
+        }
     }
 }

@@ -5,9 +5,11 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 use super::node::NodeDyn;
+use super::stream::metrics;
 
-/// Renders every node connected to `start` (upstream and downstream, transitively).
-pub(crate) fn render(start: Arc<dyn NodeDyn>) -> String {
+/// Renders every node connected to `start` (upstream and downstream, transitively), with
+/// each node's counters in its label when `counters` is set.
+pub(crate) fn render(start: Arc<dyn NodeDyn>, counters: bool) -> String {
     let mut nodes: BTreeMap<u64, Arc<dyn NodeDyn>> = BTreeMap::new();
     let mut edges: Vec<(u64, u64, bool)> = Vec::new();
     let mut seen_edges = HashSet::new();
@@ -18,7 +20,7 @@ pub(crate) fn render(start: Arc<dyn NodeDyn>) -> String {
             continue;
         }
         for link in n.links() {
-            if let (Some(down), true) = (link.node, link.active) {
+            if let Some(down) = link.node {
                 if seen_edges.insert((id, down.meta().id())) {
                     edges.push((id, down.meta().id(), link.feedback));
                 }
@@ -33,11 +35,21 @@ pub(crate) fn render(start: Arc<dyn NodeDyn>) -> String {
     for (id, n) in &nodes {
         let name = n.meta().name();
         let kind = n.meta().kind();
-        let label = if name == kind {
+        let mut label = if name == kind {
             escape(&name)
         } else {
             format!("{}\\n({})", escape(&name), escape(kind))
         };
+        if counters {
+            let m = metrics(&**n);
+            let _ = write!(label, "\\nin {} · out {}", m.received, m.emitted);
+            if m.held > 0 {
+                let _ = write!(label, " · held {}", m.held);
+            }
+            if m.errors > 0 {
+                let _ = write!(label, " · errors {}", m.errors);
+            }
+        }
         let _ = writeln!(out, "  n{id} [label=\"{label}\"];");
     }
     for (from, to, feedback) in edges {

@@ -3,17 +3,37 @@
 //! Topology changes (adding an operator, `connect`, `disconnect`) are rare; pushes are many. So
 //! the edge list is append-only: slots are `OnceLock`s filled in order under the global topology
 //! lock, and a reader walks them with acquire loads (plain loads on x86) until the first empty
-//! slot. `disconnect` does not remove a slot; it clears the edge's `active` flag (a tombstone),
-//! and reconnecting the same target re-activates that slot.
+//! slot. An edge made by an operator lives as long as its node and is never removed.
+//!
+//! An edge made by `connect` is a reusable [`Slot`]: its target sits behind a small lock,
+//! `disconnect` empties it (so the target is freed at once when nothing else holds it) and
+//! turns the edge's `active` flag off, and the next `connect` refills the first empty slot
+//! before it appends one. So a node that is connected and disconnected many times keeps as many
+//! edges as it ever had connections at once, and a change costs the same after a million of
+//! them as after one. Only pushes through a `connect` edge pay for the lock (and the count
+//! update that keeps the target alive while the push is under way); operator edges, the hot
+//! path, do not.
+//!
+//! A push through a feedback edge (one that closes a cycle) does not call into its target while
+//! another feedback push is under way on the same thread: it queues the push on a thread-local
+//! queue, and the outermost feedback push drains that queue in a loop once its own push has
+//! returned. A loop through synchronous nodes therefore runs in constant stack however many
+//! turns it makes; its elements go round breadth-first rather than depth-first.
 //!
 //! Invariants:
 //! - Slots are filled in order, so a reader that sees slot `k` filled also sees slots `0..k`.
 //! - A forward edge owns its target (`Arc`): a graph lives as long as its sources, and a sink
-//!   needs no handle. A feedback edge, one whose target can reach the edge's own node, is a
-//!   `Weak`, so cycles never keep memory alive; the target is owned by its own upstream path.
-//! - Fan-out delivers in edge creation order; every branch but the last gets a clone and the
-//!   last gets the element itself.
+//!   needs no handle. A feedback edge holds its target weakly (`Weak`), so cycles never keep
+//!   memory alive; the target is owned by its own upstream path.
+//! - Fan-out delivers in edge order: creation order, except that a `connect` may take the place
+//!   of an earlier, disconnected one. Every branch but the last gets a clone and the last gets
+//!   the element itself.
+//! - A node is connected to a given target at most once.
+//! - The feedback queue is empty whenever no feedback push is under way on its thread, also
+//!   after a push from the queue panicked (what was still queued is dropped with the panic).
 
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
@@ -22,12 +42,11 @@ use super::ack::{Acks, note_panic_site, panic_site};
 use super::cx::Cx;
 use super::error::Error;
 use super::node::{Label, NodeDyn, Push};
-use super::sync::Counter;
+use super::sync::{Counter, Lock};
 
 const CHUNK: usize = 4;
 
-/// Where an edge leads: an input port to push into, and the node it belongs to (for graph
-/// walks).
+/// Where an edge leads: an input port to push into, and who keeps it alive.
 ///
 /// A push through an edge is one indirect call on the port's own address (`port`, `call`):
 /// going from one node to the next is a single dependent load. Dispatching through the owning
@@ -35,14 +54,21 @@ const CHUNK: usize = 4;
 /// `Arc<dyn Push>` also two (the vtable's alignment feeds the data address); in a deep chain
 /// those loads are the critical path, and `benches/overhead.rs` measures the difference (see
 /// BENCHMARKS.md). `owner` keeps the port alive for as long as the edge exists and serves the
-/// cold paths (`end`).
+/// cold paths (`end`, graph walks).
 pub(crate) struct Target<T> {
     port: usize,
     call: unsafe fn(usize, T, &mut Cx),
-    owner: Box<dyn Push<T>>,
-    node: NodeLink,
-    addr: usize,
-    feedback: bool,
+    owner: Owner<T>,
+}
+
+enum Owner<T> {
+    /// An edge made by an operator: it owns its target for as long as it exists.
+    Fixed {
+        port: Box<dyn Push<T>>,
+        node: Arc<dyn NodeDyn>,
+    },
+    /// An edge made by `connect`: `port` points at the slot itself.
+    Slot(Box<Slot<T>>),
 }
 
 /// Pushes into the `P` at address `port`.
@@ -50,8 +76,8 @@ pub(crate) struct Target<T> {
 /// # Safety
 ///
 /// `port` must be the address of a live `P`. `Target` guarantees it: `port` points into what
-/// its `owner` owns (the `Arc<P>`'s value, or the boxed `FeedbackPort`), and an edge is only
-/// read through a shared borrow of the node that holds it, which keeps `owner` alive.
+/// its `owner` owns (the `Arc<P>`'s value, or the boxed `Slot`), and an edge is only read
+/// through a shared borrow of the node that holds it, which keeps `owner` alive.
 #[inline(always)]
 unsafe fn call_port<T, P: Push<T>>(port: usize, x: T, cx: &mut Cx) {
     // SAFETY: see the function's contract above.
@@ -59,56 +85,182 @@ unsafe fn call_port<T, P: Push<T>>(port: usize, x: T, cx: &mut Cx) {
     p.push(x, cx);
 }
 
-enum NodeLink {
-    Forward(Arc<dyn NodeDyn>),
-    Feedback(Weak<dyn NodeDyn>),
-}
-
-/// A feedback edge's port: it does not own its target, and a push through it never makes the
-/// emission wait. A loop that waited on its own nodes would wait on itself: the node that must
-/// make room is the one whose push is waiting. Failures still travel back to the caller.
-struct FeedbackPort<P>(Weak<P>);
-
-impl<T, P: Push<T>> Push<T> for FeedbackPort<P> {
-    fn push(&self, x: T, cx: &mut Cx) {
-        if let Some(p) = self.0.upgrade() {
-            let mut looped = Cx::with_acks(cx.acks.clone());
-            p.push(x, &mut looped);
-            cx.absorb_failures(looped);
-        }
-    }
-
-    fn end(&self, _cx: &mut Cx) {
-        // A feedback edge never ends its target.
-    }
-}
-
 impl<T: 'static> Target<T> {
-    /// A forward edge: it owns its target.
+    /// An operator's edge: it owns its target.
     pub(crate) fn forward<P: Push<T>>(port: Arc<P>, node: Arc<dyn NodeDyn>) -> Target<T> {
-        let addr = Arc::as_ptr(&port).expose_provenance();
         Target {
-            port: addr,
+            port: Arc::as_ptr(&port).expose_provenance(),
             call: call_port::<T, P>,
-            owner: Box::new(port),
-            node: NodeLink::Forward(node),
-            addr,
-            feedback: false,
+            owner: Owner::Fixed {
+                port: Box::new(port),
+                node,
+            },
         }
     }
 
-    /// A feedback edge: it closes a cycle, so it holds its target weakly.
-    pub(crate) fn feedback<P: Push<T>>(port: &Arc<P>, node: &Arc<dyn NodeDyn>) -> Target<T> {
-        let owner = Box::new(FeedbackPort(Arc::downgrade(port)));
+    /// A `connect` edge, holding `conn`.
+    fn slot(conn: Conn<T>) -> Target<T> {
+        let slot = Box::new(Slot {
+            conn: Lock::new(Some(conn)),
+        });
         Target {
-            port: (&*owner as *const FeedbackPort<P>).expose_provenance(),
-            call: call_port::<T, FeedbackPort<P>>,
-            owner,
-            node: NodeLink::Feedback(Arc::downgrade(node)),
-            addr: Arc::as_ptr(port) as usize,
-            feedback: true,
+            port: (&*slot as *const Slot<T>).expose_provenance(),
+            call: call_port::<T, Slot<T>>,
+            owner: Owner::Slot(slot),
         }
     }
+}
+
+/// What a `connect` edge leads to.
+pub(crate) struct Conn<T> {
+    /// The target's address, to find the connection again.
+    addr: usize,
+    link: ConnLink<T>,
+}
+
+enum ConnLink<T> {
+    /// A forward connection owns its target.
+    Forward {
+        port: Arc<dyn Push<T>>,
+        node: Arc<dyn NodeDyn>,
+    },
+    /// A feedback connection closes a cycle, so it holds its target weakly.
+    Feedback {
+        port: Weak<dyn Push<T>>,
+        node: Weak<dyn NodeDyn>,
+    },
+}
+
+impl<T: 'static> Conn<T> {
+    /// A connection that makes no cycle: it owns `port` (an input port of `node`).
+    pub(crate) fn forward<P: Push<T>>(port: Arc<P>, node: Arc<dyn NodeDyn>) -> Conn<T> {
+        Conn {
+            addr: Arc::as_ptr(&port) as *const () as usize,
+            link: ConnLink::Forward { port, node },
+        }
+    }
+
+    /// A connection that closes a cycle: it holds `port` weakly.
+    pub(crate) fn feedback<P: Push<T>>(port: &Arc<P>, node: &Arc<dyn NodeDyn>) -> Conn<T> {
+        let weak: Weak<P> = Arc::downgrade(port);
+        Conn {
+            addr: Arc::as_ptr(port) as *const () as usize,
+            link: ConnLink::Feedback {
+                port: weak,
+                node: Arc::downgrade(node),
+            },
+        }
+    }
+
+    /// Whether this connection closes a cycle.
+    pub(crate) fn is_feedback(&self) -> bool {
+        matches!(self.link, ConnLink::Feedback { .. })
+    }
+}
+
+/// A `connect` edge's reusable slot (see the module documentation).
+struct Slot<T> {
+    conn: Lock<Option<Conn<T>>>,
+}
+
+impl<T: 'static> Slot<T> {
+    fn addr(&self) -> Option<usize> {
+        self.conn.lock().as_ref().map(|c| c.addr)
+    }
+}
+
+impl<T: 'static> Push<T> for Slot<T> {
+    fn push(&self, x: T, cx: &mut Cx) {
+        // The target is cloned out under the lock, so a concurrent `disconnect` cannot free it
+        // under this push, and the lock is not held across the push.
+        let (port, feedback) = match self.conn.lock().as_ref().map(|c| &c.link) {
+            None => return,
+            Some(ConnLink::Forward { port, .. }) => (port.clone(), false),
+            Some(ConnLink::Feedback { port, .. }) => match port.upgrade() {
+                Some(port) => (port, true),
+                None => return,
+            },
+        };
+        if feedback {
+            push_feedback(port, x, cx);
+        } else {
+            port.push(x, cx);
+        }
+    }
+
+    fn end(&self, cx: &mut Cx) {
+        // A feedback edge never ends its target.
+        let port = match self.conn.lock().as_ref().map(|c| &c.link) {
+            Some(ConnLink::Forward { port, .. }) => port.clone(),
+            _ => return,
+        };
+        port.end(cx);
+    }
+}
+
+/// A push waiting on the feedback queue: it runs with the outermost feedback push's context.
+type Looped = Box<dyn FnOnce(&mut Cx)>;
+
+struct FeedbackQueue {
+    /// A feedback push is under way on this thread: the next ones queue.
+    running: Cell<bool>,
+    queue: RefCell<VecDeque<Looped>>,
+}
+
+thread_local! {
+    static FEEDBACK: FeedbackQueue = const {
+        FeedbackQueue {
+            running: Cell::new(false),
+            queue: RefCell::new(VecDeque::new()),
+        }
+    };
+}
+
+/// Resets the queue when the outermost feedback push ends, also by a panic: what is still
+/// queued then is dropped (outside the borrow, since dropping it may run user code).
+struct Draining<'a>(&'a FeedbackQueue);
+
+impl Drop for Draining<'_> {
+    fn drop(&mut self) {
+        let left = std::mem::take(&mut *self.0.queue.borrow_mut());
+        self.0.running.set(false);
+        drop(left);
+    }
+}
+
+/// Pushes `x` into `port` over a feedback edge: at once if no other feedback push is under way
+/// on this thread, else on the thread's queue (see the module documentation). Either way the
+/// push never makes the emission wait (a loop waiting on its own bounded nodes would wait on
+/// itself: the node that must make room is the one whose push is waiting), and its failures
+/// reach `cx`, the context of the outermost feedback push, and so the caller of `emit`.
+fn push_feedback<T: 'static>(port: Arc<dyn Push<T>>, x: T, cx: &mut Cx) {
+    let acks = cx.acks.clone();
+    let run = move |cx: &mut Cx| {
+        let mut looped = Cx::with_acks(acks);
+        port.push(x, &mut looped);
+        cx.absorb_failures(looped);
+    };
+    match FEEDBACK.try_with(|q| q.running.get()) {
+        Ok(false) => {}
+        Ok(true) => {
+            FEEDBACK.with(|q| q.queue.borrow_mut().push_back(Box::new(run)));
+            return;
+        }
+        // The thread is being torn down: no queue any more, push directly.
+        Err(_) => return run(cx),
+    }
+    FEEDBACK.with(|q| {
+        q.running.set(true);
+        let _reset = Draining(q);
+        run(cx);
+        loop {
+            let next = q.queue.borrow_mut().pop_front();
+            match next {
+                Some(run) => run(cx),
+                None => break,
+            }
+        }
+    });
 }
 
 struct Edge<T> {
@@ -120,8 +272,15 @@ impl<T: 'static> Edge<T> {
     #[inline(always)]
     fn deliver(&self, x: T, cx: &mut Cx) {
         // SAFETY: `port` and `call` were made together by `Target::forward` or
-        // `Target::feedback`, and `self` (so `owner`) is alive while we hold `&self`.
+        // `Target::slot`, and `self` (so `owner`) is alive while we hold `&self`.
         unsafe { (self.target.call)(self.target.port, x, cx) }
+    }
+
+    fn slot(&self) -> Option<&Slot<T>> {
+        match &self.target.owner {
+            Owner::Slot(s) => Some(s),
+            Owner::Fixed { .. } => None,
+        }
     }
 }
 
@@ -144,7 +303,6 @@ pub(crate) struct DownLink {
     /// `None` when a feedback target is already gone.
     pub(crate) node: Option<Arc<dyn NodeDyn>>,
     pub(crate) feedback: bool,
-    pub(crate) active: bool,
 }
 
 /// The outgoing edges of a node, plus its `emitted` and `errors` counters.
@@ -306,11 +464,15 @@ impl<T: 'static> Outputs<T> {
     pub(crate) fn end(&self, cx: &mut Cx) {
         let mut panic = None;
         for e in self.edges() {
-            if !e.target.feedback && e.active.load(Ordering::Acquire) {
-                let ended = catch_unwind(AssertUnwindSafe(|| e.target.owner.end(cx)));
-                if let Err(payload) = ended {
-                    panic.get_or_insert(payload);
-                }
+            if !e.active.load(Ordering::Acquire) {
+                continue;
+            }
+            let ended = catch_unwind(AssertUnwindSafe(|| match &e.target.owner {
+                Owner::Fixed { port, .. } => port.end(cx),
+                Owner::Slot(slot) => slot.end(cx),
+            }));
+            if let Err(payload) = ended {
+                panic.get_or_insert(payload);
             }
         }
         if let Some(payload) = panic {
@@ -323,19 +485,13 @@ impl<T: 'static> Outputs<T> {
         self.edges().any(|e| e.active.load(Ordering::Acquire))
     }
 
-    /// Adds an edge, or re-activates a tombstoned edge of the same kind to the same target.
-    /// Must be called with the topology lock held.
+    /// Adds an operator's edge. Must be called with the topology lock held.
     pub(crate) fn add(&self, target: Target<T>) {
-        for e in self.edges() {
-            if e.target.addr == target.addr
-                && e.target.feedback == target.feedback
-                && !e.active.load(Ordering::Acquire)
-            {
-                e.active.store(true, Ordering::Release);
-                self.reshape();
-                return;
-            }
-        }
+        self.append(target);
+        self.reshape();
+    }
+
+    fn append(&self, target: Target<T>) {
         let mut edge = Some(Edge {
             target,
             active: AtomicBool::new(true),
@@ -350,45 +506,88 @@ impl<T: 'static> Outputs<T> {
             }
             chunk = chunk.next.get_or_init(|| Box::new(Chunk::new()));
         }
+    }
+
+    /// Whether a `connect` edge to the target at `addr` is active.
+    pub(crate) fn is_connected(&self, addr: *const ()) -> bool {
+        self.edges().any(|e| {
+            e.active.load(Ordering::Acquire) && e.slot().and_then(Slot::addr) == Some(addr as usize)
+        })
+    }
+
+    /// Adds a `connect` edge holding `conn`, in the first empty slot or a new one. The caller
+    /// checks [`is_connected`](Self::is_connected) first. Must be called with the topology lock
+    /// held.
+    pub(crate) fn connect(&self, conn: Conn<T>) {
+        let free = self
+            .edges()
+            .find(|e| !e.active.load(Ordering::Acquire) && e.slot().is_some());
+        match free.and_then(Edge::slot) {
+            Some(slot) => {
+                *slot.conn.lock() = Some(conn);
+                free.expect("a free slot")
+                    .active
+                    .store(true, Ordering::Release);
+            }
+            None => self.append(Target::slot(conn)),
+        }
         self.reshape();
     }
 
     /// Recomputes `shape` after a change (topology lock held).
     fn reshape(&self) {
-        let active: Vec<bool> = self
-            .edges()
-            .map(|e| e.active.load(Ordering::Acquire))
-            .collect();
-        let shape = match active.iter().filter(|a| **a).count() {
+        let (mut active, mut first_active) = (0, false);
+        for (i, e) in self.edges().enumerate() {
+            if e.active.load(Ordering::Acquire) {
+                active += 1;
+                first_active |= i == 0;
+            }
+        }
+        let shape = match active {
             0 => NO_EDGE,
-            1 if active[0] => ONE_EDGE,
+            1 if first_active => ONE_EDGE,
             _ => FAN_OUT,
         };
         self.shape.store(shape, Ordering::Release);
     }
 
-    /// Tombstones the active edge to the target at `addr`. Returns whether it was a forward
-    /// edge, or `None` when there was no such active edge. Must be called with the topology lock
-    /// held.
-    pub(crate) fn remove(&self, addr: *const ()) -> Option<bool> {
-        let e = self
-            .edges()
-            .find(|e| e.target.addr == addr as usize && e.active.load(Ordering::Acquire))?;
+    /// Empties the `connect` edge to the target at `addr` and returns what it held, or `None`
+    /// when there was no such connection. Must be called with the topology lock held; the
+    /// caller drops the result once it has released the lock (dropping it may free a graph).
+    pub(crate) fn disconnect(&self, addr: *const ()) -> Option<Conn<T>> {
+        let e = self.edges().find(|e| {
+            e.active.load(Ordering::Acquire) && e.slot().and_then(Slot::addr) == Some(addr as usize)
+        })?;
         e.active.store(false, Ordering::Release);
         self.reshape();
-        Some(!e.target.feedback)
+        e.slot().and_then(|s| s.conn.lock().take())
     }
 
-    /// Every edge, for graph walks.
+    /// How many edges the list holds, active or not (for tests).
+    #[cfg(test)]
+    pub(crate) fn edge_count(&self) -> usize {
+        self.edges().count()
+    }
+
+    /// Every active edge, for graph walks.
     pub(crate) fn links(&self) -> Vec<DownLink> {
         self.edges()
-            .map(|e| DownLink {
-                node: match &e.target.node {
-                    NodeLink::Forward(n) => Some(n.clone()),
-                    NodeLink::Feedback(n) => n.upgrade(),
-                },
-                feedback: e.target.feedback,
-                active: e.active.load(Ordering::Acquire),
+            .filter(|e| e.active.load(Ordering::Acquire))
+            .filter_map(|e| match &e.target.owner {
+                Owner::Fixed { node, .. } => Some(DownLink {
+                    node: Some(node.clone()),
+                    feedback: false,
+                }),
+                Owner::Slot(slot) => slot.conn.lock().as_ref().map(|c| match &c.link {
+                    ConnLink::Forward { node, .. } => DownLink {
+                        node: Some(node.clone()),
+                        feedback: false,
+                    },
+                    ConnLink::Feedback { node, .. } => DownLink {
+                        node: node.upgrade(),
+                        feedback: true,
+                    },
+                }),
             })
             .collect()
     }

@@ -21,9 +21,11 @@ mod error;
 mod node;
 mod side;
 mod source;
+mod source_sink;
 mod stream;
 pub(crate) mod sync;
 pub(crate) mod task;
+mod try_emit;
 
 pub use ack::{Ack, Outcome};
 pub use emit::Emit;
@@ -31,14 +33,15 @@ pub use error::Error;
 pub use source::Source;
 pub(crate) use stream::metrics as metrics_of;
 pub use stream::{Metrics, Stream};
+pub use try_emit::TryEmitError;
 
-pub(crate) use ack::Acks;
+pub(crate) use ack::{Acks, panic_site};
 #[allow(unused_imports)]
 pub(crate) use cx::{Cx, Pending};
 pub(crate) use edges::Outputs;
 #[allow(unused_imports)]
 pub(crate) use error::panic_message;
-pub(crate) use node::{Input, Node, NodeDyn, Operator};
+pub(crate) use node::{Input, Node, NodeDyn, Operator, Room};
 pub(crate) use side::Side;
 
 use std::sync::MutexGuard;

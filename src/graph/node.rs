@@ -49,6 +49,20 @@ pub(crate) trait NodeDyn: Send + Sync + 'static {
     fn emitted(&self) -> u64;
     fn errors(&self) -> u64;
     fn held(&self) -> u64;
+    fn room(&self) -> Room;
+}
+
+/// What a node says when asked whether it has room for one more element (see
+/// [`Operator::room`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Room {
+    /// The node passes what it takes on synchronously: ask its targets.
+    PassOn,
+    /// The node takes an element now without making the push wait, and passes nothing on
+    /// synchronously (a queue drained by a task, a pull adapter).
+    Free,
+    /// A push now would make the caller wait.
+    Full,
 }
 
 /// A node that produces elements of type `T`: what a `Stream<T>` handle points to.
@@ -71,6 +85,13 @@ pub(crate) trait Operator: Send + Sync + Sized + 'static {
     /// How many elements the node holds right now (the `held` counter).
     fn held(&self) -> usize {
         0
+    }
+
+    /// Whether the node would take one more element now without making the push wait, for
+    /// [`Source::try_emit`](crate::Source::try_emit). The default, [`Room::PassOn`], fits
+    /// nodes that pass what they take on synchronously: their targets are asked in turn.
+    fn room(&self) -> Room {
+        Room::PassOn
     }
 
     /// The node's side outputs (errors, late events), shown as its targets in graph walks.
@@ -195,6 +216,12 @@ impl Meta {
         self.links.lock().done
     }
 
+    /// Whether every forward upstream has ended (true when there is none).
+    pub(crate) fn upstreams_ended(&self) -> bool {
+        let l = self.links.lock();
+        l.ended >= l.forward
+    }
+
     /// Marks the node done; true the first time only.
     fn mark_done(&self) -> bool {
         !std::mem::replace(&mut self.links.lock().done, true)
@@ -255,7 +282,6 @@ impl<Op: Operator> NodeDyn for Node<Op> {
         links.extend(self.op.sides().into_iter().map(|node| DownLink {
             node: Some(node),
             feedback: false,
-            active: true,
         }));
         links
     }
@@ -270,6 +296,10 @@ impl<Op: Operator> NodeDyn for Node<Op> {
 
     fn held(&self) -> u64 {
         self.op.held() as u64
+    }
+
+    fn room(&self) -> Room {
+        self.op.room()
     }
 }
 

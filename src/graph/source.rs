@@ -20,8 +20,10 @@ use super::edges::Outputs;
 use super::emit::Emit;
 use super::error::Error;
 use super::node::{Input, Node, Operator};
+use super::source_sink::SinkState;
 use super::stream::Stream;
 use super::sync::{Lock, until};
+use super::try_emit::{self, TryEmitError};
 
 type Driver<T> = Pin<Box<dyn futures::Stream<Item = T> + Send>>;
 
@@ -67,6 +69,29 @@ impl<T: Item> Input<0> for SourceOp<T> {
 /// handle to its source (or to any node) does; [`close`](Source::close) ends it: windows and
 /// buffers flush, pending work drains, then the returned future resolves.
 ///
+/// Dropping the last clone of a `Source` ends the graph as `close()` does: windows flush,
+/// [`to_stream`](Stream::to_stream) readers see the end, background tasks drain what they hold
+/// and stop, and nodes nobody holds are freed. (A [`Stream`] handle to the source, such as
+/// `(*source).clone()`, does not count: it cannot emit.) Nobody is left to await that end, so
+/// a failure it reports is logged through `tracing`. A source that `connect` feeds from
+/// other nodes stays open until those have ended too.
+///
+/// ```
+/// use brooklet::Source;
+/// use futures::StreamExt;
+/// # futures::executor::block_on(async {
+/// let source = Source::new();
+/// let mut pairs = source.partition(2).to_stream();
+/// for x in 1..=3 {
+///     source.emit(x).await?;
+/// }
+/// drop(source); // as `close()`: the partial batch is flushed and the reader sees the end
+/// assert_eq!(pairs.next().await, Some(vec![1, 2]));
+/// assert_eq!(pairs.next().await, Some(vec![3]));
+/// assert_eq!(pairs.next().await, None);
+/// # Ok::<(), brooklet::Error>(()) }).unwrap();
+/// ```
+///
 /// ```
 /// use brooklet::Source;
 /// # futures::executor::block_on(async {
@@ -86,6 +111,10 @@ impl<T: Item> Input<0> for SourceOp<T> {
 pub struct Source<T: Item> {
     pub(crate) node: Arc<Node<SourceOp<T>>>,
     stream: Stream<T>,
+    /// Shared by every clone of this handle; dropped with the last one.
+    handle: Arc<Handle<T>>,
+    /// This handle's own state as a `futures::Sink` (see `source_sink`); never shared.
+    pub(crate) sink: Lock<SinkState>,
 }
 
 impl<T: Item> Clone for Source<T> {
@@ -93,7 +122,57 @@ impl<T: Item> Clone for Source<T> {
         Source {
             node: self.node.clone(),
             stream: self.stream.clone(),
+            handle: self.handle.clone(),
+            sink: Lock::default(),
         }
+    }
+}
+
+/// What the clones of one `Source` share: when the last of them is dropped, nothing can emit
+/// into the source any more, so it ends as `close()` would end it, unless forward connections
+/// still feed it (it then ends when they have all ended, as any source fed by `connect` does).
+struct Handle<T: Item>(Arc<Node<SourceOp<T>>>);
+
+impl<T: Item> Drop for Handle<T> {
+    fn drop(&mut self) {
+        let node = &self.0;
+        if node.meta.is_done() || !node.meta.upstreams_ended() {
+            return;
+        }
+        let mut cx = Cx::new();
+        // A panic in a flush must not escape a destructor (it would abort while unwinding).
+        let flushed =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| node.finish(&mut cx)));
+        match flushed {
+            Ok(()) => report_dropped_close(node.meta.name(), cx.into_emit()),
+            Err(payload) => tracing::error!(
+                source = %node.meta.name(),
+                message = %super::error::panic_message(&*payload),
+                "a function panicked while the graph ended, on the drop of its last source handle"
+            ),
+        }
+    }
+}
+
+/// Logs what the end of a graph whose handles were dropped reports: nobody is left to await
+/// it. What is still draining (buffers, tasks) is awaited on the ambient runtime, if any.
+fn report_dropped_close(source: String, emit: Emit) {
+    use futures::FutureExt;
+    let log = move |result: Result<(), Error>| {
+        if let Err(error) = result {
+            tracing::warn!(
+                %source,
+                %error,
+                "a failure reported at the end of a graph whose source handles were dropped"
+            );
+        }
+    };
+    if emit.is_complete() {
+        if let Some(result) = emit.now_or_never() {
+            log(result);
+        }
+    } else if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn(emit.map(log));
     }
 }
 
@@ -144,7 +223,13 @@ impl<T: Item> Source<T> {
             },
         ));
         let stream = Stream::from_node(node.clone());
-        Source { node, stream }
+        let handle = Arc::new(Handle(node.clone()));
+        Source {
+            node,
+            stream,
+            handle,
+            sink: Lock::default(),
+        }
     }
 
     /// A source that [`run`](Source::run) fills from `iter`, then closes.
@@ -234,6 +319,13 @@ impl<T: Item> Source<T> {
     /// Pushes `x` through every synchronous node now, and returns a future that resolves when
     /// every downstream node has accepted it. See [`Emit`].
     ///
+    /// `emit` always takes the element, even when a bounded node downstream (a `buffer`, a
+    /// `par_map`, a `to_stream` reader...) is over its bound: the future then pends until that
+    /// node has room again, and dropping it loses nothing. So the bounds hold for a producer
+    /// that awaits each `emit`; one that drops the futures without awaiting them can make a
+    /// bounded node hold any number of elements. A producer that cannot await uses
+    /// [`try_emit`](Source::try_emit), which hands the element back instead.
+    ///
     /// # Panics
     ///
     /// A panic in a user function on the synchronous path unwinds into this call, as an
@@ -251,6 +343,54 @@ impl<T: Item> Source<T> {
     #[inline]
     pub fn emit(&self, x: T) -> Emit {
         self.emit_in(x, Cx::new())
+    }
+
+    /// Pushes `x` only if no bounded node it would reach is full: for producers that cannot
+    /// await (a callback, a synchronous thread), as tokio's `mpsc::Sender::try_send` is.
+    ///
+    /// Before it pushes anything, it asks every node that `x` would reach synchronously
+    /// whether it has room: queues drained by a task (`buffer`, `delay`, `rate_limit`,
+    /// `timed_window`), `par_map` and `map_async`, `sink_async` and `to_stream` readers. If
+    /// one is full, `x` goes to none of them and comes back in [`TryEmitError::Full`]; a fan-out
+    /// is never half-delivered. If the source is closed, `x` comes back in
+    /// [`TryEmitError::Closed`]. Otherwise `x` is pushed as by [`emit`](Source::emit) and the
+    /// [`Emit`] is returned: usually complete already, it may still pend if another producer
+    /// filled a node between the check and the push (or for a `sink_async`, which answers
+    /// once the element is written); dropping it loses nothing. The rule is conservative: a
+    /// full node counts even if a `filter` before it would have dropped `x`. `zip`-like nodes
+    /// with several inputs and the batch emitters of event-time windows are not asked.
+    ///
+    /// Each call walks the synchronous part of the graph, so it costs more than `emit`.
+    ///
+    /// ```
+    /// use brooklet::{Source, TryEmitError};
+    /// use futures::StreamExt;
+    /// # futures::executor::block_on(async {
+    /// let source = Source::new();
+    /// let everything = source.sink_to_vec();
+    /// let mut reader = source.map(|x: u32| x * 10).to_stream_bounded(2);
+    /// assert!(source.try_emit(1).is_ok());
+    /// assert!(source.try_emit(2).is_ok());
+    /// // The reader buffers two elements already: 3 is handed back, to no branch at all.
+    /// match source.try_emit(3) {
+    ///     Err(TryEmitError::Full(x)) => assert_eq!(x, 3),
+    ///     other => panic!("expected Full, got {other:?}"),
+    /// }
+    /// assert_eq!(everything.snapshot(), vec![1, 2]);
+    /// assert_eq!(reader.next().await, Some(10)); // makes room
+    /// source.try_emit(3).expect("room again").await?;
+    /// source.close().await?;
+    /// assert!(matches!(source.try_emit(4), Err(TryEmitError::Closed(4))));
+    /// # Ok::<(), brooklet::Error>(()) }).unwrap();
+    /// ```
+    pub fn try_emit(&self, x: T) -> Result<Emit, TryEmitError<T>> {
+        if self.is_closed() {
+            return Err(TryEmitError::Closed(x));
+        }
+        if !try_emit::has_room(self.node.clone()) {
+            return Err(TryEmitError::Full(x));
+        }
+        Ok(self.emit(x))
     }
 
     /// Like [`emit`](Source::emit), with an acknowledgement token: the token's callback runs

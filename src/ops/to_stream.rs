@@ -9,7 +9,7 @@ use std::task::{Context, Poll, Waker};
 use tokio::sync::Notify;
 
 use crate::graph::sync::{Lock, until};
-use crate::graph::{Acks, Cx, Input, Operator, Outputs};
+use crate::graph::{Acks, Cx, Input, Operator, Outputs, Room};
 use crate::{Item, Stream};
 
 /// How many elements [`Stream::to_stream`] buffers for a slow reader before `emit` pends.
@@ -49,6 +49,15 @@ impl<T: Item> Operator for PullOp<T> {
     fn held(&self) -> usize {
         self.shared.state.lock().queue.len()
     }
+
+    fn room(&self) -> Room {
+        let s = self.shared.state.lock();
+        if s.queue.len() >= self.capacity && !s.reader_gone {
+            Room::Full
+        } else {
+            Room::Free
+        }
+    }
 }
 
 impl<T: Item> Input<0> for PullOp<T> {
@@ -83,7 +92,8 @@ impl<T: Item> Input<0> for PullOp<T> {
 
 /// A `futures::Stream` of a node's output, returned by [`Stream::to_stream`].
 ///
-/// It ends (`None`) when the node ends. Dropping it is allowed: later elements are discarded
+/// It ends (`None`) when the node ends: when its source is closed, or when the last handle to
+/// its source is dropped. Dropping it is allowed: later elements are discarded
 /// and pending emits resolve.
 pub struct Pull<T> {
     shared: Arc<Shared<T>>,

@@ -83,6 +83,11 @@ impl Gate {
         self.open();
     }
 
+    /// Whether a push now would make the caller wait (see [`add`](Self::add)).
+    pub(crate) fn is_full(&self) -> bool {
+        self.len() + 1 >= self.bound && !self.open.load(Ordering::Acquire)
+    }
+
     /// Elements in flight now.
     pub(crate) fn len(&self) -> usize {
         self.count.load(Ordering::Acquire)

@@ -17,7 +17,7 @@ use futures::{FutureExt, StreamExt};
 
 use super::gate::{Gate, OpenOnDrop};
 use crate::graph::task::{Detach, Mailbox, Task, end_targets, forward, runtime};
-use crate::graph::{Cx, Error, Input, Operator, Outputs};
+use crate::graph::{Cx, Error, Input, Operator, Outputs, Room};
 use crate::{Item, Stream};
 
 pub(crate) struct MapAsyncOp<T, U> {
@@ -38,6 +38,14 @@ impl<T: Send + 'static, U: Item> Operator for MapAsyncOp<T, U> {
 
     fn held(&self) -> usize {
         self.gate.len()
+    }
+
+    fn room(&self) -> Room {
+        if self.gate.is_full() {
+            Room::Full
+        } else {
+            Room::Free
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use super::pool::{Done, Pool};
 use super::reorder::Reorder;
 use crate::Error;
 use crate::graph::task::{Detach, Task, end_targets, forward, runtime};
-use crate::graph::{Cx, Input, Operator, Outputs};
+use crate::graph::{Cx, Input, Operator, Outputs, Room};
 use crate::{Fallible, Item, Stream};
 
 pub(crate) struct ParMapOp<T, U> {
@@ -36,6 +36,14 @@ impl<T: Send + 'static, U: Item> Operator for ParMapOp<T, U> {
 
     fn held(&self) -> usize {
         self.gate.len()
+    }
+
+    fn room(&self) -> Room {
+        if self.gate.is_full() {
+            Room::Full
+        } else {
+            Room::Free
+        }
     }
 }
 

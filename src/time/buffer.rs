@@ -39,24 +39,30 @@ impl<T: Item> Stream<T> {
         // for capacities under 8): producer and task then trade batches rather than single
         // elements, which is most of what a hop costs. The bound is unchanged.
         let mailbox = Mailbox::with_low_water(capacity, capacity - capacity / 8);
-        self.queued("buffer", mailbox, Admit::Queue(|x| x), |d| async move {
-            // The task takes everything queued at once and publishes the room it makes as it
-            // goes (see `task::Batch`): one lock per batch rather than per element.
-            let mut batch = d.mailbox.batch();
-            loop {
-                let Some((x, acks)) = batch.pop() else {
-                    if batch.refill().await {
-                        continue;
+        self.queued(
+            "buffer",
+            mailbox,
+            capacity,
+            Admit::Queue(|x| x),
+            |d| async move {
+                // The task takes everything queued at once and publishes the room it makes as it
+                // goes (see `task::Batch`): one lock per batch rather than per element.
+                let mut batch = d.mailbox.batch();
+                loop {
+                    let Some((x, acks)) = batch.pop() else {
+                        if batch.refill().await {
+                            continue;
+                        }
+                        break;
+                    };
+                    if let Some(emit) = d.forward_start(x, acks) {
+                        if !emit.is_complete() {
+                            batch.publish();
+                        }
+                        d.forward_finish(emit).await;
                     }
-                    break;
-                };
-                if let Some(emit) = d.forward_start(x, acks) {
-                    if !emit.is_complete() {
-                        batch.publish();
-                    }
-                    d.forward_finish(emit).await;
                 }
-            }
-        })
+            },
+        )
     }
 }

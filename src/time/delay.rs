@@ -104,6 +104,7 @@ impl<T: Item> Stream<T> {
         self.queued(
             "delay",
             Mailbox::new(capacity),
+            capacity,
             Admit::Queue(stamp),
             move |q| async move {
                 while let Some(((arrived, x), acks)) = q.mailbox.recv().await {

@@ -57,6 +57,7 @@ impl<T: Item> Stream<T> {
         self.queued(
             "latest",
             Mailbox::new(1),
+            1,
             Admit::Replace(|x| x),
             |d| async move {
                 while let Some((x, acks)) = d.mailbox.recv().await {

@@ -20,7 +20,7 @@ use crate::graph::Emit;
 use crate::graph::task::{
     Detach, Mailbox, Task, end_targets, forward, forward_finish, forward_start, runtime,
 };
-use crate::graph::{Acks, Cx, Input, Node, Operator, Outputs};
+use crate::graph::{Acks, Cx, Input, Node, Operator, Outputs, Room};
 use crate::{Item, Stream};
 
 /// How the caller's push enters the mailbox.
@@ -42,6 +42,8 @@ pub(crate) type AdmitHook<T, M, O> =
 
 pub(crate) struct Queued<T, M, O> {
     mailbox: Arc<Mailbox<M>>,
+    /// The mailbox's capacity: a push that finds this many elements held waits.
+    bound: usize,
     task: Arc<Task>,
     admit: Admit<T, M, O>,
     _out: PhantomData<fn() -> O>,
@@ -58,6 +60,17 @@ impl<T: Item, M: Send + 'static, O: Item> Operator for Queued<T, M, O> {
 
     fn held(&self) -> usize {
         self.mailbox.len()
+    }
+
+    fn room(&self) -> Room {
+        match self.admit {
+            Admit::Queue(_) | Admit::Hook(_)
+                if self.mailbox.len() >= self.bound && !self.mailbox.is_closed() =>
+            {
+                Room::Full
+            }
+            _ => Room::Free,
+        }
     }
 }
 
@@ -107,8 +120,8 @@ impl<T: Item, M: Send + 'static, O: Item> Drain<T, M, O> {
 }
 
 impl<T: Item> Stream<T> {
-    /// Adds a queued node: `admit` says how pushes enter `mailbox`, and `drain` is the task's
-    /// loop; when it returns, the node's targets are ended.
+    /// Adds a queued node: `admit` says how pushes enter `mailbox` (whose capacity is
+    /// `bound`), and `drain` is the task's loop; when it returns, the node's targets are ended.
     ///
     /// # Panics
     ///
@@ -117,6 +130,7 @@ impl<T: Item> Stream<T> {
         &self,
         kind: &'static str,
         mailbox: Arc<Mailbox<M>>,
+        bound: usize,
         admit: Admit<T, M, O>,
         drain: impl FnOnce(Drain<T, M, O>) -> Fut,
     ) -> Stream<O>
@@ -132,6 +146,7 @@ impl<T: Item> Stream<T> {
             kind,
             Queued {
                 mailbox: mailbox.clone(),
+                bound,
                 task: task.clone(),
                 admit,
                 _out: PhantomData,

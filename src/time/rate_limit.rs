@@ -87,23 +87,29 @@ impl<T: Item> Stream<T> {
                 })
             });
         }));
-        self.queued("rate_limit", Mailbox::new(1), admit, move |d| async move {
-            let mut last: Option<Instant> = None;
-            loop {
-                d.mailbox.ready().await;
-                if d.mailbox.is_drained() {
-                    break;
+        self.queued(
+            "rate_limit",
+            Mailbox::new(1),
+            1,
+            admit,
+            move |d| async move {
+                let mut last: Option<Instant> = None;
+                loop {
+                    d.mailbox.ready().await;
+                    if d.mailbox.is_drained() {
+                        break;
+                    }
+                    if let Some(last) = last {
+                        tokio::time::sleep_until(super::after(last, interval)).await;
+                    }
+                    let Some(((x, passed), acks)) = d.mailbox.recv().await else {
+                        break;
+                    };
+                    last = Some(Instant::now());
+                    d.forward(x, acks).await;
+                    let _ = passed.send(());
                 }
-                if let Some(last) = last {
-                    tokio::time::sleep_until(super::after(last, interval)).await;
-                }
-                let Some(((x, passed), acks)) = d.mailbox.recv().await else {
-                    break;
-                };
-                last = Some(Instant::now());
-                d.forward(x, acks).await;
-                let _ = passed.send(());
-            }
-        })
+            },
+        )
     }
 }

@@ -24,7 +24,7 @@ use tokio::sync::Notify;
 
 use crate::graph::sync::{Lock, until};
 use crate::graph::task::{Detach, Mailbox, Task, runtime};
-use crate::graph::{Cx, Input, NodeDyn, Operator, Outputs, metrics_of};
+use crate::graph::{Cx, Input, NodeDyn, Operator, Outputs, Room, metrics_of};
 use crate::{Item, Metrics, Stream};
 
 #[derive(Default)]
@@ -70,6 +70,16 @@ impl<T: Item> Operator for SinkAsync<T> {
     fn held(&self) -> usize {
         let p = self.shared.progress.lock();
         (p.accepted - p.processed) as usize
+    }
+
+    /// Busy while an element is waiting or being processed: every push waits for its element.
+    fn room(&self) -> Room {
+        let p = self.shared.progress.lock();
+        if p.accepted > p.processed && !p.ended {
+            Room::Full
+        } else {
+            Room::Free
+        }
     }
 }
 

@@ -290,7 +290,7 @@ impl<T: Item> Stream<T> {
             g.wait_for_emission(out.name(), cx);
             Mailbox::put(mailbox, x, cx);
         }));
-        self.queued("timed_window", mailbox, admit, move |q| {
+        self.queued("timed_window", mailbox, options.bound, admit, move |q| {
             let ticks = ticks(d);
             run_windows(q, ticks, options, gate, |window| window)
         })

@@ -127,15 +127,21 @@ impl<T: Item> Stream<T> {
             g.wait_for_emission(out.name(), cx);
             Mailbox::put(mailbox, (k, x), cx);
         }));
-        self.queued("timed_window_unique", mailbox, admit, move |q| {
-            let ticks = ticks(d);
-            run_windows(q, ticks, options, gate, move |window| {
-                let mut distinct = Distinct::new();
-                for ((k, x), acks) in window {
-                    distinct.add(k, x, acks, keep);
-                }
-                distinct.take()
-            })
-        })
+        self.queued(
+            "timed_window_unique",
+            mailbox,
+            options.get_bound(),
+            admit,
+            move |q| {
+                let ticks = ticks(d);
+                run_windows(q, ticks, options, gate, move |window| {
+                    let mut distinct = Distinct::new();
+                    for ((k, x), acks) in window {
+                        distinct.add(k, x, acks, keep);
+                    }
+                    distinct.take()
+                })
+            },
+        )
     }
 }

@@ -8,6 +8,19 @@
 //! Order rules: `first` and `last` are by event time, ties by arrival; `collect` returns values
 //! ordered by event time, then arrival. `min` keeps the first of equal values, `max` too.
 //!
+//! Values that do not compare (a float NaN): `min` and `max` ignore them, as [`f64::min`] and
+//! [`f64::max`] do, so a window's result is what it would be without them, whatever the order of
+//! arrival or the window kind; only a window that holds nothing but NaNs reports NaN. `mean` and
+//! `sum` follow IEEE arithmetic: one NaN makes the window's mean (or sum) NaN.
+//!
+//! Panics: an event whose aggregate panics (a panicking extractor, a `reduce` closure, or your
+//! own [`Aggregator`]) leaves every window exactly as it was before the event, as if the event
+//! never arrived, and the panic reaches the caller of `emit`. An event added to several windows
+//! at once (hopping, sliding and count windows) is added to all of them or to none: mergeable
+//! aggregates add it to a fresh accumulator and [merge](Aggregator::merge) that into each
+//! window; the others add it to a copy of each window's accumulator and keep the copies only
+//! once every one of them succeeded.
+//!
 //! Hopping windows keep one accumulator per step-sized pane and [`merge`](Aggregator::merge)
 //! the panes of a window when it closes, so an event costs the same whatever `size / step` is.
 //! Aggregators that cannot merge (`reduce`, and yours unless you say otherwise) keep one
@@ -45,6 +58,10 @@ use crate::Item;
 /// from earlier records feed them in `(timestamp, arrival)` order. `result` is only called on
 /// accumulators that received at least one event (empty windows are never emitted).
 ///
+/// A panic in `add` must leave its accumulator as it was: compute the new value, then assign
+/// it (every aggregate of this module does). The window then leaves all its state as it was
+/// before the event (see the [module](self) documentation).
+///
 /// ```
 /// use brooklet::Source;
 /// use brooklet::window::{Aggregator, Window};
@@ -81,8 +98,9 @@ use crate::Item;
 /// # Ok::<(), brooklet::Error>(()) }).unwrap();
 /// ```
 pub trait Aggregator<T>: Send + Sync + 'static {
-    /// The running state of one window (or pane).
-    type Acc: Send + 'static;
+    /// The running state of one window (or pane). Cloned only by aggregators that do not
+    /// [merge](Aggregator::MERGEABLE), to add an event to several windows all or none.
+    type Acc: Clone + Send + 'static;
     /// What a window reports.
     type Out: Item;
     /// Whether [`merge`](Aggregator::merge) is implemented; enables pane-based hopping windows.
@@ -96,7 +114,7 @@ pub trait Aggregator<T>: Send + Sync + 'static {
     /// ```
     fn init(&self) -> Self::Acc;
 
-    /// Adds an event with timestamp `ts`.
+    /// Adds an event with timestamp `ts`. If it panics, `acc` must be left as it was.
     ///
     /// ```
     /// use brooklet::window::{aggregate::sum, Aggregator};
@@ -119,8 +137,10 @@ pub trait Aggregator<T>: Send + Sync + 'static {
     /// ```
     fn result(&self, acc: &Self::Acc) -> Self::Out;
 
-    /// Folds `other` (the accumulator of a later pane) into `acc`. Only called when
-    /// [`MERGEABLE`](Aggregator::MERGEABLE) is true; the default panics.
+    /// Folds `other` into `acc`, as if `other`'s events had been added after `acc`'s: `other`
+    /// is the accumulator of a later pane, or of the one event being added to several windows
+    /// at once. It should not panic. Only called when [`MERGEABLE`](Aggregator::MERGEABLE) is
+    /// true; the default panics.
     ///
     /// ```
     /// use brooklet::window::{aggregate::first, Aggregator};
@@ -221,27 +241,32 @@ pub fn sum<T, V, F: Fn(&T) -> V>(f: F) -> Sum<F, V> {
     Sum { f, _v: PhantomData }
 }
 
-/// The smallest `f(event)`.
+/// The smallest `f(event)`. Values that do not compare with themselves (NaN) are ignored, as
+/// [`f64::min`] ignores them: NaN only when every value is NaN.
 ///
 /// ```
 /// use brooklet::window::{aggregate::min, Aggregator};
-/// let m = min(|x: &i32| *x);
+/// let m = min(|x: &f64| *x);
 /// let mut acc = m.init();
-/// m.add(&mut acc, &3, 0);
-/// m.add(&mut acc, &-1, 1);
-/// assert_eq!(m.result(&acc), -1);
+/// m.add(&mut acc, &3.0, 0);
+/// m.add(&mut acc, &f64::NAN, 1);
+/// m.add(&mut acc, &-1.0, 2);
+/// assert_eq!(m.result(&acc), -1.0);
 /// ```
 pub fn min<T, V, F: Fn(&T) -> V>(f: F) -> Min<F, V> {
     Min { f, _v: PhantomData }
 }
 
-/// The largest `f(event)`.
+/// The largest `f(event)`. Values that do not compare with themselves (NaN) are ignored, as
+/// [`f64::max`] ignores them: NaN only when every value is NaN.
 ///
 /// ```
 /// use brooklet::window::{aggregate::max, Aggregator};
 /// let m = max(|x: &f64| *x);
 /// let mut acc = m.init();
-/// m.add(&mut acc, &0.5, 0);
+/// m.add(&mut acc, &f64::NAN, 0);
+/// assert!(m.result(&acc).is_nan());
+/// m.add(&mut acc, &0.5, 1);
 /// assert_eq!(m.result(&acc), 0.5);
 /// ```
 pub fn max<T, V, F: Fn(&T) -> V>(f: F) -> Max<F, V> {
@@ -303,7 +328,7 @@ pub fn count() -> Count {
     Count
 }
 
-/// The mean of `f(event)`.
+/// The mean of `f(event)`, by IEEE arithmetic: one NaN value makes the mean NaN.
 ///
 /// ```
 /// use brooklet::window::{aggregate::mean, Aggregator};
@@ -449,6 +474,20 @@ fn present<V: Clone>(v: &Option<V>) -> V {
         .expect("aggregate of an empty window: windows without events are never emitted")
 }
 
+/// Whether `v` does not compare with itself (a NaN).
+#[inline]
+fn incomparable<V: PartialOrd>(v: &V) -> bool {
+    v.partial_cmp(v).is_none()
+}
+
+/// Whether `v` replaces `cur` in a min (`less`) or max fold that ignores NaN: a NaN never
+/// replaces a value, and any value replaces a NaN.
+#[inline]
+fn replaces<V: PartialOrd>(v: &V, cur: &V, less: bool) -> bool {
+    let better = if less { v < cur } else { v > cur };
+    better || (incomparable(cur) && !incomparable(v))
+}
+
 impl<T, V, F> Aggregator<T> for Min<F, V>
 where
     F: Extract<T, V>,
@@ -462,7 +501,7 @@ where
     }
     fn add(&self, acc: &mut Option<V>, item: &T, _ts: i64) {
         let v = (self.f)(item);
-        if acc.as_ref().is_none_or(|cur| v < *cur) {
+        if acc.as_ref().is_none_or(|cur| replaces(&v, cur, true)) {
             *acc = Some(v);
         }
     }
@@ -471,7 +510,7 @@ where
     }
     fn merge(&self, acc: &mut Option<V>, other: &Option<V>) {
         if let Some(v) = other
-            && acc.as_ref().is_none_or(|cur| v < cur)
+            && acc.as_ref().is_none_or(|cur| replaces(v, cur, true))
         {
             *acc = Some(v.clone());
         }
@@ -491,7 +530,7 @@ where
     }
     fn add(&self, acc: &mut Option<V>, item: &T, _ts: i64) {
         let v = (self.f)(item);
-        if acc.as_ref().is_none_or(|cur| v > *cur) {
+        if acc.as_ref().is_none_or(|cur| replaces(&v, cur, false)) {
             *acc = Some(v);
         }
     }
@@ -500,7 +539,7 @@ where
     }
     fn merge(&self, acc: &mut Option<V>, other: &Option<V>) {
         if let Some(v) = other
-            && acc.as_ref().is_none_or(|cur| v > cur)
+            && acc.as_ref().is_none_or(|cur| replaces(v, cur, false))
         {
             *acc = Some(v.clone());
         }
@@ -598,11 +637,82 @@ where
         Some(self.init.clone())
     }
     fn add(&self, acc: &mut Option<R>, item: &T, _ts: i64) {
-        let cur = acc.take().unwrap_or_else(|| self.init.clone());
+        // `f` takes the accumulator by value: it gets a copy, and the accumulator is replaced
+        // only once `f` returned, so a panic leaves it as it was.
+        let cur = acc.clone().unwrap_or_else(|| self.init.clone());
         *acc = Some((self.f)(cur, item));
     }
     fn result(&self, acc: &Option<R>) -> R {
         acc.clone().unwrap_or_else(|| self.init.clone())
+    }
+}
+
+/// The event added to one part of a tuple, before any part changes.
+enum Staged<Acc> {
+    /// A fresh accumulator holding the event, to merge.
+    Delta(Acc),
+    /// A copy of the part's accumulator with the event added, to keep.
+    Whole(Acc),
+}
+
+fn stage<T, A: Aggregator<T>>(agg: &A, acc: &A::Acc, item: &T, ts: i64) -> Staged<A::Acc> {
+    if A::MERGEABLE {
+        let mut delta = agg.init();
+        agg.add(&mut delta, item, ts);
+        Staged::Delta(delta)
+    } else {
+        let mut whole = acc.clone();
+        agg.add(&mut whole, item, ts);
+        Staged::Whole(whole)
+    }
+}
+
+impl<Acc> Staged<Acc> {
+    fn commit<T, A: Aggregator<T, Acc = Acc>>(self, agg: &A, acc: &mut Acc) {
+        match self {
+            Staged::Delta(delta) => agg.merge(acc, &delta),
+            Staged::Whole(whole) => *acc = whole,
+        }
+    }
+}
+
+/// Adds one event to every accumulator of `accs`, all or none: if `agg` panics, every one is
+/// left as it was. One accumulator: in place (`add` leaves it as it was when it panics), with
+/// no allocation. Several: a mergeable aggregate adds the event to a fresh accumulator once and
+/// merges it into each; another adds it to a copy of each and keeps the copies once all
+/// succeeded.
+pub(crate) fn add_all<'a, T, A: Aggregator<T>>(
+    agg: &A,
+    accs: impl IntoIterator<Item = &'a mut A::Acc>,
+    item: &T,
+    ts: i64,
+) {
+    let mut accs = accs.into_iter();
+    let Some(first) = accs.next() else { return };
+    let Some(second) = accs.next() else {
+        agg.add(first, item, ts);
+        return;
+    };
+    let mut all: Vec<&mut A::Acc> = vec![first, second];
+    all.extend(accs);
+    if A::MERGEABLE {
+        let mut delta = agg.init();
+        agg.add(&mut delta, item, ts);
+        for acc in all {
+            agg.merge(acc, &delta);
+        }
+    } else {
+        let staged: Vec<A::Acc> = all
+            .iter()
+            .map(|acc| {
+                let mut copy = (**acc).clone();
+                agg.add(&mut copy, item, ts);
+                copy
+            })
+            .collect();
+        for (acc, new) in all.into_iter().zip(staged) {
+            *acc = new;
+        }
     }
 }
 
@@ -617,7 +727,9 @@ macro_rules! tuple_agg {
                 ($(self.$i.init(),)+)
             }
             fn add(&self, acc: &mut Self::Acc, item: &T, ts: i64) {
-                $(self.$i.add(&mut acc.$i, item, ts);)+
+                // Every part runs its code before any part changes: all or none.
+                let staged = ($(stage(&self.$i, &acc.$i, item, ts),)+);
+                $(staged.$i.commit(&self.$i, &mut acc.$i);)+
             }
             fn result(&self, acc: &Self::Acc) -> Self::Out {
                 ($(self.$i.result(&acc.$i),)+)

@@ -100,12 +100,35 @@ pub struct Window {
     offset: i64,
 }
 
+/// How many windows one event may fall in: `ceil(size / step)`, checked against the limit.
+fn windows_per_event(size: i128, step: i128, what: &str) {
+    let n = (size + step - 1) / step;
+    assert!(
+        n <= Window::MAX_WINDOWS_PER_EVENT as i128,
+        "window: {what} puts each event in {n} windows, more than the limit of {} \
+         (Window::MAX_WINDOWS_PER_EVENT): use a larger step or a smaller size",
+        Window::MAX_WINDOWS_PER_EVENT
+    );
+}
+
 fn positive(what: &str, ms: i64) -> i64 {
     assert!(ms > 0, "window: the {what} must be > 0 ms, got {ms}");
     ms
 }
 
 impl Window {
+    /// The most windows one event may belong to: `ceil(size / step)` of a hopping window,
+    /// `ceil(n / step)` of a hopping count window. Each of them is updated (or, for aggregates
+    /// that merge, emitted) per event, so a larger ratio makes one event cost that much time
+    /// and memory; the constructors reject it.
+    ///
+    /// ```
+    /// use brooklet::window::Window;
+    /// let _ok = Window::hopping(Window::MAX_WINDOWS_PER_EVENT as i64, 1);
+    /// assert!(std::panic::catch_unwind(|| Window::hopping(86_400_000, 1)).is_err());
+    /// ```
+    pub const MAX_WINDOWS_PER_EVENT: u64 = 100_000;
+
     /// Non-overlapping windows of `size`.
     ///
     /// # Panics
@@ -129,7 +152,8 @@ impl Window {
     ///
     /// # Panics
     ///
-    /// If `size` or `step` is not > 0 ms, or `step > size`.
+    /// If `size` or `step` is not > 0 ms, `step > size`, or an event would fall in more than
+    /// [`MAX_WINDOWS_PER_EVENT`](Window::MAX_WINDOWS_PER_EVENT) windows (`size / step`).
     ///
     /// ```
     /// use std::time::Duration;
@@ -143,6 +167,11 @@ impl Window {
         assert!(
             step <= size,
             "window: hopping step ({step} ms) must not exceed the size ({size} ms)"
+        );
+        windows_per_event(
+            size as i128,
+            step as i128,
+            &format!("a hopping window of {size} ms every {step} ms"),
         );
         Window {
             kind: WindowKind::Hopping { size, step },
@@ -189,7 +218,8 @@ impl Window {
     ///
     /// # Panics
     ///
-    /// If `n` or `step` is 0, or `step > n`.
+    /// If `n` or `step` is 0, `step > n`, or an event would fall in more than
+    /// [`MAX_WINDOWS_PER_EVENT`](Window::MAX_WINDOWS_PER_EVENT) windows (`n / step`).
     ///
     /// ```
     /// use brooklet::window::{Window, WindowKind};
@@ -201,6 +231,11 @@ impl Window {
         assert!(
             step <= n,
             "window: count step ({step}) must not exceed the window size ({n})"
+        );
+        windows_per_event(
+            n as i128,
+            step as i128,
+            &format!("a count window of {n} events every {step}"),
         );
         Window {
             kind: WindowKind::Count { n, step },

@@ -2,36 +2,6 @@
 //!
 //! `stream.window(kind)` starts a builder; settings come next in any order; an aggregate
 //! (`sum`, `count`, ..., or [`aggregate`](WindowBuilder::aggregate)) ends it and adds the node.
-//!
-//! ```
-//! use brooklet::Source;
-//! use brooklet::window::{Window, WindowResult};
-//!
-//! #[derive(Clone)]
-//! struct Reading { sensor: u32, ts: i64, value: f64 }
-//!
-//! # futures::executor::block_on(async {
-//! let source = Source::new();
-//! let sums = source
-//!     .window(Window::hopping(10_000, 1_000))
-//!     .timestamp(|r: &Reading| r.ts)
-//!     .key_by(|r| r.sensor)
-//!     .grace(2_000)
-//!     .sum(|r| r.value);
-//! let late = sums.late().sink_to_vec();
-//! let out = sums.sink_to_vec();
-//! source.emit(Reading { sensor: 1, ts: 500, value: 1.5 }).await?;
-//! source.emit(Reading { sensor: 1, ts: 13_000, value: 2.0 }).await?; // watermark 11 s
-//! // The ten windows holding 500 ms ([-9 s, 1 s) .. [0 s, 10 s)) all end at or before the
-//! // watermark: closed, in ascending end.
-//! let closed = out.snapshot();
-//! assert_eq!(closed.len(), 10);
-//! assert_eq!(closed[0], WindowResult { key: 1, start: -9_000, end: 1_000, value: 1.5 });
-//! assert_eq!(closed[9], WindowResult { key: 1, start: 0, end: 10_000, value: 1.5 });
-//! source.emit(Reading { sensor: 1, ts: 700, value: 9.9 }).await?; // too late for every window
-//! assert_eq!(late.snapshot().len(), 1);
-//! # Ok::<(), brooklet::Error>(()) }).unwrap();
-//! ```
 
 use std::fmt;
 use std::ops::{Add, Deref};
@@ -94,6 +64,39 @@ pub enum Leftover {
 /// use brooklet::window::Window;
 /// let source = Source::<(i64, f64)>::new();
 /// let _means = source.window(Window::tumbling(1_000)).timestamp(|r| r.0).mean(|r| r.1);
+/// ```
+///
+/// A keyed hopping window with grace and a late output: every second, the sum of each
+/// sensor's last ten seconds.
+///
+/// ```
+/// use brooklet::Source;
+/// use brooklet::window::{Window, WindowResult};
+///
+/// #[derive(Clone)]
+/// struct Reading { sensor: u32, ts: i64, value: f64 }
+///
+/// # futures::executor::block_on(async {
+/// let source = Source::new();
+/// let sums = source
+///     .window(Window::hopping(10_000, 1_000))
+///     .timestamp(|r: &Reading| r.ts)
+///     .key_by(|r| r.sensor)
+///     .grace(2_000)
+///     .sum(|r| r.value);
+/// let late = sums.late().sink_to_vec();
+/// let out = sums.sink_to_vec();
+/// source.emit(Reading { sensor: 1, ts: 500, value: 1.5 }).await?;
+/// source.emit(Reading { sensor: 1, ts: 13_000, value: 2.0 }).await?; // watermark 11 s
+/// // The ten windows holding 500 ms ([-9 s, 1 s) .. [0 s, 10 s)) all end at or before the
+/// // watermark: closed, in ascending end.
+/// let closed = out.snapshot();
+/// assert_eq!(closed.len(), 10);
+/// assert_eq!(closed[0], WindowResult { key: 1, start: -9_000, end: 1_000, value: 1.5 });
+/// assert_eq!(closed[9], WindowResult { key: 1, start: 0, end: 10_000, value: 1.5 });
+/// source.emit(Reading { sensor: 1, ts: 700, value: 9.9 }).await?; // too late for every window
+/// assert_eq!(late.snapshot().len(), 1);
+/// # Ok::<(), brooklet::Error>(()) }).unwrap();
 /// ```
 pub struct WindowBuilder<T: Item, K> {
     stream: Stream<T>,
@@ -549,7 +552,8 @@ impl<T: Item, K: WindowKey> WindowBuilder<T, K> {
         self.aggregate(aggregate::count())
     }
 
-    /// The mean of `f(event)` per window.
+    /// The mean of `f(event)` per window, by IEEE arithmetic: one NaN value makes the window's
+    /// mean NaN.
     ///
     /// ```
     /// use brooklet::Source;
@@ -566,7 +570,8 @@ impl<T: Item, K: WindowKey> WindowBuilder<T, K> {
         self.aggregate(aggregate::mean(f))
     }
 
-    /// The smallest `f(event)` per window.
+    /// The smallest `f(event)` per window. NaN values are ignored (as [`f64::min`] does), in
+    /// every window kind and whatever the order of arrival: NaN only when every value is NaN.
     ///
     /// ```
     /// use brooklet::Source;
@@ -583,7 +588,8 @@ impl<T: Item, K: WindowKey> WindowBuilder<T, K> {
         self.aggregate(aggregate::min(f))
     }
 
-    /// The largest `f(event)` per window.
+    /// The largest `f(event)` per window. NaN values are ignored (as [`f64::max`] does), in
+    /// every window kind and whatever the order of arrival: NaN only when every value is NaN.
     ///
     /// ```
     /// use brooklet::Source;
@@ -654,7 +660,9 @@ impl<T: Item, K: WindowKey> WindowBuilder<T, K> {
         self.aggregate(aggregate::collect(f))
     }
 
-    /// Folds events into `init` with `f`, in arrival order, per window.
+    /// Folds events into `init` with `f`, in arrival order, per window. `f` gets a copy of the
+    /// window's value (as [`accumulate`](crate::Stream::accumulate) does), so a panic in `f`
+    /// leaves every window as it was before the event.
     ///
     /// ```
     /// use brooklet::Source;

@@ -21,10 +21,10 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use super::aggregate::Aggregator;
+use super::aggregate::{Aggregator, add_all};
 use super::builder::{EmitMode, Leftover};
 use super::late::LateOut;
-use super::operator::{Control, KeyFn, Outs, TsFn, WindowKey};
+use super::operator::{Control, KeyFn, Outs, TsFn, WindowKey, push_results, resume};
 use super::result::{WindowResult, WindowStats};
 use crate::Item;
 use crate::graph::sync::Lock;
@@ -120,48 +120,57 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>> CountOp<T, K, A> {
         acks: &Acks,
         out: &mut Outs<K, A::Out>,
     ) {
+        // Nothing changes before every user function ran: the event's index, its timestamp
+        // and every window's accumulator are computed first (see `aggregate::add_all`).
         let seq = st.seq;
+        let existing = st.index.get(&key).copied();
+        let i = match existing {
+            Some(k) => st.keys[k].next,
+            None if self.ts.is_none() => st.retired.get(&key).copied().unwrap_or(0),
+            None => 0,
+        };
+        let ts = match &self.ts {
+            Some(f) => f(x),
+            None => i64::try_from(i).unwrap_or(i64::MAX),
+        };
+        let mut fresh = (i % self.step == 0).then(|| CountWin {
+            start: i,
+            count: 0,
+            acc: self.agg.init(),
+            acks: Vec::new(),
+            min_ts: ts,
+            max_ts: ts,
+            first_seq: seq,
+        });
+        let open = existing.map(|k| &mut st.keys[k].open);
+        let accs = open
+            .into_iter()
+            .flat_map(|o| o.iter_mut().map(|w| &mut w.acc))
+            .chain(fresh.as_mut().map(|w| &mut w.acc));
+        add_all(&self.agg, accs, x, ts);
         st.seq += 1;
         st.stats.events += 1;
-        let k = match st.index.get(&key) {
-            Some(&k) => k,
+        let k = match existing {
+            Some(k) => k,
             None => {
-                let next = if self.ts.is_none() {
-                    st.retired.remove(&key).unwrap_or(0)
-                } else {
-                    0
-                };
+                st.retired.remove(&key);
                 st.index.insert(key.clone(), st.keys.len());
                 st.keys.push(KeyCount {
                     key,
-                    next,
-                    // Every event before `next` was in an emitted window.
-                    covered: next.checked_sub(1),
+                    next: i,
+                    // Every event before `i` was in an emitted window.
+                    covered: i.checked_sub(1),
                     open: VecDeque::new(),
                 });
                 st.keys.len() - 1
             }
         };
         let ks = &mut st.keys[k];
-        let i = ks.next;
         ks.next += 1;
-        let ts = match &self.ts {
-            Some(f) => f(x),
-            None => i64::try_from(i).unwrap_or(i64::MAX),
-        };
-        if i % self.step == 0 {
-            ks.open.push_back(CountWin {
-                start: i,
-                count: 0,
-                acc: self.agg.init(),
-                acks: Vec::new(),
-                min_ts: ts,
-                max_ts: ts,
-                first_seq: seq,
-            });
+        if let Some(w) = fresh {
+            ks.open.push_back(w);
         }
         for w in ks.open.iter_mut() {
-            self.agg.add(&mut w.acc, x, ts);
             w.count += 1;
             w.min_ts = w.min_ts.min(ts);
             w.max_ts = w.max_ts.max(ts);
@@ -200,15 +209,6 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>> CountOp<T, K, A> {
             *i = k;
         }
     }
-
-    fn push_all(out: &Outputs<WindowResult<K, A::Out>>, outs: Outs<K, A::Out>, cx: &mut Cx) {
-        for (r, acks) in outs {
-            match acks {
-                Some(acks) => out.push_acked(r, acks, cx),
-                None => out.push(r, cx),
-            }
-        }
-    }
 }
 
 impl<T: Item, K: WindowKey, A: Aggregator<T>> Operator for CountOp<T, K, A> {
@@ -237,10 +237,10 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>> Operator for CountOp<T, K, A> {
             st.stats.results += rest.len() as u64;
         }
         rest.sort_by_key(|(e, s, f, _, _)| (*e, *s, *f));
-        for (_, _, _, r, acks) in rest {
-            out.push_acked(r, acks, cx);
-        }
+        let outs = rest.into_iter().map(|(_, _, _, r, acks)| (r, Some(acks)));
+        let caught = push_results(out, outs.collect(), cx);
         self.late.finish(cx);
+        resume(caught);
     }
 
     fn held(&self) -> usize {
@@ -265,7 +265,7 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>> Input<0> for CountOp<T, K, A> {
             }
             out.call(|| self.apply(&mut st, &x, key, &cx.acks, &mut outs));
         }
-        Self::push_all(out, outs, cx);
+        resume(push_results(out, outs, cx));
     }
 }
 

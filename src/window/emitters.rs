@@ -1,7 +1,7 @@
 //! Preset [`Emitter`]s for [`Stream::batch`](crate::Stream::batch): by count, by fixed time
 //! slices, by relaxed time slices.
 
-use super::batch::{Buffered, Emitter, Poll};
+use super::batch::{BATCH_CAPACITY, Buffered, Emitter, Poll};
 
 /// Ready at `n` items: emits the `n` oldest, in arrival order. With a
 /// [`timeout`](CountWindow::timeout), a partial batch is also emitted once its oldest item has
@@ -82,17 +82,27 @@ impl<T> Emitter<T> for CountWindow {
             ..Poll::default()
         }
     }
-}
 
-fn align(now: i64, interval: i64, epoch: bool) -> i64 {
-    if epoch {
-        now.div_euclid(interval) * interval
-    } else {
-        now
+    /// At least `n`, so that a full batch always fits.
+    fn capacity(&self) -> usize {
+        self.n.max(BATCH_CAPACITY)
     }
 }
 
-/// Half-open time slices of `interval`, aligned to the stream start (default) or the epoch. A
+/// The start of the slice holding `now`: slices are `origin + k * interval`, or start at
+/// `now` itself (the stream start) when there is no origin.
+fn align(now: i64, interval: i64, origin: Option<i64>) -> i64 {
+    match origin {
+        Some(o) => {
+            let k = (now as i128 - o as i128).div_euclid(interval as i128);
+            (o as i128 + k * interval as i128).clamp(i64::MIN as i128, i64::MAX as i128) as i64
+        }
+        None => now,
+    }
+}
+
+/// Half-open time slices of `interval`, aligned to the stream start (default), the epoch, or
+/// any origin ([`aligned_to`](FixedTimeWindow::aligned_to)). A
 /// slice is ready when the clock passes its end; it holds the items created inside it, and is
 /// emitted even when empty (unless [`skip_empty`](FixedTimeWindow::skip_empty)). An item
 /// created before the current slice is a straggler, sent to the late output. At end of stream
@@ -113,9 +123,12 @@ fn align(now: i64, interval: i64, epoch: bool) -> i64 {
 #[derive(Debug, Clone, Copy)]
 pub struct FixedTimeWindow {
     interval: i64,
-    epoch: bool,
+    origin: Option<i64>,
     emit_empty: bool,
     start: Option<i64>,
+    /// How many items at the front of the buffer the last poll kept: they were created in the
+    /// current slice or later, so only the items after them can be stragglers.
+    kept: usize,
 }
 
 impl FixedTimeWindow {
@@ -136,9 +149,10 @@ impl FixedTimeWindow {
         );
         FixedTimeWindow {
             interval,
-            epoch: false,
+            origin: None,
             emit_empty: true,
             start: None,
+            kept: 0,
         }
     }
 
@@ -148,8 +162,23 @@ impl FixedTimeWindow {
     /// let _ = brooklet::window::FixedTimeWindow::new(1_000).aligned_to_epoch();
     /// ```
     pub fn aligned_to_epoch(self) -> FixedTimeWindow {
+        self.aligned_to(0)
+    }
+
+    /// Align slices to `origin` (ms since the epoch): they start at `origin + k * interval`
+    /// for every integer `k` (an offset from the epoch, for slices that start at the half
+    /// hour, say).
+    ///
+    /// ```
+    /// use brooklet::window::{Buffered, Emitter, FixedTimeWindow};
+    /// let mut e = FixedTimeWindow::new(1_000).aligned_to(250);
+    /// let buf = vec![Buffered { item: 'a', arrived: 1_300, created: 1_300 }];
+    /// assert_eq!(e.poll(&buf, 1_300).wake_at, Some(2_250));
+    /// assert_eq!(e.poll(&buf, 2_300).slices, vec![(1_250, 2_250)]);
+    /// ```
+    pub fn aligned_to(self, origin: i64) -> FixedTimeWindow {
         FixedTimeWindow {
-            epoch: true,
+            origin: Some(origin),
             ..self
         }
     }
@@ -167,39 +196,82 @@ impl FixedTimeWindow {
     }
 }
 
+/// Each poll looks at the items that arrived since the last one (for stragglers), and at the
+/// whole buffer only when slices end, once, sorting its items into those slices: linear in the
+/// number of items. It relies on the node removing exactly the items a poll named, as it does.
 impl<T> Emitter<T> for FixedTimeWindow {
     fn poll(&mut self, buffer: &[Buffered<T>], now: i64) -> Poll {
-        let mut start = *self
+        let interval = self.interval;
+        let start = *self
             .start
-            .get_or_insert_with(|| align(now, self.interval, self.epoch));
-        let mut batches = Vec::new();
-        while now >= start.saturating_add(self.interval) {
-            let end = start.saturating_add(self.interval);
-            let batch: Vec<usize> = (0..buffer.len())
-                .filter(|&i| (start..end).contains(&buffer[i].created))
-                .collect();
-            if !batch.is_empty() || self.emit_empty {
-                batches.push(batch);
-            }
-            start = end;
-        }
-        self.start = Some(start);
-        let stragglers = (0..buffer.len())
+            .get_or_insert_with(|| align(now, interval, self.origin));
+        // Items kept by the last poll were created at or after `start`; newer ones may not be.
+        let kept = if self.kept <= buffer.len() {
+            self.kept
+        } else {
+            0
+        };
+        let stragglers: Vec<usize> = (kept..buffer.len())
             .filter(|&i| buffer[i].created < start)
-            .filter(|i| !batches.iter().flatten().any(|j| j == i))
             .collect();
+        let mut batches = Vec::new();
+        let mut spans = Vec::new();
+        let mut batched = 0;
+        let mut next = start;
+        if now >= start.saturating_add(interval) {
+            let slices = ((now as i128 - start as i128) / interval as i128) as i64;
+            next = start.saturating_add(slices.saturating_mul(interval));
+            // (slice, index) of every item created in an ended slice, in buffer order.
+            let mut ended: Vec<(i64, usize)> = (0..buffer.len())
+                .filter_map(|i| {
+                    let c = buffer[i].created;
+                    (c >= start && c < next)
+                        .then(|| (((c as i128 - start as i128) / interval as i128) as i64, i))
+                })
+                .collect();
+            ended.sort_by_key(|e| e.0); // stable: buffer order within a slice
+            batched = ended.len();
+            let mut ended = ended.into_iter().peekable();
+            let span = |k: i64| {
+                let b = start.saturating_add(k.saturating_mul(interval));
+                (b, b.saturating_add(interval))
+            };
+            if self.emit_empty {
+                for k in 0..slices {
+                    let mut batch = Vec::new();
+                    while let Some((_, i)) = ended.next_if(|e| e.0 == k) {
+                        batch.push(i);
+                    }
+                    batches.push(batch);
+                    spans.push(span(k));
+                }
+            } else {
+                while let Some(&(k, _)) = ended.peek() {
+                    let mut batch = Vec::new();
+                    while let Some((_, i)) = ended.next_if(|e| e.0 == k) {
+                        batch.push(i);
+                    }
+                    batches.push(batch);
+                    spans.push(span(k));
+                }
+            }
+        }
+        self.start = Some(next);
+        self.kept = buffer.len() - stragglers.len() - batched;
         Poll {
             batches,
             stragglers,
             discard: Vec::new(),
-            wake_at: Some(start.saturating_add(self.interval)),
+            wake_at: Some(next.saturating_add(interval)),
+            slices: spans,
         }
     }
 }
 
-/// At each slice end (every `interval`, from the stream start or the epoch), emits everything
-/// buffered so far, stragglers included; an empty buffer emits nothing (Streamz's
-/// `timed_window(d)`).
+/// At each slice end (every `interval`, from the stream start, the epoch or any origin), emits
+/// everything buffered so far, stragglers included; an empty buffer emits nothing (Streamz's
+/// `timed_window(d)`), or an empty batch per slice with
+/// [`emit_empty`](RelaxedTimeWindow::emit_empty).
 ///
 /// ```
 /// use brooklet::Source;
@@ -216,7 +288,8 @@ impl<T> Emitter<T> for FixedTimeWindow {
 #[derive(Debug, Clone, Copy)]
 pub struct RelaxedTimeWindow {
     interval: i64,
-    epoch: bool,
+    origin: Option<i64>,
+    emit_empty: bool,
     end: Option<i64>,
 }
 
@@ -238,7 +311,8 @@ impl RelaxedTimeWindow {
         );
         RelaxedTimeWindow {
             interval,
-            epoch: false,
+            origin: None,
+            emit_empty: false,
             end: None,
         }
     }
@@ -249,8 +323,39 @@ impl RelaxedTimeWindow {
     /// let _ = brooklet::window::RelaxedTimeWindow::new(1_000).aligned_to_epoch();
     /// ```
     pub fn aligned_to_epoch(self) -> RelaxedTimeWindow {
+        self.aligned_to(0)
+    }
+
+    /// Align slices to `origin` (ms since the epoch): they end at `origin + k * interval`.
+    ///
+    /// ```
+    /// use brooklet::window::{Buffered, Emitter, RelaxedTimeWindow};
+    /// let mut e = RelaxedTimeWindow::new(1_000).aligned_to(100);
+    /// let buf: Vec<Buffered<u8>> = Vec::new();
+    /// assert_eq!(e.poll(&buf, 450).wake_at, Some(1_100));
+    /// ```
+    pub fn aligned_to(self, origin: i64) -> RelaxedTimeWindow {
         RelaxedTimeWindow {
-            epoch: true,
+            origin: Some(origin),
+            ..self
+        }
+    }
+
+    /// Emit an empty batch for a slice in which nothing arrived (by default such a slice emits
+    /// nothing), so that a consumer hears of every slice end.
+    ///
+    /// ```
+    /// use brooklet::window::{Buffered, Emitter, RelaxedTimeWindow};
+    /// let mut e = RelaxedTimeWindow::new(1_000).aligned_to_epoch().emit_empty();
+    /// let buf: Vec<Buffered<u8>> = Vec::new();
+    /// let _ = e.poll(&buf, 0);
+    /// let p = e.poll(&buf, 2_000); // two slices ended, both empty
+    /// assert_eq!(p.batches, vec![Vec::<usize>::new(), vec![]]);
+    /// assert_eq!(p.slices, vec![(0, 1_000), (1_000, 2_000)]);
+    /// ```
+    pub fn emit_empty(self) -> RelaxedTimeWindow {
+        RelaxedTimeWindow {
+            emit_empty: true,
             ..self
         }
     }
@@ -261,18 +366,34 @@ impl<T> Emitter<T> for RelaxedTimeWindow {
         let interval = self.interval;
         let end = *self
             .end
-            .get_or_insert_with(|| align(now, interval, self.epoch).saturating_add(interval));
+            .get_or_insert_with(|| align(now, interval, self.origin).saturating_add(interval));
         let mut batches = Vec::new();
+        let mut slices = Vec::new();
         if now >= end {
-            if !buffer.is_empty() {
-                batches.push((0..buffer.len()).collect());
+            let ended = (now - end) / interval + 1;
+            for k in 0..ended {
+                let slice_end = end.saturating_add(k.saturating_mul(interval));
+                // Everything buffered goes with the first ended slice; the others are empty.
+                let batch: Vec<usize> = if k == 0 {
+                    (0..buffer.len()).collect()
+                } else {
+                    Vec::new()
+                };
+                if !batch.is_empty() || self.emit_empty {
+                    batches.push(batch);
+                    slices.push((slice_end.saturating_sub(interval), slice_end));
+                }
+                if !self.emit_empty && k == 0 {
+                    // Without empty batches, the later slices have nothing to say.
+                    break;
+                }
             }
-            let skipped = (now - end) / interval + 1;
-            self.end = Some(end.saturating_add(skipped.saturating_mul(interval)));
+            self.end = Some(end.saturating_add(ended.saturating_mul(interval)));
         }
         Poll {
             batches,
             wake_at: self.end,
+            slices,
             ..Poll::default()
         }
     }

@@ -57,12 +57,23 @@ impl<T, A: Aggregator<T>> Store<T, A> for PaneStore<A::Acc> {
         if admit.accepted == 0 {
             return admit;
         }
-        let pane = self.panes.entry(g.pane_of(ev.ts)).or_insert_with(|| {
-            admit.opened = true;
-            Slot::new(agg.init(), ev.seq)
-        });
-        agg.add(&mut pane.acc, ev.item, ev.ts);
-        pane.hold(ev.acks);
+        // One pane, updated in place (`add` leaves it as it was if it panics); a new pane is
+        // stored only once it took the event.
+        let p = g.pane_of(ev.ts);
+        match self.panes.get_mut(&p) {
+            Some(pane) => {
+                agg.add(&mut pane.acc, ev.item, ev.ts);
+                pane.hold(ev.acks);
+            }
+            None => {
+                let mut acc = agg.init();
+                agg.add(&mut acc, ev.item, ev.ts);
+                let mut pane = Slot::new(acc, ev.seq);
+                pane.hold(ev.acks);
+                self.panes.insert(p, pane);
+                admit.opened = true;
+            }
+        }
         if let Some(u) = updated {
             u.extend(g.starts(open, hi).map(|s| (clamp(s), g.end(s))));
         }

@@ -54,15 +54,28 @@
 //!
 //! **Cost.** Hopping windows aggregate per pane (`gcd(size, step)` ms) and merge panes when a
 //! window closes, so an event costs the same whatever `size / step` is (for aggregates that
-//! [merge](Aggregator::MERGEABLE)). Windows hold their events' acknowledgement tokens until
-//! their result has been emitted.
+//! [merge](Aggregator::MERGEABLE)). Every window an event falls in is still emitted, so the
+//! constructors reject shapes that put an event in more than
+//! [`Window::MAX_WINDOWS_PER_EVENT`] windows. Windows hold their events' acknowledgement tokens
+//! until their result has been emitted.
+//!
+//! **Failures.** A panic in a user function (timestamp or key extractor, aggregate, `reduce`
+//! closure, your own [`Aggregator`]) reaches the caller of `emit` and leaves the operator
+//! exactly as it was before the event: an event goes into all its windows or none. A panic
+//! downstream of one result (a `map` after the window that fails for one key) does not keep
+//! the other results closed at the same moment from being delivered: each is pushed on its
+//! own, the panic is counted in the node's `errors`, the failed result's tokens fail, and the
+//! first panic then goes on to the caller. NaN values: [`min`](WindowBuilder::min) and
+//! [`max`](WindowBuilder::max) ignore them, [`mean`](WindowBuilder::mean) propagates them (see
+//! [`aggregate`]).
 //!
 //! **Memory and backpressure.** A window operator holds accumulators, not queues: one per open
 //! window (or pane) with data per key, plus, for sliding windows, the records a window may
 //! still need. The watermark bounds how long any of them lives, so windows never make `emit`
 //! pend (a window that waited for room could only get it from the next event: a deadlock).
 //! Bound memory with grace, an idle timeout, and a maximum future skew. The mini-batch
-//! operator is fed through a bounded mailbox and does make `emit` pend when it is full.
+//! operator holds a bounded buffer ([`Emitter::capacity`]) fed through a bounded queue, and
+//! does make `emit` pend when both are full.
 //!
 //! **Keys are forgotten.** A key's state (accumulators, panes, records, timers, bookkeeping) is
 //! freed as soon as it has no open window and nothing pending: for sliding windows, once its
@@ -122,7 +135,7 @@ mod tumbling;
 
 pub use aggregate::Aggregator;
 pub use assign::{IntoMillis, Window, WindowKind};
-pub use batch::{Batched, Buffered, Emitter, Poll};
+pub use batch::{BATCH_CAPACITY, BatchOptions, Batched, Buffered, Emitter, Poll, Slice};
 pub use builder::{EmitMode, Leftover, WindowBuilder, Windowed};
 pub use emitters::{CountWindow, FixedTimeWindow, RelaxedTimeWindow};
 pub use operator::WindowKey;

@@ -22,8 +22,10 @@
 //! clock its clock value survives in a compact `key -> clock` map, so its late events are
 //! still recognised.
 
+use std::any::Any;
 use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::{Arc, Weak};
 
 use tokio::sync::Notify;
@@ -38,7 +40,7 @@ use super::result::{LateEvent, WindowResult, WindowStats};
 use crate::Item;
 use crate::graph::sync::Lock;
 use crate::graph::task::{Task, forward};
-use crate::graph::{Acks, Cx, Emit, Input, Node, Operator, Outputs};
+use crate::graph::{Acks, Cx, Emit, Error, Input, Node, Operator, Outputs, panic_site};
 
 /// `(end, start, first arrival)` of a key's earliest window with data.
 pub(crate) type Timer = (i64, i64, u64);
@@ -187,6 +189,45 @@ struct Idle {
 }
 
 pub(crate) type Outs<K, V> = Vec<(WindowResult<K, V>, Option<Acks>)>;
+
+/// A panic caught while pushing a result downstream, to resume once the others are delivered.
+pub(crate) type Caught = Option<Box<dyn Any + Send>>;
+
+/// Pushes results downstream, each on its own (with its window's tokens, or the push's own
+/// when `None`): a panic downstream of one result does not keep the others, closed at the same
+/// moment, from being delivered. Each panic is counted in the node's `errors`; the failed
+/// result's tokens are not released as delivered. Returns the first panic, for the caller to
+/// resume (with [`resume`]) once it has done the rest of its work.
+pub(crate) fn push_results<K: Item, V: Item>(
+    out: &Outputs<WindowResult<K, V>>,
+    outs: Outs<K, V>,
+    cx: &mut Cx,
+) -> Caught {
+    let mut first: Caught = None;
+    for (r, acks) in outs {
+        let saved = acks.map(|acks| std::mem::replace(&mut cx.acks, acks));
+        let pushed = catch_unwind(AssertUnwindSafe(|| out.push(r, cx)));
+        let held = saved.map(|saved| std::mem::replace(&mut cx.acks, saved));
+        if let Err(payload) = pushed {
+            out.errors.inc_exact();
+            // The result was not delivered: its events' tokens fail (the push's own tokens, for
+            // a result without tokens of its own, fail as the panic unwinds to the caller).
+            if let Some(held) = held {
+                let node = panic_site().unwrap_or_else(|| out.name());
+                held.fail(&Error::panicked(&node, &*payload));
+            }
+            first.get_or_insert(payload);
+        }
+    }
+    first
+}
+
+/// Resumes the panic [`push_results`] caught, if any.
+pub(crate) fn resume(caught: Caught) {
+    if let Some(payload) = caught {
+        resume_unwind(payload);
+    }
+}
 
 /// A built window node, as the handle sees it: its results and its controls.
 pub(crate) type Built<K, V> = (crate::Stream<WindowResult<K, V>>, Arc<dyn Control>);
@@ -508,36 +549,6 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>> TimeWindowOp<T, K,
     ) -> Option<LateInfo<K>> {
         let cfg = &self.cfg;
         let seq = st.seq;
-        st.seq += 1;
-        st.stats.events += 1;
-        if cfg.idle.is_some() {
-            let now = Instant::now();
-            st.idle.last_event = Some(now);
-            st.idle.mark = now;
-        }
-        let k = match st.index.get(&key) {
-            Some(&k) => k,
-            None => {
-                // A freed key is a fresh key, but for its clock.
-                let clock = if cfg.per_key {
-                    st.retired.remove(&key).unwrap_or_else(Clock::new)
-                } else {
-                    Clock::new()
-                };
-                let k = st.keys.len();
-                st.index.insert(key.clone(), k);
-                st.keys.push(KeyState {
-                    key,
-                    store: S::new(),
-                    timer: None,
-                    expiry: None,
-                    last_start: i64::MIN,
-                    clock,
-                });
-                k
-            }
-        };
-        let wm = st.wm(cfg, k);
         let current = cfg.mode == EmitMode::Current;
         let mut updated = Vec::new();
         let ev = Event {
@@ -546,10 +557,60 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>> TimeWindowOp<T, K,
             seq,
             acks,
         };
-        let ks = &mut st.keys[k];
-        let admit = ks
-            .store
-            .add(&cfg.geo, &self.agg, ev, wm, current.then_some(&mut updated));
+        // The store takes the event whole or not at all (a panic in the aggregate leaves it
+        // as it was); the operator's own state changes only once it did. A new key's state is
+        // built aside and kept only then.
+        let (k, wm, admit) = match st.index.get(&key) {
+            Some(&k) => {
+                let wm = st.wm(cfg, k);
+                let admit = st.keys[k].store.add(
+                    &cfg.geo,
+                    &self.agg,
+                    ev,
+                    wm,
+                    current.then_some(&mut updated),
+                );
+                (k, wm, admit)
+            }
+            None => {
+                // A freed key is a fresh key, but for its clock.
+                let (clock, wm) = if cfg.per_key {
+                    let clock = st.retired.get(&key).copied().unwrap_or_else(Clock::new);
+                    (clock, clock.watermark(cfg.grace))
+                } else {
+                    (Clock::new(), st.clock.watermark(cfg.grace))
+                };
+                let mut store = S::new();
+                let admit = store.add(&cfg.geo, &self.agg, ev, wm, current.then_some(&mut updated));
+                if cfg.per_key {
+                    st.retired.remove(&key);
+                }
+                let k = st.keys.len();
+                st.index.insert(key.clone(), k);
+                st.keys.push(KeyState {
+                    key,
+                    store,
+                    timer: None,
+                    expiry: None,
+                    last_start: i64::MIN,
+                    clock,
+                });
+                (k, wm, admit)
+            }
+        };
+        st.seq += 1;
+        st.stats.events += 1;
+        if cfg.idle.is_some() {
+            let now = Instant::now();
+            st.idle.last_event = Some(now);
+            st.idle.mark = now;
+        }
+        if admit.opened {
+            let ks = &mut st.keys[k];
+            let next = ks.store.next(&cfg.geo, wm, ks.last_start);
+            st.set_timer(k, next);
+        }
+        let ks = &st.keys[k];
         for (start, end) in updated {
             let value = ks.store.current(&cfg.geo, &self.agg, start, end);
             st.stats.results += 1;
@@ -562,11 +623,6 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>> TimeWindowOp<T, K,
                 },
                 None,
             ));
-        }
-        if admit.opened {
-            let last = ks.last_start;
-            let next = ks.store.next(&cfg.geo, wm, last);
-            st.set_timer(k, next);
         }
         let late = (admit.rejected > 0).then(|| {
             st.stats.late_events += 1;
@@ -590,15 +646,6 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>> TimeWindowOp<T, K,
         late
     }
 
-    fn push_all(out: &Outputs<WindowResult<K, A::Out>>, outs: Outs<K, A::Out>, cx: &mut Cx) {
-        for (r, acks) in outs {
-            match acks {
-                Some(acks) => out.push_acked(r, acks, cx),
-                None => out.push(r, cx),
-            }
-        }
-    }
-
     /// Moves the clock to `t` (explicit watermark) and closes what is due.
     pub(crate) fn advance(&self, t: i64, out: &Outputs<WindowResult<K, A::Out>>, cx: &mut Cx) {
         let mut outs = Vec::new();
@@ -610,7 +657,7 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>> TimeWindowOp<T, K,
             st.each_clock(&self.cfg, |c| c.advance(t));
             out.call(|| st.fire(&self.cfg, &self.agg, &mut outs));
         }
-        Self::push_all(out, outs, cx);
+        resume(push_results(out, outs, cx));
     }
 
     /// When the idle timer should look next; `None` once the operator has ended.
@@ -671,8 +718,9 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>> Operator
             st.ended = true;
         }
         self.stop.notify_one();
-        Self::push_all(out, outs, cx);
+        let caught = push_results(out, outs, cx);
         self.late.finish(cx);
+        resume(caught);
     }
 
     fn held(&self) -> usize {
@@ -701,7 +749,7 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>> Input<0>
             }
             out.call(|| self.apply(&mut st, &x, ts, key, &cx.acks, &mut outs))
         };
-        Self::push_all(out, outs, cx);
+        let caught = push_results(out, outs, cx);
         if let Some(info) = late {
             self.late.report(info.count, cx, || LateEvent {
                 key: info.key,
@@ -714,6 +762,7 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>> Input<0>
                 accepted: info.admit.accepted,
             });
         }
+        resume(caught);
     }
 }
 

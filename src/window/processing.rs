@@ -15,7 +15,7 @@
 //! Invariants:
 //! - Processing time is `origin + (tokio now - build instant)` in ms; `origin` is the Unix time
 //!   in ms when the operator was built, unless set with
-//!   [`clock_starts_at`](ProcessingWindowBuilder::clock_starts_at). Windows are aligned to ms 0.
+//!   [`clock_starting_at`](ProcessingWindowBuilder::clock_starting_at). Windows are aligned to ms 0.
 //! - An event is stamped with the processing time at which it is pushed and lands in every
 //!   window `[start, start + size)` containing it (`start` a multiple of `step`); intervals are
 //!   half-open, so an event exactly at a window's end belongs to the next one.
@@ -203,7 +203,7 @@ impl<T: Item> Stream<T> {
     /// let source = Source::new();
     /// let counts = source
     ///     .processing_window(ProcessingWindow::tumbling(Duration::from_millis(100)))
-    ///     .clock_starts_at(0) // processing time counts from 0 when built: exact bounds
+    ///     .clock_starting_at(0) // processing time counts from 0 when built: exact bounds
     ///     .key_by(|word: &&str| *word)
     ///     .count()
     ///     .sink_to_vec();
@@ -262,10 +262,10 @@ impl<T: Item, K: WindowKey> ProcessingWindowBuilder<T, K> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let source = Source::<u8>::new();
-    /// let _ = source.processing_window(ProcessingWindow::tumbling(10)).clock_starts_at(0).count();
+    /// let _ = source.processing_window(ProcessingWindow::tumbling(10)).clock_starting_at(0).count();
     /// # }
     /// ```
-    pub fn clock_starts_at(mut self, ms: i64) -> Self {
+    pub fn clock_starting_at(mut self, ms: i64) -> Self {
         self.origin = Some(ms);
         self
     }

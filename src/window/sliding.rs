@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 
-use super::aggregate::Aggregator;
+use super::aggregate::{Aggregator, add_all};
 use super::assign::{Geometry, clamp};
 use super::operator::{Admit, Event, Store, Timer};
 use crate::Item;
@@ -64,24 +64,33 @@ impl<T: Item, A: Aggregator<T>> Store<T, A> for SlidingStore<A::Acc, T> {
         if ts + size < wm as i128 {
             return admit; // fully late
         }
-        self.prune_before(clamp(wm as i128 - size));
-        self.records
-            .insert((ev.ts, ev.seq), (ev.item.clone(), ev.acks.clone()));
         let hi = clamp(ts + size);
-        let mut touched = Vec::new();
-        for (&u, w) in self.windows.range_mut(ev.ts..=hi) {
-            agg.add(&mut w.acc, ev.item, ev.ts);
-            touched.push(u);
-        }
+        // The event's own window is built aside from the records before it (it comes last in
+        // `(timestamp, arrival)` order); then the event goes into every window or none, and
+        // nothing is stored before all of them took it (see `aggregate::add_all`).
+        let mut fresh = None;
         if own_open && !self.windows.contains_key(&ev.ts) {
             let mut acc = agg.init();
-            let mut first_seq = u64::MAX;
+            let mut first_seq = ev.seq;
             let from = (clamp(ts - size), 0);
             for (&(rts, rseq), (r, _)) in self.records.range(from..=(ev.ts, u64::MAX)) {
                 agg.add(&mut acc, r, rts);
                 first_seq = first_seq.min(rseq);
             }
-            self.windows.insert(ev.ts, Win { acc, first_seq });
+            fresh = Some(Win { acc, first_seq });
+        }
+        let mut touched: Vec<i64> = self.windows.range(ev.ts..=hi).map(|(&u, _)| u).collect();
+        let accs = self
+            .windows
+            .range_mut(ev.ts..=hi)
+            .map(|(_, w)| &mut w.acc)
+            .chain(fresh.as_mut().map(|w| &mut w.acc));
+        add_all(agg, accs, ev.item, ev.ts);
+        self.prune_before(clamp(wm as i128 - size));
+        self.records
+            .insert((ev.ts, ev.seq), (ev.item.clone(), ev.acks.clone()));
+        if let Some(w) = fresh {
+            self.windows.insert(ev.ts, w);
             touched.push(ev.ts);
             admit.opened = true;
         }

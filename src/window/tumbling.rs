@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use super::aggregate::Aggregator;
+use super::aggregate::{Aggregator, add_all};
 use super::assign::{Geometry, clamp};
 use super::operator::{Admit, Event, Slot, Store, Timer};
 use crate::graph::Acks;
@@ -31,23 +31,61 @@ impl<T, A: Aggregator<T>> Store<T, A> for WindowStore<A::Acc> {
         agg: &A,
         ev: Event<'_, T>,
         wm: i64,
-        mut updated: Option<&mut Vec<(i64, i64)>>,
+        updated: Option<&mut Vec<(i64, i64)>>,
     ) -> Admit {
         let (lo, hi) = g.containing(ev.ts);
         let open = g.first_open(wm).max(lo);
         let mut admit = Admit::rejected_between(g, lo, hi.min(open - g.step as i128));
         admit.accepted = g.count(open, hi);
-        for s in g.starts(open, hi) {
-            let start = clamp(s);
-            let slot = self.slots.entry(start).or_insert_with(|| {
-                admit.opened = true;
-                Slot::new(agg.init(), ev.seq)
-            });
-            agg.add(&mut slot.acc, ev.item, ev.ts);
-            slot.hold(ev.acks);
-            if let Some(u) = updated.as_deref_mut() {
-                u.push((start, g.end(s)));
+        if admit.accepted == 0 {
+            return admit;
+        }
+        if admit.accepted == 1 {
+            // Tumbling: one window, updated in place (`add` leaves it as it was if it panics).
+            let start = clamp(open);
+            match self.slots.get_mut(&start) {
+                Some(slot) => {
+                    agg.add(&mut slot.acc, ev.item, ev.ts);
+                    slot.hold(ev.acks);
+                }
+                None => {
+                    let mut acc = agg.init();
+                    agg.add(&mut acc, ev.item, ev.ts);
+                    let mut slot = Slot::new(acc, ev.seq);
+                    slot.hold(ev.acks);
+                    self.slots.insert(start, slot);
+                    admit.opened = true;
+                }
             }
+            if let Some(u) = updated {
+                u.push((start, g.end(open)));
+            }
+            return admit;
+        }
+        // The event goes into every window or none: new windows are built aside, and nothing
+        // is stored before every accumulator took the event (see `aggregate::add_all`).
+        let (first, last) = (clamp(open), clamp(hi));
+        let mut fresh: Vec<(i64, A::Acc)> = g
+            .starts(open, hi)
+            .map(clamp)
+            .filter(|s| !self.slots.contains_key(s))
+            .map(|s| (s, agg.init()))
+            .collect();
+        let accs = self
+            .slots
+            .range_mut(first..=last)
+            .map(|(_, slot)| &mut slot.acc)
+            .chain(fresh.iter_mut().map(|(_, acc)| acc));
+        add_all(agg, accs, ev.item, ev.ts);
+        admit.opened = !fresh.is_empty();
+        for (start, acc) in fresh.drain(..) {
+            self.slots.insert(start, Slot::new(acc, ev.seq));
+        }
+        for (_, slot) in self.slots.range_mut(first..=last) {
+            slot.hold(ev.acks);
+        }
+        if let Some(u) = updated {
+            u.extend(g.starts(open, hi).map(|s| (clamp(s), g.end(s))));
         }
         admit
     }
