@@ -867,3 +867,50 @@ async fn processing_window_task_ends_and_frees_the_graph_when_every_source_handl
     assert_eq!(*seen.lock().unwrap(), vec![1]);
     assert_eq!(live.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
+
+#[test]
+fn slice_ends_its_branch_even_when_its_last_element_panics_downstream() {
+    futures::executor::block_on(async {
+        let source = Source::new();
+        let sliced = source.slice(0, Some(2), 1);
+        let batches = sliced.partition(10).sink_to_vec();
+        let _boom = sliced.sink(|x: i32| assert!(x != 1, "boom"));
+        source.emit(0).await.unwrap();
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| source.emit(1)));
+        assert!(panicked.is_err());
+        // Element 1 reached the partition (first edge) before the sink panicked, and the
+        // branch ended anyway: the partition flushed.
+        assert_eq!(batches.snapshot(), vec![vec![0, 1]]);
+    });
+}
+
+#[test]
+fn slice_ends_its_branch_only_once_every_position_is_through_across_threads() {
+    // Thread A takes position 0 and is held inside the first branch; thread B takes position 1
+    // (the last) and gets through. The branch must not end before A's element is through.
+    let source = Source::new();
+    let sliced = source.slice(0, Some(2), 1);
+    let (held_tx, held_rx) = std::sync::mpsc::channel::<()>();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let go_rx = Mutex::new(go_rx);
+    sliced.sink(move |x: u32| {
+        if x == 0 {
+            held_tx.send(()).unwrap();
+            go_rx.lock().unwrap().recv().unwrap();
+        }
+    });
+    let batches = sliced.partition(10).sink_to_vec();
+    let a = {
+        let source = source.clone();
+        std::thread::spawn(move || futures::executor::block_on(source.emit(0)))
+    };
+    held_rx.recv().unwrap();
+    futures::executor::block_on(source.emit(1)).unwrap();
+    assert!(
+        batches.snapshot().is_empty(),
+        "position 0 is not through yet"
+    );
+    go_tx.send(()).unwrap();
+    a.join().unwrap().unwrap();
+    assert_eq!(batches.snapshot(), vec![vec![1, 0]]);
+}

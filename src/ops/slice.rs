@@ -10,11 +10,14 @@
 //! Invariants:
 //! - Positions count from 0, every element that reaches the node counting once, passed or
 //!   not. Element `i` passes when `start <= i < end` and `(i - start)` is a multiple of `step`.
-//! - The node ends once the last element of the slice has been pushed downstream, or at build
-//!   time if the slice is empty; a target attached after that is ended at once.
+//! - The node ends once every position up to the last element of the slice has been dealt
+//!   with (the last element pushed downstream, even if that push panicked; elements pushed by
+//!   other threads meanwhile included), or at build time if the slice is empty; a target
+//!   attached after that is ended at once.
 //! - Dropped elements are treated as `filter` treats them: their tokens are released at once.
 
 use std::marker::PhantomData;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
@@ -27,6 +30,8 @@ pub(crate) struct Slice<T: Item> {
     /// The position of the slice's last element, when the slice has an end.
     last: Option<u64>,
     next: AtomicU64,
+    /// How many positions up to `last` have been dealt with.
+    through: AtomicU64,
     ended: AtomicBool,
     /// The node itself, to end it from its own input.
     node: OnceLock<Weak<Node<Slice<T>>>>,
@@ -58,14 +63,28 @@ impl<T: Item> Input<0> for Slice<T> {
             return;
         }
         let i = self.next.fetch_add(1, Ordering::Relaxed);
-        if i >= self.start
-            && (i - self.start).is_multiple_of(self.step)
-            && self.last.is_none_or(|last| i <= last)
-        {
-            out.push(x, cx);
+        let passes = i >= self.start && (i - self.start).is_multiple_of(self.step);
+        let Some(last) = self.last else {
+            if passes {
+                out.push(x, cx);
+            }
+            return;
+        };
+        if i > last {
+            return;
         }
-        if self.last.is_some_and(|last| i >= last) {
+        // The branch ends once every position up to `last` is through (so an element pushed
+        // by another thread never reaches targets that already ended), panic or not.
+        let pushed = if passes {
+            catch_unwind(AssertUnwindSafe(|| out.push(x, cx)))
+        } else {
+            Ok(())
+        };
+        if self.through.fetch_add(1, Ordering::AcqRel) == last {
             self.end_branch(cx);
+        }
+        if let Err(payload) = pushed {
+            resume_unwind(payload);
         }
     }
 }
@@ -76,7 +95,8 @@ impl<T: Item> Stream<T> {
     /// `start <= i`, `i < end` (if there is an end), and `i - start` is a multiple of `step`.
     /// Negative positions do not exist (they are not supported by Streamz either).
     ///
-    /// Once the last element of the slice has passed, the node ends its branch: what follows it
+    /// Once the last element of the slice has passed (and every earlier position is through,
+    /// when several threads emit at once), the node ends its branch: what follows it
     /// flushes and ends, as if the upstream had ended (so a `collect` or window after it emits,
     /// and a `close()` has nothing left to wait for there). Later elements are dropped at the
     /// cost of one atomic load, and their tokens released as `filter` releases them. A slice
@@ -122,6 +142,7 @@ impl<T: Item> Stream<T> {
                 step,
                 last,
                 next: AtomicU64::new(0),
+                through: AtomicU64::new(0),
                 ended: AtomicBool::new(false),
                 node: OnceLock::new(),
                 _t: PhantomData,
