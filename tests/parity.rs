@@ -914,3 +914,35 @@ fn slice_ends_its_branch_only_once_every_position_is_through_across_threads() {
     a.join().unwrap().unwrap();
     assert_eq!(batches.snapshot(), vec![vec![1, 0]]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn try_emit_finds_a_timed_window_or_processing_window_full_while_results_are_pending() {
+    let source = Source::new();
+    let opts = brooklet::time::TimedWindowOptions::default().skip_empty();
+    let _tw = slow_record(
+        &source.timed_window_with(ms(100), opts),
+        Instant::now(),
+        ms(250),
+    );
+    let other = Source::new();
+    let pw = other
+        .processing_window(ProcessingWindow::tumbling(ms(100)))
+        .count();
+    let _pw = slow_record(&pw, Instant::now(), ms(250));
+    assert!(source.try_emit(1u32).is_ok());
+    assert!(other.try_emit(1u32).is_ok());
+    sleep(ms(150)).await; // both emitted at 100 ms; written until 350 ms
+    assert!(matches!(
+        source.try_emit(2),
+        Err(brooklet::TryEmitError::Full(2))
+    ));
+    assert!(matches!(
+        other.try_emit(2),
+        Err(brooklet::TryEmitError::Full(2))
+    ));
+    sleep(ms(250)).await;
+    assert!(source.try_emit(2).is_ok());
+    assert!(other.try_emit(2).is_ok());
+    bounded(source.close()).await.unwrap();
+    bounded(other.close()).await.unwrap();
+}

@@ -34,7 +34,13 @@ pub(crate) enum Admit<T, M, O> {
     /// has passed; `timed_window`: until the previous window has been accepted). User functions
     /// it calls go through `Outputs::call`, so a panic unwinds to the caller with nothing queued.
     Hook(AdmitHook<T, M, O>),
+    /// Like `Hook`, for a node whose pushes also wait while `busy()` says so (`timed_window`:
+    /// while a window is pending downstream): `try_emit` then finds the node full.
+    HookWhileBusy(AdmitHook<T, M, O>, Busy),
 }
+
+/// See [`Admit::HookWhileBusy`].
+pub(crate) type Busy = Box<dyn Fn() -> bool + Send + Sync>;
 
 /// See [`Admit::Hook`].
 pub(crate) type AdmitHook<T, M, O> =
@@ -63,12 +69,14 @@ impl<T: Item, M: Send + 'static, O: Item> Operator for Queued<T, M, O> {
     }
 
     fn room(&self) -> Room {
-        match self.admit {
-            Admit::Queue(_) | Admit::Hook(_)
-                if self.mailbox.len() >= self.bound && !self.mailbox.is_closed() =>
+        match &self.admit {
+            _ if self.mailbox.is_closed() => Room::Free,
+            Admit::Queue(_) | Admit::Hook(_) | Admit::HookWhileBusy(..)
+                if self.mailbox.len() >= self.bound =>
             {
                 Room::Full
             }
+            Admit::HookWhileBusy(_, busy) if busy() => Room::Full,
             _ => Room::Free,
         }
     }
@@ -82,7 +90,7 @@ impl<T: Item, M: Send + 'static, O: Item> Input<0> for Queued<T, M, O> {
         match &self.admit {
             Admit::Queue(stamp) => self.mailbox.put(stamp(x), cx),
             Admit::Replace(stamp) => self.mailbox.replace(stamp(x), cx),
-            Admit::Hook(admit) => admit(x, &self.mailbox, out, cx),
+            Admit::Hook(admit) | Admit::HookWhileBusy(admit, _) => admit(x, &self.mailbox, out, cx),
         }
     }
 }

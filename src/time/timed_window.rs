@@ -86,6 +86,12 @@ impl Gate {
         }
     }
 
+    /// Whether a window's emission is pending downstream (a push now would wait for it).
+    pub(crate) fn is_busy(&self) -> bool {
+        let e = self.emissions.lock();
+        e.started > e.accepted && !e.stopped
+    }
+
     /// Pushes `window` downstream from the task, marking it in flight until it is accepted.
     pub(crate) async fn emit<T: Item, M: Send + 'static>(
         &self,
@@ -286,10 +292,14 @@ impl<T: Item> Stream<T> {
         let mailbox = Mailbox::new(options.bound);
         let gate = Arc::new(Gate::default());
         let g = gate.clone();
-        let admit = Admit::Hook(Box::new(move |x, mailbox: &_, out: &_, cx: &mut _| {
-            g.wait_for_emission(out.name(), cx);
-            Mailbox::put(mailbox, x, cx);
-        }));
+        let busy = gate.clone();
+        let admit = Admit::HookWhileBusy(
+            Box::new(move |x, mailbox: &_, out: &_, cx: &mut _| {
+                g.wait_for_emission(out.name(), cx);
+                Mailbox::put(mailbox, x, cx);
+            }),
+            Box::new(move || busy.is_busy()),
+        );
         self.queued("timed_window", mailbox, options.bound, admit, move |q| {
             let ticks = ticks(d);
             run_windows(q, ticks, options, gate, |window| window)

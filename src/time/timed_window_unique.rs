@@ -122,11 +122,15 @@ impl<T: Item> Stream<T> {
         let mailbox = Mailbox::new(options.get_bound());
         let gate = Arc::new(Gate::default());
         let g = gate.clone();
-        let admit = Admit::Hook(Box::new(move |x: T, mailbox: &_, out: &_, cx: &mut _| {
-            let k = crate::graph::Outputs::call(out, || key(&x));
-            g.wait_for_emission(out.name(), cx);
-            Mailbox::put(mailbox, (k, x), cx);
-        }));
+        let busy = gate.clone();
+        let admit = Admit::HookWhileBusy(
+            Box::new(move |x: T, mailbox: &_, out: &_, cx: &mut _| {
+                let k = crate::graph::Outputs::call(out, || key(&x));
+                g.wait_for_emission(out.name(), cx);
+                Mailbox::put(mailbox, (k, x), cx);
+            }),
+            Box::new(move || busy.is_busy()),
+        );
         self.queued(
             "timed_window_unique",
             mailbox,

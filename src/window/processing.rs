@@ -53,7 +53,7 @@ use super::operator::WindowKey;
 use super::result::WindowResult;
 use crate::graph::sync::{Lock, until};
 use crate::graph::task::{Detach, Task, end_targets, forward, runtime};
-use crate::graph::{Acks, Cx, Input, Node, Operator, Outputs};
+use crate::graph::{Acks, Cx, Input, Node, Operator, Outputs, Room};
 use crate::{Error, Item, Stream};
 
 /// The shape of a processing-time window: tumbling or hopping, sizes in ms (an `i64` or a
@@ -665,6 +665,16 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>> Operator for ProcessingOp<T, K, A>
 
     fn held(&self) -> usize {
         self.shared.state.lock().open.len()
+    }
+
+    /// Full while a closing's results are pending downstream: a push now would wait for them.
+    fn room(&self) -> Room {
+        let s = self.shared.state.lock();
+        if s.started > s.accepted && !s.stopped && !s.ended {
+            Room::Full
+        } else {
+            Room::Free
+        }
     }
 }
 
