@@ -102,8 +102,8 @@ async fn rate_limit_paces_a_producer_awaiting_emit() {
         source.emit(x).await.unwrap();
         resolved.push(start.elapsed().as_millis());
     }
-    // One element waits for its slot without pending; the next waits for it to pass.
-    assert_eq!(resolved, vec![0, 0, 100, 200, 300]);
+    // Each emit resolves once its own element has passed.
+    assert_eq!(resolved, vec![0, 100, 200, 300, 400]);
     source.close().await.unwrap();
 }
 
@@ -239,11 +239,14 @@ async fn timed_window_backpressure_is_the_previous_emission() {
         source.emit(x).await.unwrap();
         resolved.push(start.elapsed().as_millis());
     }
-    // The third element puts the window over its bound: its emit resolves when the task takes
-    // the window, at the tick that comes once [0] has been written.
-    assert_eq!(resolved, vec![110, 110, 350, 350]);
+    // Each emit made while a window is being written waits for that write: [0] until 350 ms;
+    // then [1] is taken at once (the missed tick) and written until 600 ms, and so on.
+    assert_eq!(resolved, vec![350, 600, 850, 1100]);
     source.close().await.unwrap();
-    assert_eq!(values(&log), vec![vec![0], vec![1, 2, 3], vec![4]]);
+    assert_eq!(
+        values(&log),
+        vec![vec![0], vec![1], vec![2], vec![3], vec![4]]
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -658,8 +661,10 @@ async fn rate_limit_with_a_huge_interval_holds_the_next_element_without_failing(
     let source = Source::new();
     let seen = source.rate_limit(HUGE).sink_to_vec();
     source.emit(1).await.unwrap();
-    source.emit(2).await.unwrap(); // held for a slot that never comes
+    let second = source.emit(2); // held for a slot that never comes
     sleep(Duration::from_secs(86_400)).await;
+    assert!(!second.is_complete());
+    drop(second);
     assert_eq!(seen.snapshot(), vec![1]);
     // The node still holds 2 and waits for its slot: close keeps waiting, it does not fail.
     let closing = tokio::time::timeout(Duration::from_secs(86_400), source.close()).await;
@@ -732,7 +737,7 @@ impl Drop for Tracked {
 async fn time_node_tasks_end_when_every_source_handle_is_dropped() {
     type Build = fn(&Source<u32>) -> Stream<u32>;
     let all = vec![0, 1, 2];
-    let builds: [(&str, Build, Vec<u32>); 6] = [
+    let builds: [(&str, Build, Vec<u32>); 7] = [
         ("buffer", |s| s.buffer(4), all.clone()),
         ("rate_limit", |s| s.rate_limit(ms(10)), all.clone()),
         ("delay", |s| s.delay(ms(10)), all.clone()),
@@ -745,6 +750,14 @@ async fn time_node_tasks_end_when_every_source_handle_is_dropped() {
         (
             "partition_timeout",
             |s| s.partition_timeout(10, ms(10)).flatten(),
+            all.clone(),
+        ),
+        (
+            "timed_window_unique",
+            |s| {
+                s.timed_window_unique(ms(10), |x| *x, brooklet::ops::Keep::First)
+                    .flatten()
+            },
             all.clone(),
         ),
     ];

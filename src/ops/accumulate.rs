@@ -1,4 +1,10 @@
-//! `accumulate` and `accumulate_state`: a running fold (Streamz's `accumulate`, a scan).
+//! `accumulate`, `accumulate_from_first` and `accumulate_state`: a running fold (Streamz's
+//! `accumulate`, a scan).
+//!
+//! Streamz's `accumulate(func)` has an optional `start`; Rust has no optional arguments, so the
+//! two cases are two methods: `accumulate(start, f)` and `accumulate_from_first(f)`, which, as
+//! Streamz does when no start is given, takes the first element as the state and emits it
+//! unchanged.
 
 use std::marker::PhantomData;
 
@@ -46,7 +52,8 @@ where
 
 impl<T: Item> Stream<T> {
     /// A running fold: emits `f(acc, x)` for every element and keeps it as the next `acc`,
-    /// starting from `start`.
+    /// starting from `start`. Without a start value (Streamz's default), see
+    /// [`accumulate_from_first`](Self::accumulate_from_first).
     ///
     /// The state sits behind a lock taken only to compute the next value (never while pushing
     /// downstream). A panic in `f` leaves the state as it was. `f` must not emit into a graph
@@ -76,6 +83,51 @@ impl<T: Item> Stream<T> {
                     (next.clone(), next)
                 },
                 state: Lock::new(start),
+                _t: PhantomData,
+            },
+        )
+    }
+
+    /// A running fold seeded by the first element, as Streamz's `accumulate(func)` without
+    /// `start`: the first element becomes the state and is emitted as it is; each later
+    /// element `x` emits `f(acc, x)` and keeps it as the next `acc`. So a running total of
+    /// `0, 1, 2, 3, 4` emits `0, 1, 3, 6, 10`, one output per element.
+    ///
+    /// The state sits behind a lock taken only to compute the next value (never while pushing
+    /// downstream). A panic in `f` unwinds to the caller of `emit` and leaves the state as it
+    /// was (if the panicking element was the second, the first is still the state). `f` must
+    /// not emit into a graph that leads back to this node.
+    ///
+    /// ```
+    /// use brooklet::Source;
+    /// # futures::executor::block_on(async {
+    /// let source = Source::new();
+    /// let totals = source.accumulate_from_first(|total, x: i32| total + x).sink_to_vec();
+    /// let maxima = source.accumulate_from_first(|m: i32, x| m.max(x)).sink_to_vec();
+    /// for x in [3, 1, 4, 1, 5] {
+    ///     source.emit(x).await?;
+    /// }
+    /// assert_eq!(totals.snapshot(), vec![3, 4, 8, 9, 14]);
+    /// assert_eq!(maxima.snapshot(), vec![3, 3, 4, 4, 5]);
+    /// # Ok::<(), brooklet::Error>(()) }).unwrap();
+    /// ```
+    #[doc(alias = "scan")]
+    #[doc(alias = "reduce")]
+    pub fn accumulate_from_first(
+        &self,
+        f: impl Fn(T, T) -> T + Send + Sync + 'static,
+    ) -> Stream<T> {
+        self.then(
+            "accumulate",
+            Accumulate {
+                f: move |acc: Option<T>, x: T| {
+                    let next = match acc {
+                        None => x,
+                        Some(acc) => f(acc, x),
+                    };
+                    (Some(next.clone()), next)
+                },
+                state: Lock::new(None),
                 _t: PhantomData,
             },
         )

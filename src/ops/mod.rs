@@ -14,7 +14,9 @@ mod filter_map;
 mod flat_map;
 mod map;
 pub(crate) mod partition;
+pub(crate) mod partition_unique;
 mod sink;
+mod slice;
 mod sliding_window;
 mod to_stream;
 mod try_map;
@@ -25,6 +27,7 @@ mod zip_latest;
 
 pub use collect::Collect;
 pub use combine_latest::EmitOn;
+pub use partition_unique::Keep;
 pub use sink::{Sink, VecSink};
 pub use to_stream::{DEFAULT_PULL_CAPACITY, Pull};
 pub use try_map::Fallible;

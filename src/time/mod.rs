@@ -1,6 +1,6 @@
 //! Runtime-driven nodes: they hold elements and release them on a tokio task, by time
-//! (`rate_limit`, `delay`, `timed_window`, `partition_timeout`) or by capacity (`buffer`,
-//! `latest`, `sink_async`), and the periodic source (`Source::from_periodic`).
+//! (`rate_limit`, `delay`, `timed_window`, `timed_window_unique`, `partition_timeout`) or by
+//! capacity (`buffer`, `latest`, `sink_async`), and the periodic source (`Source::from_periodic`).
 //!
 //! These are the nodes that make `emit` pend, and so the ones that carry brooklet's
 //! backpressure promise: each is bounded, accepts what it is given (a dropped `Emit` future
@@ -47,6 +47,7 @@ mod queued;
 mod rate_limit;
 mod sink_async;
 mod timed_window;
+mod timed_window_unique;
 
 use std::time::Duration;
 

@@ -24,19 +24,34 @@ use crate::graph::{Acks, Cx, Input, Node, Operator, Outputs, Room};
 use crate::{Item, Stream};
 
 /// How the caller's push enters the mailbox.
-pub(crate) enum Admit<T, M> {
+pub(crate) enum Admit<T, M, O> {
     /// Queued behind what is there, after `stamp` (for `delay`: the arrival time).
     Queue(fn(T) -> M),
     /// Replaces whatever waits (the `latest` policy); never makes the push wait.
     Replace(fn(T) -> M),
+    /// The node's own admission, run on the caller's push: it puts the element into the
+    /// mailbox and may make the push wait for more than room (`rate_limit`: until the element
+    /// has passed; `timed_window`: until the previous window has been accepted). User functions
+    /// it calls go through `Outputs::call`, so a panic unwinds to the caller with nothing queued.
+    Hook(AdmitHook<T, M, O>),
+    /// Like `Hook`, for a node whose pushes also wait while `busy()` says so (`timed_window`:
+    /// while a window is pending downstream): `try_emit` then finds the node full.
+    HookWhileBusy(AdmitHook<T, M, O>, Busy),
 }
+
+/// See [`Admit::HookWhileBusy`].
+pub(crate) type Busy = Box<dyn Fn() -> bool + Send + Sync>;
+
+/// See [`Admit::Hook`].
+pub(crate) type AdmitHook<T, M, O> =
+    Box<dyn Fn(T, &Arc<Mailbox<M>>, &Outputs<O>, &mut Cx) + Send + Sync>;
 
 pub(crate) struct Queued<T, M, O> {
     mailbox: Arc<Mailbox<M>>,
     /// The mailbox's capacity: a push that finds this many elements held waits.
     bound: usize,
     task: Arc<Task>,
-    admit: Admit<T, M>,
+    admit: Admit<T, M, O>,
     _out: PhantomData<fn() -> O>,
 }
 
@@ -54,10 +69,14 @@ impl<T: Item, M: Send + 'static, O: Item> Operator for Queued<T, M, O> {
     }
 
     fn room(&self) -> Room {
-        match self.admit {
-            Admit::Queue(_) if self.mailbox.len() >= self.bound && !self.mailbox.is_closed() => {
+        match &self.admit {
+            _ if self.mailbox.is_closed() => Room::Free,
+            Admit::Queue(_) | Admit::Hook(_) | Admit::HookWhileBusy(..)
+                if self.mailbox.len() >= self.bound =>
+            {
                 Room::Full
             }
+            Admit::HookWhileBusy(_, busy) if busy() => Room::Full,
             _ => Room::Free,
         }
     }
@@ -66,11 +85,12 @@ impl<T: Item, M: Send + 'static, O: Item> Operator for Queued<T, M, O> {
 impl<T: Item, M: Send + 'static, O: Item> Input<0> for Queued<T, M, O> {
     type In = T;
 
-    fn on_input(&self, x: T, _out: &Outputs<O>, cx: &mut Cx) {
+    fn on_input(&self, x: T, out: &Outputs<O>, cx: &mut Cx) {
         self.task.report(cx);
-        match self.admit {
+        match &self.admit {
             Admit::Queue(stamp) => self.mailbox.put(stamp(x), cx),
             Admit::Replace(stamp) => self.mailbox.replace(stamp(x), cx),
+            Admit::Hook(admit) | Admit::HookWhileBusy(admit, _) => admit(x, &self.mailbox, out, cx),
         }
     }
 }
@@ -119,7 +139,7 @@ impl<T: Item> Stream<T> {
         kind: &'static str,
         mailbox: Arc<Mailbox<M>>,
         bound: usize,
-        admit: Admit<T, M>,
+        admit: Admit<T, M, O>,
         drain: impl FnOnce(Drain<T, M, O>) -> Fut,
     ) -> Stream<O>
     where

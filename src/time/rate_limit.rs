@@ -4,33 +4,42 @@
 //! must be held, not dropped, and released later when nobody is pushing. So the node accepts the
 //! element into a [`Mailbox`] and a task on the ambient runtime releases elements one by one.
 //!
+//! Why `emit` waits for the element to pass (as Streamz's `rate_limit`, whose `update` sleeps
+//! and then yields the downstream emission): a producer that awaits `emit` must see the pace.
+//! If `emit` resolved when the element was merely queued, the producer would run one element
+//! ahead of the pace, and a `Source::run` would pull its next input before the previous one
+//! had gone through.
+//!
 //! Invariants:
 //! - The first element passes at once; each later one passes no earlier than `d` after the
 //!   previous one was released (tokio-stream's `throttle`), and no earlier than the previous
 //!   one was accepted downstream.
-//! - An element stays in the mailbox until its slot comes: the mailbox holds at most one element
-//!   without making `emit` pend, so a producer awaiting `emit` runs at most one element ahead of
-//!   the pace.
+//! - The `emit` that delivered an element resolves once that element has passed and been
+//!   accepted downstream; if the element is lost instead (the node's task stopped), it resolves
+//!   to an error. The mailbox holds one element without making `emit` pend on room, so a
+//!   producer that drops its `emit` futures is still bounded.
 //! - Tokens travel with the element and are released once downstream has accepted it.
 
 use std::time::Duration;
 
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::queued::Admit;
 use crate::graph::task::Mailbox;
-use crate::{Item, Stream};
+use crate::{Error, Item, Stream};
 
 impl<T: Item> Stream<T> {
     /// Lets elements through no closer together than `d`: the first passes at once, each
     /// later one `d` after the previous one passed (or later, if downstream was slower). Order
     /// is kept and nothing is dropped.
     ///
-    /// The node holds one element waiting for its slot without making `emit` pend; the `emit`
-    /// of a second waiting element pends until the first has passed. So a producer awaiting
-    /// `emit` is paced at one element per `d`. Dropping the `emit` future loses nothing.
-    /// `close()` resolves once every held element has passed. Tokens are held until the
-    /// element is accepted downstream. A panic downstream is reported on the next `emit` or by
+    /// The `emit` that delivered an element resolves once the element has passed the node and
+    /// been accepted downstream, as in Streamz: a producer awaiting `emit` runs exactly at the
+    /// pace, and `n` awaited emits take at least `(n - 1) * d`. Dropping the `emit` future loses
+    /// nothing; a producer that drops them is held back once one element waits for its slot.
+    /// `close()` resolves once every held element has passed. Tokens are held until the element
+    /// is accepted downstream. A panic downstream is reported on the next `emit` or by
     /// `close()`.
     ///
     /// Runs on the ambient tokio runtime and reads its clock.
@@ -52,10 +61,11 @@ impl<T: Item> Stream<T> {
     ///     .map(move |x: u32| (x, start.elapsed().as_millis()))
     ///     .sink_to_vec();
     /// for x in 1..=3 {
-    ///     source.emit(x).await?;
+    ///     source.emit(x).await?; // resolves once x has passed
     /// }
-    /// source.close().await?;
     /// assert_eq!(seen.snapshot(), vec![(1, 0), (2, 100), (3, 200)]);
+    /// assert_eq!(start.elapsed().as_millis(), 200);
+    /// source.close().await?;
     /// # Ok(()) }
     /// ```
     pub fn rate_limit(&self, interval: Duration) -> Stream<T> {
@@ -63,11 +73,25 @@ impl<T: Item> Stream<T> {
             !interval.is_zero(),
             "rate_limit: the interval must be greater than zero"
         );
+        let admit = Admit::Hook(Box::new(|x, mailbox: &_, out: &_, cx: &mut _| {
+            let (passed, done) = oneshot::channel::<()>();
+            let node = out.name();
+            Mailbox::put(mailbox, (x, passed), cx);
+            // A put refused by a closed node drops `passed` and fails the push with `Closed`
+            // already; the error below is then not the one reported.
+            cx.wait(async move {
+                done.await.map_err(|_| Error::Failed {
+                    node,
+                    message: "the element was lost before it passed: the node's task stopped"
+                        .to_string(),
+                })
+            });
+        }));
         self.queued(
             "rate_limit",
             Mailbox::new(1),
             1,
-            Admit::Queue(|x| x),
+            admit,
             move |d| async move {
                 let mut last: Option<Instant> = None;
                 loop {
@@ -78,11 +102,12 @@ impl<T: Item> Stream<T> {
                     if let Some(last) = last {
                         tokio::time::sleep_until(super::after(last, interval)).await;
                     }
-                    let Some((x, acks)) = d.mailbox.recv().await else {
+                    let Some(((x, passed), acks)) = d.mailbox.recv().await else {
                         break;
                     };
                     last = Some(Instant::now());
                     d.forward(x, acks).await;
+                    let _ = passed.send(());
                 }
             },
         )

@@ -1,38 +1,129 @@
 //! `timed_window`: every `d`, the elements seen since the last tick, as one `Vec`.
 //!
-//! Why the previous emission is the backpressure (as in Streamz): a window is pushed downstream
-//! by the node's task, which awaits that push before it takes the next window. While it waits,
-//! the next window fills; once that window is over its bound, `emit` pends until the task takes
-//! it, that is until the previous window has been accepted and the next tick came. So a slow
-//! consumer slows the producer down.
+//! Why the previous emission is the backpressure (as in Streamz, whose `update` returns the
+//! future of the last emission): a window is pushed downstream by the node's task, which awaits
+//! that push before it takes the next window. While that push is pending (a slow `sink_async`,
+//! a full `buffer`), every `emit` into the node is accepted into the next window and pends
+//! until the pending window has been accepted. So a slow consumer slows the producer down at
+//! once, not only when a window overflows.
 //!
-//! Why the bound holds whatever downstream does: Streamz bounds a window only while the previous
-//! emission is pending, so a producer that never pends fills a window without limit until the
-//! tick. Here a window never holds more than `bound` elements without making `emit` pend
-//! (the element that crosses the bound is kept), so memory stays flat; the price is that a
-//! producer filling more than `bound` elements per interval waits for the tick. The default
-//! bound ([`DEFAULT_TIMED_WINDOW_BOUND`]) is large enough that ordinary rates never meet it.
+//! Why there is a bound as well: a producer that never pends (downstream keeps up) would
+//! otherwise fill a window without limit until the tick. Here a window never holds more than
+//! `bound` elements without making `emit` pend (the element that crosses the bound is kept),
+//! so memory stays flat; the price is that a producer filling more than `bound` elements per
+//! interval waits for the tick. The default bound ([`DEFAULT_TIMED_WINDOW_BOUND`]) is large
+//! enough that ordinary rates never meet it.
 //!
 //! Invariants:
 //! - Ticks come every `d` from when the node was built (`interval` with delayed missed ticks:
 //!   after a slow downstream emission, the next tick comes at once and the period restarts).
 //! - Elements go into exactly one window, in arrival order.
-//! - `emit` pends while the current window holds more than the bound, until the task takes the
-//!   window (which it does only once the previous window has been accepted); dropping the
-//!   `emit` future loses nothing.
+//! - An `emit` made while a window's emission is pending downstream pends until that emission
+//!   has been accepted (or the node's task stopped: then it fails). An `emit` also pends while
+//!   the current window holds more than the bound, until the task takes the window. Dropping
+//!   the `emit` future loses nothing.
 //! - Tokens of a window's elements are released once the window has been accepted downstream.
 //! - `close()` flushes the current window (when it is not empty) before resolving.
 
 use std::pin::pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::{Either, select};
-use tokio::time::{Instant, MissedTickBehavior, interval_at};
+use tokio::sync::Notify;
+use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at};
 
-use super::queued::Admit;
+use super::queued::{Admit, Drain};
+use crate::graph::Acks;
+use crate::graph::sync::{Lock, until};
 use crate::graph::task::Mailbox;
 use crate::ops::partition::unzip_batch;
-use crate::{Item, Stream};
+use crate::{Error, Item, Stream};
+
+#[derive(Default)]
+struct Emissions {
+    /// Windows the task has started to push downstream.
+    started: u64,
+    /// Windows accepted downstream (`started` once the task is idle).
+    accepted: u64,
+    /// The task stopped: nothing pending will ever be accepted.
+    stopped: bool,
+}
+
+/// The window emission in flight, which pushes into the node wait for (see the module docs).
+#[derive(Default)]
+pub(crate) struct Gate {
+    emissions: Lock<Emissions>,
+    accepted: Notify,
+}
+
+impl Gate {
+    /// Makes the push in progress wait until the emission in flight, if any, has been accepted.
+    pub(crate) fn wait_for_emission(self: &Arc<Self>, node: String, cx: &mut crate::graph::Cx) {
+        let pending = {
+            let e = self.emissions.lock();
+            (e.started > e.accepted).then_some(e.started)
+        };
+        if let Some(window) = pending {
+            let gate = self.clone();
+            cx.wait(async move {
+                until(&gate.accepted, || {
+                    let e = gate.emissions.lock();
+                    e.accepted >= window || e.stopped
+                })
+                .await;
+                if gate.emissions.lock().accepted >= window {
+                    Ok(())
+                } else {
+                    Err(Error::Failed {
+                        node,
+                        message: "the node's task stopped before the pending window was \
+                                  accepted downstream"
+                            .to_string(),
+                    })
+                }
+            });
+        }
+    }
+
+    /// Whether a window's emission is pending downstream (a push now would wait for it).
+    pub(crate) fn is_busy(&self) -> bool {
+        let e = self.emissions.lock();
+        e.started > e.accepted && !e.stopped
+    }
+
+    /// Pushes `window` downstream from the task, marking it in flight until it is accepted.
+    pub(crate) async fn emit<T: Item, M: Send + 'static>(
+        &self,
+        q: &Drain<T, M, Vec<T>>,
+        window: Vec<(T, Acks)>,
+    ) where
+        Vec<T>: Item,
+    {
+        let (items, acks) = unzip_batch(window);
+        self.emissions.lock().started += 1;
+        if let Some(emit) = q.forward_start(items, acks) {
+            q.forward_finish(emit).await;
+        }
+        {
+            let mut e = self.emissions.lock();
+            e.accepted = e.started;
+        }
+        self.accepted.notify_waiters();
+    }
+
+    /// A guard that marks the task stopped (and wakes every waiting push) when it is dropped.
+    pub(crate) fn stop_on_drop(self: &Arc<Self>) -> impl Drop + Send + use<> {
+        struct Stop(Arc<Gate>);
+        impl Drop for Stop {
+            fn drop(&mut self) {
+                self.0.emissions.lock().stopped = true;
+                self.0.accepted.notify_waiters();
+            }
+        }
+        Stop(self.clone())
+    }
+}
 
 /// The default [`TimedWindowOptions::bound`].
 ///
@@ -159,10 +250,11 @@ impl<T: Item> Stream<T> {
     /// Like [`timed_window`](Self::timed_window), with [`TimedWindowOptions`].
     ///
     /// The window is pushed downstream by the node's task, which awaits that push before it
-    /// takes the next window: while it is pending, the next window fills, and the `emit` that
-    /// puts it over `options.bound` elements pends until the task takes it. So a slow consumer
-    /// slows the producer, and a window never holds more than `bound` elements without making
-    /// `emit` pend (a producer faster than `bound` per interval waits for the tick). Tokens are held
+    /// takes the next window. While that push is pending downstream, as in Streamz, every
+    /// `emit` into the node is accepted into the next window and pends until the pending window
+    /// has been accepted: a slow consumer slows the producer at once. As a safety net, a window
+    /// never holds more than `options.bound` elements without making `emit` pend (a producer
+    /// faster than `bound` per interval waits for the tick). Tokens are held
     /// until the window built from the element is accepted downstream. `close()` emits the
     /// current window (unless empty) and resolves once it has been accepted. A panic downstream
     /// is reported on the next `emit` or by `close()`.
@@ -198,32 +290,55 @@ impl<T: Item> Stream<T> {
             "timed_window: the bound must be at least 1"
         );
         let mailbox = Mailbox::new(options.bound);
-        self.queued(
-            "timed_window",
-            mailbox,
-            options.bound,
-            Admit::Queue(|x| x),
-            move |q| {
-                let mut ticks = interval_at(super::after(Instant::now(), d), d);
-                ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-                async move {
-                    loop {
-                        let closed = {
-                            let tick = pin!(ticks.tick());
-                            let closed = pin!(q.mailbox.closed());
-                            matches!(select(tick, closed).await, Either::Right(_))
-                        };
-                        let window = q.mailbox.take_all();
-                        if !window.is_empty() || (options.emit_empty && !closed) {
-                            let (items, acks) = unzip_batch(window);
-                            q.forward(items, acks).await;
-                        }
-                        if closed {
-                            break;
-                        }
-                    }
-                }
-            },
-        )
+        let gate = Arc::new(Gate::default());
+        let g = gate.clone();
+        let busy = gate.clone();
+        let admit = Admit::HookWhileBusy(
+            Box::new(move |x, mailbox: &_, out: &_, cx: &mut _| {
+                g.wait_for_emission(out.name(), cx);
+                Mailbox::put(mailbox, x, cx);
+            }),
+            Box::new(move || busy.is_busy()),
+        );
+        self.queued("timed_window", mailbox, options.bound, admit, move |q| {
+            let ticks = ticks(d);
+            run_windows(q, ticks, options, gate, |window| window)
+        })
+    }
+}
+
+/// Ticks every `d` from now (see the module invariants).
+pub(crate) fn ticks(d: Duration) -> Interval {
+    let mut ticks = interval_at(super::after(Instant::now(), d), d);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    ticks
+}
+
+/// The task loop of a timed window: at each tick (and at the end) takes what the mailbox holds,
+/// turns it into a window with `shape`, and pushes it through `gate`.
+pub(crate) async fn run_windows<T: Item, M: Send + 'static>(
+    q: Drain<T, M, Vec<T>>,
+    mut ticks: Interval,
+    options: TimedWindowOptions,
+    gate: Arc<Gate>,
+    mut shape: impl FnMut(Vec<(M, Acks)>) -> Vec<(T, Acks)> + Send,
+) {
+    let _stop = gate.stop_on_drop();
+    loop {
+        let closed = {
+            let tick = pin!(ticks.tick());
+            let closed = pin!(q.mailbox.closed());
+            matches!(select(tick, closed).await, Either::Right(_))
+        };
+        // A downstream slower than `d` makes every tick late, so the tick is always ready
+        // first: look at the close as well, or it is never seen.
+        let closed = closed || q.mailbox.is_closed();
+        let window = shape(q.mailbox.take_all());
+        if !window.is_empty() || (options.emit_empty && !closed) {
+            gate.emit(&q, window).await;
+        }
+        if closed {
+            break;
+        }
     }
 }

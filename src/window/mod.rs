@@ -5,6 +5,7 @@
 //! | you want | go to |
 //! |---|---|
 //! | start a window on a stream | [`Stream::window`](crate::Stream::window) → [`WindowBuilder`] |
+//! | windows over arrival (processing) time, closed by a timer | [`Stream::processing_window`](crate::Stream::processing_window) → [`ProcessingWindowBuilder`] |
 //! | window shapes, and which windows an event is in | [`Window`] (`assign.rs`) |
 //! | the clock, the watermark, grace, idle timeout, skew | [`clock`] |
 //! | sum, count, mean, min, max, first, last, collect, reduce, several at once, your own | [`aggregate`], [`Aggregator`] |
@@ -127,6 +128,7 @@ mod emitters;
 mod hopping;
 mod late;
 mod operator;
+mod processing;
 mod result;
 mod sliding;
 mod tumbling;
@@ -137,4 +139,7 @@ pub use batch::{BATCH_CAPACITY, BatchOptions, Batched, Buffered, Emitter, Poll, 
 pub use builder::{EmitMode, Leftover, WindowBuilder, Windowed};
 pub use emitters::{CountWindow, FixedTimeWindow, RelaxedTimeWindow};
 pub use operator::WindowKey;
+pub use processing::{
+    ProcessingWindow, ProcessingWindowBuilder, ProcessingWindowStats, ProcessingWindowed,
+};
 pub use result::{LateEvent, WindowResult, WindowStats};
