@@ -854,9 +854,11 @@ async fn two_members_of_a_group_share_the_partitions_and_one_leaving_hands_them_
     };
     // The hand-over itself: the group gives a's partitions to b (a may have finished its own
     // share already, so covering the topic alone would not show it).
-    wait_until("b to be assigned a's partitions", Duration::from_secs(60), || {
-        b.assignments() >= 2
-    })
+    wait_until(
+        "b to be assigned a's partitions",
+        Duration::from_secs(60),
+        || b.assignments() >= 2,
+    )
     .await;
     wait_until("b to finish the topic", Duration::from_secs(60), covered).await;
     b.stop();
