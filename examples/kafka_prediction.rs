@@ -245,5 +245,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("{sensor}: expected {value} °C 5 s after the last full window");
         }
     }
+    if std::env::args().any(|a| a == "--dot") {
+        // The pipeline as it ran, with each node's counters (see scripts/render_graphs.sh).
+        println!("{}", source.to_dot_with_metrics());
+    }
     Ok(())
 }

@@ -20,7 +20,8 @@ render() { # example name, output name, extra args
   local example=$1 name=$2
   shift 2
   echo "==> $example -> docs/$name.svg"
-  cargo run -q --example "$example" -- --dot "$@" > "docs/$name.dot"
+  # The example prints its graph last; keep only the DOT text.
+  cargo run -q --features kafka --example "$example" -- --dot "$@" | sed -n '/^digraph/,/^}/p' > "docs/$name.dot"
   dot -Tsvg "docs/$name.dot" -o "docs/$name.svg"
 }
 
