@@ -481,4 +481,17 @@ async fn an_emit_held_across_close_is_refused_or_delivered() {
     .await;
     emit_held_across_close("par_map", |s| s.par_map(1, |x| x)).await;
     emit_held_across_close("delay", |s| s.delay(Duration::from_millis(1))).await;
+    emit_held_across_close("tumbling window", |s| {
+        s.window(brooklet::window::Window::tumbling(1_000))
+            .timestamp(|x: &i64| *x)
+            .collect(|x: &i64| *x)
+            .flat_map(|w| w.value)
+    })
+    .await;
+    emit_held_across_close("count window", |s| {
+        s.window(brooklet::window::Window::count(3))
+            .collect(|x: &i64| *x)
+            .flat_map(|w| w.value)
+    })
+    .await;
 }

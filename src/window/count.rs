@@ -261,7 +261,9 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>> Input<0> for CountOp<T, K, A> {
         {
             let mut st = self.state.lock();
             if st.ended {
-                return;
+                // A push that raced `close()`: the windows were flushed already.
+                drop(st);
+                return cx.reject_closed();
             }
             out.call(|| self.apply(&mut st, &x, key, &cx.acks, &mut outs));
         }

@@ -652,6 +652,7 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>> TimeWindowOp<T, K,
         {
             let mut st = self.state.lock();
             if st.ended {
+                // No element is lost: a watermark after the end has nothing left to close.
                 return;
             }
             st.each_clock(&self.cfg, |c| c.advance(t));
@@ -745,7 +746,9 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>> Input<0>
         let late = {
             let mut st = self.state.lock();
             if st.ended {
-                return;
+                // A push that raced `close()`: the windows were flushed already.
+                drop(st);
+                return cx.reject_closed();
             }
             out.call(|| self.apply(&mut st, &x, ts, key, &cx.acks, &mut outs))
         };
