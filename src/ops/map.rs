@@ -32,13 +32,20 @@ where
         let y = out.call(|| (self.f)(x));
         out.push(y, cx);
     }
+
+    fn on_batch(&self, xs: Vec<T>, out: &Outputs<U>, cx: &mut Cx) {
+        let ys = out.call_each(xs, |x| Some((self.f)(x)));
+        out.push_batch_then(ys, cx);
+    }
 }
 
 impl<T: Item> Stream<T> {
     /// Applies `f` to every element.
     ///
     /// Synchronous and stateless: costs a dynamic call and takes no lock. A panic in `f`
-    /// unwinds into the caller of `emit`.
+    /// unwinds into the caller of `emit`. A batch
+    /// ([`emit_batch`](crate::Source::emit_batch)) is mapped in one call, into the batch's
+    /// own memory when `U` has the size and alignment of `T`.
     ///
     /// ```
     /// use brooklet::Source;

@@ -18,6 +18,11 @@ impl<T: Item> Input<0> for Union<T> {
     fn on_input(&self, x: T, out: &Outputs<T>, cx: &mut Cx) {
         out.push(x, cx);
     }
+
+    #[inline]
+    fn on_batch(&self, xs: Vec<T>, out: &Outputs<T>, cx: &mut Cx) {
+        out.push_batch(xs, cx);
+    }
 }
 
 impl<T: Item> Stream<T> {
