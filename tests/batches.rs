@@ -297,14 +297,18 @@ fn a_panic_mid_batch_delivers_what_came_before_it() {
     }));
     assert!(emitted.is_err(), "the panic reaches the caller");
     assert_eq!(seen.snapshot(), vec![10, 20]);
-    assert_eq!(mapped.metrics().errors, 1);
+    let m = mapped.metrics();
+    assert_eq!((m.received, m.emitted, m.errors), (4, 2, 1));
     match outcome.lock().unwrap().clone() {
         Some(Outcome::Failed(Error::Panicked { node, .. })) => assert_eq!(node, "map"),
         other => panic!("expected a failed token naming map, got {other:?}"),
     }
     // The graph stays usable.
     block_on(source.emit_batch(vec![5, 6])).unwrap();
-    assert_eq!(seen.snapshot(), vec![10, 20, 50, 60]);
+    block_on(source.emit(7)).unwrap();
+    assert_eq!(seen.snapshot(), vec![10, 20, 50, 60, 70]);
+    let m = mapped.metrics();
+    assert_eq!((m.received, m.emitted, m.errors), (7, 5, 1));
 }
 
 #[test]

@@ -352,6 +352,10 @@ pub(crate) struct Outputs<T> {
     /// change.
     shape: AtomicU8,
     pub(crate) emitted: Counter,
+    /// For nodes whose `emitted` is derived from `received` (see `Operator::PASSES_EACH`):
+    /// the elements they received but did not pass on without a panic of their own, the
+    /// ones after a panic in a batch.
+    pub(crate) skipped: Counter,
     pub(crate) errors: Counter,
     /// The owning node's name, for errors that name a panicking function's node.
     label: Arc<Label>,
@@ -367,6 +371,7 @@ impl<T> Outputs<T> {
             first: Chunk::new(),
             shape: AtomicU8::new(NO_EDGE),
             emitted: Counter::default(),
+            skipped: Counter::default(),
             errors: Counter::default(),
             label,
         }
@@ -506,16 +511,48 @@ impl<T: 'static> Outputs<T> {
         T: Clone,
     {
         self.emitted.inc();
-        match self.shape.load(Ordering::Acquire) {
-            // Fast path: a single edge, the shape of most of a graph. It needs no saved
-            // registers, so the push into the next node compiles to a tail call.
-            ONE_EDGE => {
-                if let Some(e) = self.first.slots[0].get() {
-                    e.deliver(x, cx);
-                }
+        self.pass(x, cx);
+    }
+
+    /// Pushes `x` on like [`push`](Self::push), without counting it in `emitted`: for nodes
+    /// that pass on every element they receive (see `Operator::PASSES_EACH`), whose `emitted`
+    /// is derived from `received`.
+    #[inline(always)]
+    pub(crate) fn pass(&self, x: T, cx: &mut Cx)
+    where
+        T: Clone,
+    {
+        // Fast path: a single edge, the shape of most of a graph, checked with one compare.
+        // It needs no saved registers, so the push into the next node compiles to a tail call.
+        if self.shape.load(Ordering::Acquire) == ONE_EDGE {
+            if let Some(e) = self.first.slots[0].get() {
+                e.deliver(x, cx);
             }
-            NO_EDGE => {}
-            _ => self.push_fan_out(x, cx),
+        } else {
+            self.push_fan_out(x, cx);
+        }
+    }
+
+    /// No edge, or fan-out: every branch but the last gets a clone, the last gets `x`.
+    #[inline(never)]
+    fn push_fan_out(&self, x: T, cx: &mut Cx)
+    where
+        T: Clone,
+    {
+        if self.shape.load(Ordering::Acquire) == NO_EDGE {
+            return;
+        }
+        let mut prev: Option<&Edge<T>> = None;
+        for e in self.edges() {
+            if !e.active.load(Ordering::Acquire) {
+                continue;
+            }
+            if let Some(p) = prev.replace(e) {
+                p.deliver(x.clone(), cx);
+            }
+        }
+        if let Some(p) = prev {
+            p.deliver(x, cx);
         }
     }
 
@@ -526,10 +563,20 @@ impl<T: 'static> Outputs<T> {
     where
         T: Clone,
     {
+        self.emitted.add(xs.len());
+        self.pass_batch(xs, cx);
+    }
+
+    /// Pushes a batch on like [`push_batch`](Self::push_batch), without counting it in
+    /// `emitted` (see [`pass`](Self::pass)).
+    #[inline]
+    pub(crate) fn pass_batch(&self, xs: Vec<T>, cx: &mut Cx)
+    where
+        T: Clone,
+    {
         if xs.is_empty() {
             return;
         }
-        self.emitted.add(xs.len());
         match self.shape.load(Ordering::Acquire) {
             ONE_EDGE => {
                 if let Some(e) = self.first.slots[0].get() {
@@ -558,26 +605,6 @@ impl<T: 'static> Outputs<T> {
         }
         if let Some(p) = prev {
             p.deliver_batch(xs, cx);
-        }
-    }
-
-    /// Fan-out: every branch but the last gets a clone, the last gets `x`.
-    #[inline(never)]
-    fn push_fan_out(&self, x: T, cx: &mut Cx)
-    where
-        T: Clone,
-    {
-        let mut prev: Option<&Edge<T>> = None;
-        for e in self.edges() {
-            if !e.active.load(Ordering::Acquire) {
-                continue;
-            }
-            if let Some(p) = prev.replace(e) {
-                p.deliver(x.clone(), cx);
-            }
-        }
-        if let Some(p) = prev {
-            p.deliver(x, cx);
         }
     }
 

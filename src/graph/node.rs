@@ -91,6 +91,12 @@ pub(crate) trait Operator: Send + Sync + Sized + 'static {
     /// Called once, when the node ends, before its targets are ended: flush what is held.
     fn on_end(&self, _out: &Outputs<Self::Out>, _cx: &mut Cx) {}
 
+    /// When true, the node passes on exactly one output per element it receives (with
+    /// `Outputs::pass`, which does not count), unless its own function panics on it or a
+    /// panic earlier in a batch dropped it (counted in `Outputs::skipped`): its `emitted` is
+    /// derived from `received`, saving a counter update per element.
+    const PASSES_EACH: bool = false;
+
     /// When true, ending the node does not end its targets: the operator's background task
     /// does, once it has drained what it holds (see `graph::task`).
     const DEFERS_END: bool = false;
@@ -311,7 +317,12 @@ impl<Op: Operator> NodeDyn for Node<Op> {
     }
 
     fn emitted(&self) -> u64 {
-        self.out.emitted.get()
+        if Op::PASSES_EACH {
+            let lost = self.out.errors.get() + self.out.skipped.get();
+            self.meta.received.get().saturating_sub(lost)
+        } else {
+            self.out.emitted.get()
+        }
     }
 
     fn errors(&self) -> u64 {

@@ -17,6 +17,7 @@ where
     U: Item,
 {
     type Out = U;
+    const PASSES_EACH: bool = true;
 }
 
 impl<F, T, U> Input<0> for Map<F, T, U>
@@ -30,12 +31,20 @@ where
     #[inline]
     fn on_input(&self, x: T, out: &Outputs<U>, cx: &mut Cx) {
         let y = out.call(|| (self.f)(x));
-        out.push(y, cx);
+        out.pass(y, cx);
     }
 
     fn on_batch(&self, xs: Vec<T>, out: &Outputs<U>, cx: &mut Cx) {
-        let ys = out.call_each(xs, |x| Some((self.f)(x)));
-        out.push_batch_then(ys, cx);
+        let n = xs.len();
+        let (ys, panic) = out.call_each(xs, |x| Some((self.f)(x)));
+        if panic.is_some() {
+            // The panicking element counts as an error; the ones after it were dropped.
+            out.skipped.add(n - ys.len() - 1);
+        }
+        out.pass_batch(ys, cx);
+        if let Some(payload) = panic {
+            std::panic::resume_unwind(payload);
+        }
     }
 }
 
