@@ -46,6 +46,9 @@ use super::sync::{Counter, Lock};
 
 const CHUNK: usize = 4;
 
+/// A panic caught in a batch, to be resumed once what came before it was pushed.
+pub(crate) type Panic = Box<dyn std::any::Any + Send>;
+
 /// Where an edge leads: an input port to push into, and who keeps it alive.
 ///
 /// A push through an edge is one indirect call on the port's own address (`port`, `call`):
@@ -58,6 +61,8 @@ const CHUNK: usize = 4;
 pub(crate) struct Target<T> {
     port: usize,
     call: unsafe fn(usize, T, &mut Cx),
+    /// The same port's batch entry (see `Push::push_batch`).
+    call_batch: unsafe fn(usize, Vec<T>, &mut Cx),
     owner: Owner<T>,
 }
 
@@ -85,12 +90,24 @@ unsafe fn call_port<T, P: Push<T>>(port: usize, x: T, cx: &mut Cx) {
     p.push(x, cx);
 }
 
+/// Pushes a batch into the `P` at address `port`.
+///
+/// # Safety
+///
+/// As for [`call_port`].
+unsafe fn call_port_batch<T, P: Push<T>>(port: usize, xs: Vec<T>, cx: &mut Cx) {
+    // SAFETY: see the function's contract above.
+    let p = unsafe { &*std::ptr::with_exposed_provenance::<P>(port) };
+    p.push_batch(xs, cx);
+}
+
 impl<T: 'static> Target<T> {
     /// An operator's edge: it owns its target.
     pub(crate) fn forward<P: Push<T>>(port: Arc<P>, node: Arc<dyn NodeDyn>) -> Target<T> {
         Target {
             port: Arc::as_ptr(&port).expose_provenance(),
             call: call_port::<T, P>,
+            call_batch: call_port_batch::<T, P>,
             owner: Owner::Fixed {
                 port: Box::new(port),
                 node,
@@ -106,6 +123,7 @@ impl<T: 'static> Target<T> {
         Target {
             port: (&*slot as *const Slot<T>).expose_provenance(),
             call: call_port::<T, Slot<T>>,
+            call_batch: call_port_batch::<T, Slot<T>>,
             owner: Owner::Slot(slot),
         }
     }
@@ -169,22 +187,33 @@ impl<T: 'static> Slot<T> {
     }
 }
 
+impl<T: 'static> Slot<T> {
+    /// The target, cloned out under the lock (so a concurrent `disconnect` cannot free it under
+    /// a push, and the lock is not held across the push), and whether the edge is a feedback
+    /// edge. `None` when the slot is empty or its feedback target is gone.
+    fn target(&self) -> Option<(Arc<dyn Push<T>>, bool)> {
+        match self.conn.lock().as_ref().map(|c| &c.link) {
+            None => None,
+            Some(ConnLink::Forward { port, .. }) => Some((port.clone(), false)),
+            Some(ConnLink::Feedback { port, .. }) => port.upgrade().map(|port| (port, true)),
+        }
+    }
+}
+
 impl<T: 'static> Push<T> for Slot<T> {
     fn push(&self, x: T, cx: &mut Cx) {
-        // The target is cloned out under the lock, so a concurrent `disconnect` cannot free it
-        // under this push, and the lock is not held across the push.
-        let (port, feedback) = match self.conn.lock().as_ref().map(|c| &c.link) {
-            None => return,
-            Some(ConnLink::Forward { port, .. }) => (port.clone(), false),
-            Some(ConnLink::Feedback { port, .. }) => match port.upgrade() {
-                Some(port) => (port, true),
-                None => return,
-            },
-        };
-        if feedback {
-            push_feedback(port, x, cx);
-        } else {
-            port.push(x, cx);
+        match self.target() {
+            None => {}
+            Some((port, true)) => push_feedback(port, move |p, cx| p.push(x, cx), cx),
+            Some((port, false)) => port.push(x, cx),
+        }
+    }
+
+    fn push_batch(&self, xs: Vec<T>, cx: &mut Cx) {
+        match self.target() {
+            None => {}
+            Some((port, true)) => push_feedback(port, move |p, cx| p.push_batch(xs, cx), cx),
+            Some((port, false)) => port.push_batch(xs, cx),
         }
     }
 
@@ -228,16 +257,20 @@ impl Drop for Draining<'_> {
     }
 }
 
-/// Pushes `x` into `port` over a feedback edge: at once if no other feedback push is under way
+/// Pushes into `port` over a feedback edge (`push` pushes one element or a batch): at once if no other feedback push is under way
 /// on this thread, else on the thread's queue (see the module documentation). Either way the
 /// push never makes the emission wait (a loop waiting on its own bounded nodes would wait on
 /// itself: the node that must make room is the one whose push is waiting), and its failures
 /// reach `cx`, the context of the outermost feedback push, and so the caller of `emit`.
-fn push_feedback<T: 'static>(port: Arc<dyn Push<T>>, x: T, cx: &mut Cx) {
+fn push_feedback<T: 'static>(
+    port: Arc<dyn Push<T>>,
+    push: impl FnOnce(&dyn Push<T>, &mut Cx) + 'static,
+    cx: &mut Cx,
+) {
     let acks = cx.acks.clone();
     let run = move |cx: &mut Cx| {
         let mut looped = Cx::with_acks(acks);
-        port.push(x, &mut looped);
+        push(&*port, &mut looped);
         cx.absorb_failures(looped);
     };
     match FEEDBACK.try_with(|q| q.running.get()) {
@@ -274,6 +307,12 @@ impl<T: 'static> Edge<T> {
         // SAFETY: `port` and `call` were made together by `Target::forward` or
         // `Target::slot`, and `self` (so `owner`) is alive while we hold `&self`.
         unsafe { (self.target.call)(self.target.port, x, cx) }
+    }
+
+    #[inline(always)]
+    fn deliver_batch(&self, xs: Vec<T>, cx: &mut Cx) {
+        // SAFETY: as in `deliver`.
+        unsafe { (self.target.call_batch)(self.target.port, xs, cx) }
     }
 
     fn slot(&self) -> Option<&Slot<T>> {
@@ -313,6 +352,10 @@ pub(crate) struct Outputs<T> {
     /// change.
     shape: AtomicU8,
     pub(crate) emitted: Counter,
+    /// For nodes whose `emitted` is derived from `received` (see `Operator::PASSES_EACH`):
+    /// the elements they received but did not pass on without a panic of their own, the
+    /// ones after a panic in a batch.
+    pub(crate) skipped: Counter,
     pub(crate) errors: Counter,
     /// The owning node's name, for errors that name a panicking function's node.
     label: Arc<Label>,
@@ -328,6 +371,7 @@ impl<T> Outputs<T> {
             first: Chunk::new(),
             shape: AtomicU8::new(NO_EDGE),
             emitted: Counter::default(),
+            skipped: Counter::default(),
             errors: Counter::default(),
             label,
         }
@@ -357,6 +401,50 @@ impl<T: 'static> Outputs<T> {
         let r = f();
         std::mem::forget(guard);
         r
+    }
+
+    /// Runs `f` on every element of `xs`, in order, as [`call`](Self::call) runs one function,
+    /// and collects its `Some` results (in place, with no allocation, when the input and
+    /// output types have the same size and alignment). A panic in `f` stops the batch: the
+    /// results before it are returned with the panic, which the caller hands to
+    /// [`push_batch_then`](Self::push_batch_then) so that they are pushed before it goes on.
+    /// The elements after the panicking one are dropped.
+    #[inline]
+    pub(crate) fn call_each<X, Y>(
+        &self,
+        xs: Vec<X>,
+        mut f: impl FnMut(X) -> Option<Y>,
+    ) -> (Vec<Y>, Option<Panic>) {
+        let mut panic = None;
+        let ys = xs
+            .into_iter()
+            .filter_map(|x| {
+                if panic.is_some() {
+                    return None;
+                }
+                match catch_unwind(AssertUnwindSafe(|| self.call(|| f(x)))) {
+                    Ok(y) => y,
+                    Err(payload) => {
+                        panic = Some(payload);
+                        None
+                    }
+                }
+            })
+            .collect();
+        (ys, panic)
+    }
+
+    /// Pushes the batch of outputs, then lets the panic that interrupted it (if any) go on
+    /// (see [`call_each`](Self::call_each)).
+    #[inline]
+    pub(crate) fn push_batch_then(&self, (ys, panic): (Vec<T>, Option<Panic>), cx: &mut Cx)
+    where
+        T: Clone,
+    {
+        self.push_batch(ys, cx);
+        if let Some(payload) = panic {
+            resume_unwind(payload);
+        }
     }
 
     /// Pushes an element built by this node from held elements, carrying `acks` (their tokens)
@@ -423,25 +511,37 @@ impl<T: 'static> Outputs<T> {
         T: Clone,
     {
         self.emitted.inc();
-        match self.shape.load(Ordering::Acquire) {
-            // Fast path: a single edge, the shape of most of a graph. It needs no saved
-            // registers, so the push into the next node compiles to a tail call.
-            ONE_EDGE => {
-                if let Some(e) = self.first.slots[0].get() {
-                    e.deliver(x, cx);
-                }
+        self.pass(x, cx);
+    }
+
+    /// Pushes `x` on like [`push`](Self::push), without counting it in `emitted`: for nodes
+    /// that pass on every element they receive (see `Operator::PASSES_EACH`), whose `emitted`
+    /// is derived from `received`.
+    #[inline(always)]
+    pub(crate) fn pass(&self, x: T, cx: &mut Cx)
+    where
+        T: Clone,
+    {
+        // Fast path: a single edge, the shape of most of a graph, checked with one compare.
+        // It needs no saved registers, so the push into the next node compiles to a tail call.
+        if self.shape.load(Ordering::Acquire) == ONE_EDGE {
+            if let Some(e) = self.first.slots[0].get() {
+                e.deliver(x, cx);
             }
-            NO_EDGE => {}
-            _ => self.push_fan_out(x, cx),
+        } else {
+            self.push_fan_out(x, cx);
         }
     }
 
-    /// Fan-out: every branch but the last gets a clone, the last gets `x`.
+    /// No edge, or fan-out: every branch but the last gets a clone, the last gets `x`.
     #[inline(never)]
     fn push_fan_out(&self, x: T, cx: &mut Cx)
     where
         T: Clone,
     {
+        if self.shape.load(Ordering::Acquire) == NO_EDGE {
+            return;
+        }
         let mut prev: Option<&Edge<T>> = None;
         for e in self.edges() {
             if !e.active.load(Ordering::Acquire) {
@@ -453,6 +553,58 @@ impl<T: 'static> Outputs<T> {
         }
         if let Some(p) = prev {
             p.deliver(x, cx);
+        }
+    }
+
+    /// Pushes a batch to every active edge, in creation order: one call per edge for the whole
+    /// batch. Counts every element in `emitted`. An empty batch goes nowhere.
+    #[inline]
+    pub(crate) fn push_batch(&self, xs: Vec<T>, cx: &mut Cx)
+    where
+        T: Clone,
+    {
+        self.emitted.add(xs.len());
+        self.pass_batch(xs, cx);
+    }
+
+    /// Pushes a batch on like [`push_batch`](Self::push_batch), without counting it in
+    /// `emitted` (see [`pass`](Self::pass)).
+    #[inline]
+    pub(crate) fn pass_batch(&self, xs: Vec<T>, cx: &mut Cx)
+    where
+        T: Clone,
+    {
+        if xs.is_empty() {
+            return;
+        }
+        match self.shape.load(Ordering::Acquire) {
+            ONE_EDGE => {
+                if let Some(e) = self.first.slots[0].get() {
+                    e.deliver_batch(xs, cx);
+                }
+            }
+            NO_EDGE => {}
+            _ => self.push_fan_out_batch(xs, cx),
+        }
+    }
+
+    /// Fan-out of a batch: every branch but the last gets a clone of the `Vec`.
+    #[inline(never)]
+    fn push_fan_out_batch(&self, xs: Vec<T>, cx: &mut Cx)
+    where
+        T: Clone,
+    {
+        let mut prev: Option<&Edge<T>> = None;
+        for e in self.edges() {
+            if !e.active.load(Ordering::Acquire) {
+                continue;
+            }
+            if let Some(p) = prev.replace(e) {
+                p.deliver_batch(xs.clone(), cx);
+            }
+        }
+        if let Some(p) = prev {
+            p.deliver_batch(xs, cx);
         }
     }
 

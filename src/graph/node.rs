@@ -25,6 +25,14 @@ use super::sync::{Counter, Lock};
 pub(crate) trait Push<T>: Send + Sync + 'static {
     /// Delivers one element.
     fn push(&self, x: T, cx: &mut Cx);
+    /// Delivers a batch, in order. The default pushes the elements one by one, so a port that
+    /// does not specialise sees exactly what the same elements emitted one at a time would
+    /// give it (waits, tokens and order included).
+    fn push_batch(&self, xs: Vec<T>, cx: &mut Cx) {
+        for x in xs {
+            self.push(x, cx);
+        }
+    }
     /// Tells the node that one of its forward upstreams has ended.
     fn end(&self, cx: &mut Cx);
 }
@@ -35,6 +43,11 @@ impl<T, P: Push<T>> Push<T> for Arc<P> {
     #[inline(always)]
     fn push(&self, x: T, cx: &mut Cx) {
         (**self).push(x, cx);
+    }
+
+    #[inline(always)]
+    fn push_batch(&self, xs: Vec<T>, cx: &mut Cx) {
+        (**self).push_batch(xs, cx);
     }
 
     fn end(&self, cx: &mut Cx) {
@@ -78,6 +91,12 @@ pub(crate) trait Operator: Send + Sync + Sized + 'static {
     /// Called once, when the node ends, before its targets are ended: flush what is held.
     fn on_end(&self, _out: &Outputs<Self::Out>, _cx: &mut Cx) {}
 
+    /// When true, the node passes on exactly one output per element it receives (with
+    /// `Outputs::pass`, which does not count), unless its own function panics on it or a
+    /// panic earlier in a batch dropped it (counted in `Outputs::skipped`): its `emitted` is
+    /// derived from `received`, saving a counter update per element.
+    const PASSES_EACH: bool = false;
+
     /// When true, ending the node does not end its targets: the operator's background task
     /// does, once it has drained what it holds (see `graph::task`).
     const DEFERS_END: bool = false;
@@ -105,6 +124,17 @@ pub(crate) trait Operator: Send + Sync + Sized + 'static {
 pub(crate) trait Input<const P: usize>: Operator {
     type In: Send + 'static;
     fn on_input(&self, x: Self::In, out: &Outputs<Self::Out>, cx: &mut Cx);
+
+    /// A batch of elements, in order, already counted in `received`. The default hands them
+    /// to [`on_input`](Self::on_input) one by one; element-wise operators override it to pay
+    /// their dispatch once per batch. An override must give the same outputs, in the same
+    /// order, as the default; when a user function panics at one element, the outputs of the
+    /// elements before it are pushed before the panic goes on.
+    fn on_batch(&self, xs: Vec<Self::In>, out: &Outputs<Self::Out>, cx: &mut Cx) {
+        for x in xs {
+            self.on_input(x, out, cx);
+        }
+    }
 
     /// Called each time an upstream feeding this port ends (before the node itself may end).
     fn on_upstream_end(&self, _out: &Outputs<Self::Out>, _cx: &mut Cx) {}
@@ -287,7 +317,12 @@ impl<Op: Operator> NodeDyn for Node<Op> {
     }
 
     fn emitted(&self) -> u64 {
-        self.out.emitted.get()
+        if Op::PASSES_EACH {
+            let lost = self.out.errors.get() + self.out.skipped.get();
+            self.meta.received.get().saturating_sub(lost)
+        } else {
+            self.out.emitted.get()
+        }
     }
 
     fn errors(&self) -> u64 {
@@ -316,6 +351,12 @@ impl<Op: Input<0>> Push<<Op as Input<0>>::In> for Node<Op> {
         self.op.on_input(x, &self.out, cx);
     }
 
+    #[inline]
+    fn push_batch(&self, xs: Vec<<Op as Input<0>>::In>, cx: &mut Cx) {
+        self.meta.received.add(xs.len());
+        self.op.on_batch(xs, &self.out, cx);
+    }
+
     fn end(&self, cx: &mut Cx) {
         <Op as Input<0>>::on_upstream_end(&self.op, &self.out, cx);
         self.upstream_ended(cx);
@@ -330,6 +371,12 @@ impl<Op: Input<P>, const P: usize> Push<<Op as Input<P>>::In> for Port<Op, P> {
     fn push(&self, x: <Op as Input<P>>::In, cx: &mut Cx) {
         self.0.meta.received.inc();
         self.0.op.on_input(x, &self.0.out, cx);
+    }
+
+    #[inline]
+    fn push_batch(&self, xs: Vec<<Op as Input<P>>::In>, cx: &mut Cx) {
+        self.0.meta.received.add(xs.len());
+        <Op as Input<P>>::on_batch(&self.0.op, xs, &self.0.out, cx);
     }
 
     fn end(&self, cx: &mut Cx) {

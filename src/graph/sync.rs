@@ -46,6 +46,15 @@ impl Counter {
         );
     }
 
+    /// Adds `n` (a batch), as [`inc`](Self::inc) adds one.
+    #[inline(always)]
+    pub(crate) fn add(&self, n: usize) {
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_add(n as u64),
+            Ordering::Relaxed,
+        );
+    }
+
     /// An exact increment, for rare events (errors) where every count matters.
     pub(crate) fn inc_exact(&self) {
         self.0.fetch_add(1, Ordering::Relaxed);

@@ -819,6 +819,11 @@ impl<Op: Input<0> + Detach> Push<<Op as Input<0>>::In> for Inlet<Op> {
         self.0.push(x, cx);
     }
 
+    #[inline]
+    fn push_batch(&self, xs: Vec<<Op as Input<0>>::In>, cx: &mut Cx) {
+        self.0.push_batch(xs, cx);
+    }
+
     fn end(&self, cx: &mut Cx) {
         Push::<<Op as Input<0>>::In>::end(&*self.0, cx);
     }

@@ -48,6 +48,20 @@ where
         };
         out.push(y, cx);
     }
+
+    fn on_batch(&self, xs: Vec<T>, out: &Outputs<U>, cx: &mut Cx) {
+        // One lock for the batch; the state moves on element by element, so a panic leaves it
+        // as it was after the last element that did not panic.
+        let ys = {
+            let mut state = self.state.lock();
+            out.call_each(xs, |x| {
+                let (next, y) = (self.f)(state.clone(), x);
+                *state = next;
+                Some(y)
+            })
+        };
+        out.push_batch_then(ys, cx);
+    }
 }
 
 impl<T: Item> Stream<T> {

@@ -1,6 +1,7 @@
 //! `filter`: keep the elements a predicate accepts.
 
 use std::marker::PhantomData;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 
 use crate::graph::{Cx, Input, Operator, Outputs};
 use crate::{Item, Stream};
@@ -29,6 +30,26 @@ where
     fn on_input(&self, x: T, out: &Outputs<T>, cx: &mut Cx) {
         if out.call(|| (self.f)(&x)) {
             out.push(x, cx);
+        }
+    }
+
+    fn on_batch(&self, mut xs: Vec<T>, out: &Outputs<T>, cx: &mut Cx) {
+        // Filtered in place. On a panic, `retain` leaves the kept elements first, followed by
+        // the one that panicked and those not yet looked at: keep only the first.
+        let mut kept = 0;
+        let filtered = catch_unwind(AssertUnwindSafe(|| {
+            xs.retain(|x| {
+                let keep = out.call(|| (self.f)(x));
+                kept += keep as usize;
+                keep
+            })
+        }));
+        if filtered.is_err() {
+            xs.truncate(kept);
+        }
+        out.push_batch(xs, cx);
+        if let Err(payload) = filtered {
+            resume_unwind(payload);
         }
     }
 }

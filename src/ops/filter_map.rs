@@ -33,6 +33,11 @@ where
             out.push(y, cx);
         }
     }
+
+    fn on_batch(&self, xs: Vec<T>, out: &Outputs<U>, cx: &mut Cx) {
+        let ys = out.call_each(xs, &self.f);
+        out.push_batch_then(ys, cx);
+    }
 }
 
 impl<T: Item> Stream<T> {

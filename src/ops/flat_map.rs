@@ -1,6 +1,7 @@
 //! `flat_map` and `flatten`: one element in, any number out.
 
 use std::marker::PhantomData;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 
 use crate::graph::{Cx, Input, Operator, Outputs};
 use crate::{Item, Stream};
@@ -33,6 +34,20 @@ where
         let items = out.call(|| (self.f)(x));
         for y in items {
             out.push(y, cx);
+        }
+    }
+
+    fn on_batch(&self, xs: Vec<T>, out: &Outputs<I::Item>, cx: &mut Cx) {
+        let mut ys = Vec::with_capacity(xs.len());
+        let expanded = catch_unwind(AssertUnwindSafe(|| {
+            for x in xs {
+                let items = out.call(|| (self.f)(x));
+                ys.extend(items);
+            }
+        }));
+        out.push_batch(ys, cx);
+        if let Err(payload) = expanded {
+            resume_unwind(payload);
         }
     }
 }

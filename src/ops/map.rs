@@ -17,6 +17,7 @@ where
     U: Item,
 {
     type Out = U;
+    const PASSES_EACH: bool = true;
 }
 
 impl<F, T, U> Input<0> for Map<F, T, U>
@@ -30,7 +31,20 @@ where
     #[inline]
     fn on_input(&self, x: T, out: &Outputs<U>, cx: &mut Cx) {
         let y = out.call(|| (self.f)(x));
-        out.push(y, cx);
+        out.pass(y, cx);
+    }
+
+    fn on_batch(&self, xs: Vec<T>, out: &Outputs<U>, cx: &mut Cx) {
+        let n = xs.len();
+        let (ys, panic) = out.call_each(xs, |x| Some((self.f)(x)));
+        if panic.is_some() {
+            // The panicking element counts as an error; the ones after it were dropped.
+            out.skipped.add(n - ys.len() - 1);
+        }
+        out.pass_batch(ys, cx);
+        if let Some(payload) = panic {
+            std::panic::resume_unwind(payload);
+        }
     }
 }
 
@@ -38,7 +52,9 @@ impl<T: Item> Stream<T> {
     /// Applies `f` to every element.
     ///
     /// Synchronous and stateless: costs a dynamic call and takes no lock. A panic in `f`
-    /// unwinds into the caller of `emit`.
+    /// unwinds into the caller of `emit`. A batch
+    /// ([`emit_batch`](crate::Source::emit_batch)) is mapped in one call, into the batch's
+    /// own memory when `U` has the size and alignment of `T`.
     ///
     /// ```
     /// use brooklet::Source;

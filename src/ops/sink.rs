@@ -32,6 +32,40 @@ where
     fn on_input(&self, x: T, out: &Outputs<()>, _cx: &mut Cx) {
         out.call(|| (self.f)(x));
     }
+
+    fn on_batch(&self, xs: Vec<T>, out: &Outputs<()>, _cx: &mut Cx) {
+        // A panic leaves the elements after the panicking one to be dropped by the unwind.
+        for x in xs {
+            out.call(|| (self.f)(x));
+        }
+    }
+}
+
+/// The operator behind [`Stream::sink_to_vec`]: one lock per batch.
+pub(crate) struct VecSinkOp<T> {
+    items: Arc<Lock<Vec<T>>>,
+}
+
+impl<T: Send + 'static> Operator for VecSinkOp<T> {
+    type Out = ();
+}
+
+impl<T: Send + 'static> Input<0> for VecSinkOp<T> {
+    type In = T;
+
+    #[inline]
+    fn on_input(&self, x: T, _out: &Outputs<()>, _cx: &mut Cx) {
+        self.items.lock().push(x);
+    }
+
+    fn on_batch(&self, xs: Vec<T>, _out: &Outputs<()>, _cx: &mut Cx) {
+        let mut items = self.items.lock();
+        if items.is_empty() {
+            *items = xs;
+        } else {
+            items.extend(xs);
+        }
+    }
 }
 
 /// Handle to a sink node. Keeping it is optional: the sink lives as long as its upstream.
@@ -245,12 +279,10 @@ impl<T: Item> Stream<T> {
     /// ```
     pub fn sink_to_vec(&self) -> VecSink<T> {
         let items = Arc::new(Lock::new(Vec::new()));
-        let store = items.clone();
         let node = self.then_node(
             "sink_to_vec",
-            SinkOp {
-                f: move |x| store.lock().push(x),
-                _t: PhantomData,
+            VecSinkOp {
+                items: items.clone(),
             },
         );
         VecSink {

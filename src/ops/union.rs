@@ -9,6 +9,7 @@ pub(crate) struct Union<T>(PhantomData<fn(T)>);
 
 impl<T: Item> Operator for Union<T> {
     type Out = T;
+    const PASSES_EACH: bool = true;
 }
 
 impl<T: Item> Input<0> for Union<T> {
@@ -16,7 +17,12 @@ impl<T: Item> Input<0> for Union<T> {
 
     #[inline]
     fn on_input(&self, x: T, out: &Outputs<T>, cx: &mut Cx) {
-        out.push(x, cx);
+        out.pass(x, cx);
+    }
+
+    #[inline]
+    fn on_batch(&self, xs: Vec<T>, out: &Outputs<T>, cx: &mut Cx) {
+        out.pass_batch(xs, cx);
     }
 }
 

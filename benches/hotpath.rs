@@ -1,0 +1,96 @@
+//! A fixed amount of work through one synchronous topology, for instruction-count profiles.
+//!
+//! Criterion's timings on a shared machine move by tens of percent from run to run; the number
+//! of instructions an element costs does not. This driver pushes `count` elements through one
+//! topology of `benches/overhead.rs` and exits, so a profiler such as callgrind can count what
+//! one element costs (subtract a run with a smaller count to remove the set-up):
+//!
+//! ```text
+//! cargo bench --bench hotpath --no-run
+//! valgrind --tool=callgrind target/release/deps/hotpath-<hash> map_filter_sink 100000
+//! ```
+//!
+//! Topologies: `map_filter_sink`, `chain1`, `chain2`, `chain5`, `chain10`, `fan_out_4`,
+//! `union_4`, `zip_2`, and each of them with `_batch` appended (the same elements pushed in
+//! batches of 1,024 with `emit_batch`).
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use brooklet::Source;
+
+const BATCH: usize = 1024;
+
+fn main() {
+    let mut args = std::env::args().skip(1).filter(|a| !a.starts_with("--"));
+    let (Some(topology), Some(count)) = (args.next(), args.next()) else {
+        eprintln!("usage: hotpath <topology> <count>");
+        return;
+    };
+    let count: u64 = count.parse().expect("count is a number");
+    let (name, batched) = match topology.strip_suffix("_batch") {
+        Some(name) => (name, true),
+        None => (topology.as_str(), false),
+    };
+    let acc = Arc::new(AtomicU64::new(0));
+    let add = {
+        let acc = acc.clone();
+        move |x: u64| acc.store(acc.load(Relaxed).wrapping_add(x), Relaxed)
+    };
+    let sources: Vec<Source<u64>> = match name {
+        "map_filter_sink" => {
+            let s = Source::new();
+            s.map(|x| x + 1).filter(|x| x % 3 != 0).sink(add);
+            vec![s]
+        }
+        "fan_out_4" => {
+            let s = Source::new();
+            let m = s.map(|x| x + 1);
+            for _ in 0..4 {
+                m.sink(add.clone());
+            }
+            vec![s]
+        }
+        "union_4" => {
+            let s: Vec<Source<u64>> = (0..4).map(|_| Source::new()).collect();
+            let rest: Vec<_> = s[1..].iter().map(|s| (**s).clone()).collect();
+            s[0].union_all(&rest).map(|x| x + 1).sink(add);
+            s
+        }
+        "zip_2" => {
+            let (a, b) = (Source::new(), Source::new());
+            a.zip(&b).map(|(x, y)| x + y).sink(add);
+            vec![a, b]
+        }
+        chain if chain.starts_with("chain") => {
+            let depth: usize = chain["chain".len()..].parse().expect("chain<depth>");
+            let s = Source::new();
+            let mut m = s.map(|x| x + 1);
+            for _ in 1..depth {
+                m = m.map(|x| x + 1);
+            }
+            m.sink(add);
+            vec![s]
+        }
+        other => panic!("unknown topology {other}"),
+    };
+    if batched {
+        let mut x = 0;
+        while x < count {
+            let n = (count - x).min(BATCH as u64);
+            for s in &sources {
+                let batch: Vec<u64> = (x..x + n).map(black_box).collect();
+                drop(black_box(s.emit_batch(batch)));
+            }
+            x += n;
+        }
+    } else {
+        for x in 0..count {
+            for s in &sources {
+                drop(black_box(s.emit(black_box(x))));
+            }
+        }
+    }
+    println!("{}", acc.load(Relaxed));
+}
