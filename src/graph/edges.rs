@@ -55,7 +55,7 @@ pub(crate) type Panic = Box<dyn std::any::Any + Send>;
 /// going from one node to the next is a single dependent load. Dispatching through the owning
 /// `Box<dyn Push>` instead would cost two (the box, then the `Arc` inside it), and through an
 /// `Arc<dyn Push>` also two (the vtable's alignment feeds the data address); in a deep chain
-/// those loads are the critical path, and `benches/overhead.rs` measures the difference (see
+/// those loads are the critical path, and `benchmarks/benches/overhead.rs` measures the difference (see
 /// BENCHMARKS.md). `owner` keeps the port alive for as long as the edge exists and serves the
 /// cold paths (`end`, graph walks).
 pub(crate) struct Target<T> {

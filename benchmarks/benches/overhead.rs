@@ -27,7 +27,7 @@
 //! `rxrust_shared` and `brooklet` need `Send` (+ `Sync` for brooklet) closures, so both use
 //! the same `Arc<AtomicU64>` with a relaxed load + store (no atomic read-modify-write).
 //!
-//! Run: `cargo bench --bench overhead` (about 2 minutes).
+//! Run: `cargo bench -p brooklet-benchmarks --bench overhead` (about 2 minutes).
 
 use std::cell::Cell;
 use std::convert::Infallible;

@@ -17,7 +17,7 @@
 //! Both peers start their worker thread inside the timed iteration. Every peer's sum is checked
 //! before timing. Reported per element (`Throughput::Elements`).
 //!
-//! Run: `cargo bench --bench parallel` (about a minute).
+//! Run: `cargo bench -p brooklet-benchmarks --bench parallel` (about a minute).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};

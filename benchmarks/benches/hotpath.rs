@@ -2,11 +2,11 @@
 //!
 //! Criterion's timings on a shared machine move by tens of percent from run to run; the number
 //! of instructions an element costs does not. This driver pushes `count` elements through one
-//! topology of `benches/overhead.rs` and exits, so a profiler such as callgrind can count what
+//! topology of `benchmarks/benches/overhead.rs` and exits, so a profiler such as callgrind can count what
 //! one element costs (subtract a run with a smaller count to remove the set-up):
 //!
 //! ```text
-//! cargo bench --bench hotpath --no-run
+//! cargo bench -p brooklet-benchmarks --bench hotpath --no-run
 //! valgrind --tool=callgrind target/release/deps/hotpath-<hash> map_filter_sink 100000
 //! ```
 //!

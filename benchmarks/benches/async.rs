@@ -15,7 +15,7 @@
 //! sum is checked against the expected one before timing. Reported per element
 //! (`Throughput::Elements(N)`).
 //!
-//! Run: `cargo bench --bench async` (about a minute).
+//! Run: `cargo bench -p brooklet-benchmarks --bench async` (about a minute).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
