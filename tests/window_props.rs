@@ -137,6 +137,7 @@ fn reference_hopping(
                 key,
                 start: s,
                 end: e,
+                end_inclusive: false,
                 value: ordered(recs),
             });
         }
@@ -151,6 +152,7 @@ fn reference_hopping(
             key,
             start: s,
             end: e,
+            end_inclusive: false,
             value: ordered(recs),
         });
     }
@@ -243,7 +245,8 @@ fn reference_sliding(size: i64, grace: i64, per_key: bool, events: &[Ev]) -> (Ve
             WindowResult {
                 key: w.key,
                 start: w.u - size,
-                end: w.u + 1,
+                end: w.u,
+                end_inclusive: true,
                 value: ordered(recs),
             }
         })
@@ -269,6 +272,7 @@ fn reference_count(n: usize, step: usize, events: &[Ev]) -> Vec<Out> {
         key,
         start: recs.iter().map(|r| r.0).min().unwrap(),
         end: recs.iter().map(|r| r.0).max().unwrap(),
+        end_inclusive: true,
         value: ordered(recs.to_vec()),
     };
     for (i, &(k, ts, v)) in events.iter().enumerate() {
@@ -357,6 +361,7 @@ fn run_floats(window: Window, grace: i64, events: &[Ev]) -> Vec<WindowResult<u8,
                 key: w.key,
                 start: w.start,
                 end: w.end,
+                end_inclusive: w.end_inclusive,
                 value: (
                     nan_as_none(w.value.0),
                     nan_as_none(w.value.1),
@@ -375,6 +380,7 @@ fn expected_floats(reference: Vec<Out>) -> Vec<WindowResult<u8, Stats>> {
             key: w.key,
             start: w.start,
             end: w.end,
+            end_inclusive: w.end_inclusive,
             value: float_stats(&w.value),
         })
         .collect()

@@ -14,11 +14,24 @@ use futures::executor::block_on;
 
 type E = (&'static str, i64, i64); // (key, ts, value)
 
+/// A half-open window's result: `[start, end)`.
 fn wr<K, V>(key: K, start: i64, end: i64, value: V) -> WindowResult<K, V> {
     WindowResult {
         key,
         start,
         end,
+        end_inclusive: false,
+        value,
+    }
+}
+
+/// A sliding or count window's result: `[start, end]`, both ends inclusive.
+fn wri<K, V>(key: K, start: i64, end: i64, value: V) -> WindowResult<K, V> {
+    WindowResult {
+        key,
+        start,
+        end,
+        end_inclusive: true,
         value,
     }
 }
@@ -585,7 +598,7 @@ fn sliding_records_of_a_quiet_key_expire() {
             .into_iter()
             .filter(|r| r.key == "b")
             .collect();
-        assert_eq!(b, vec![wr("b", 12, 23, 12)]);
+        assert_eq!(b, vec![wri("b", 12, 22, 12)]);
         assert_eq!((w.stats().keys, w.stats().held), (0, 0));
     });
 }
@@ -686,7 +699,7 @@ fn count_windows_without_timestamps_keep_numbering_a_freed_key() {
         // Event indexes of the key go on: 0-1, 2-3, then the leftover 4.
         assert_eq!(
             out.snapshot(),
-            vec![wr("a", 0, 1, 3), wr("a", 2, 3, 12), wr("a", 4, 4, 16)]
+            vec![wri("a", 0, 1, 3), wri("a", 2, 3, 12), wri("a", 4, 4, 16)]
         );
     });
 }
@@ -949,13 +962,13 @@ fn sliding_one_window_per_distinct_timestamp() {
             .sink_to_vec();
         feed(&source, &[("a", 0, 1), ("a", 5, 2)]).await;
         // u = 0 closes when 0 + 1 <= watermark 5.
-        assert_eq!(out.snapshot(), vec![wr((), -10, 1, 1)]);
+        assert_eq!(out.snapshot(), vec![wri((), -10, 0, 1)]);
         feed(&source, &[("a", 12, 4), ("a", 12, 8)]).await;
         source.close().await.unwrap();
         // u = 5: [-5, 5] = {0, 5}; u = 12: [2, 12] = {5, 12, 12}.
         assert_eq!(
             out.snapshot(),
-            vec![wr((), -10, 1, 1), wr((), -5, 6, 3), wr((), 2, 13, 14)]
+            vec![wri((), -10, 0, 1), wri((), -5, 5, 3), wri((), 2, 12, 14)]
         );
     });
 }
@@ -975,7 +988,7 @@ fn sliding_inclusive_bounds_and_out_of_order_updates() {
         // u = 0: {0}; u = 3: [-7, 3] = {0, 3}; u = 10: [0, 10] = {0, 10, 3} (both ends inclusive).
         assert_eq!(
             out.snapshot(),
-            vec![wr((), -10, 1, 1), wr((), -7, 4, 5), wr((), 0, 11, 7)]
+            vec![wri((), -10, 0, 1), wri((), -7, 3, 5), wri((), 0, 10, 7)]
         );
     });
 }
@@ -995,7 +1008,7 @@ fn sliding_late_partially_and_fully() {
         let l = &late.snapshot()[0];
         assert_eq!(
             (l.rejected.clone(), l.accepted, l.lateness),
-            (vec![(5, 16)], 1, 5)
+            (vec![(5, 15)], 1, 5)
         );
         feed(&source, &[("a", 40, 8), ("a", 25, 16)]).await;
         // 25 + 10 + 1 <= 40: fully late.
@@ -1004,8 +1017,73 @@ fn sliding_late_partially_and_fully() {
         source.close().await.unwrap();
         assert_eq!(
             out.snapshot(),
-            vec![wr((), -10, 1, 1), wr((), 10, 21, 6), wr((), 30, 41, 8)]
+            vec![wri((), -10, 0, 1), wri((), 10, 20, 6), wri((), 30, 40, 8)]
         );
+    });
+}
+
+#[test]
+fn sliding_results_end_at_u_in_every_output_and_feed_a_window_at_u() {
+    block_on(async {
+        let source = Source::<E>::new();
+        let w = source
+            .window(Window::sliding(10))
+            .timestamp(|e| e.1)
+            .sum(|e| e.2);
+        let late = w.late().sink_to_vec();
+        // A sliding result's own time is u: the window ending at 99 lands in [0, 100), the
+        // one ending at 100 in [100, 200) (as `end - 1` it would have been 99).
+        let big = w
+            .window(Window::tumbling(100))
+            .timestamp(|r| r.timestamp())
+            .collect(|r| r.end)
+            .sink_to_vec();
+        let closed = w.sink_to_vec();
+        feed(
+            &source,
+            &[("a", 99, 1), ("a", 100, 2), ("a", 120, 4), ("a", 50, 8)],
+        )
+        .await;
+        source.close().await.unwrap();
+        let results = closed.snapshot();
+        assert_eq!(
+            results,
+            vec![
+                wri((), 89, 99, 1),
+                wri((), 90, 100, 3),
+                wri((), 110, 120, 4)
+            ]
+        );
+        assert!(
+            results
+                .iter()
+                .all(|r| r.end_inclusive && r.timestamp() == r.end)
+        );
+        let starts: Vec<_> = big
+            .snapshot()
+            .iter()
+            .map(|b| (b.start, b.value.clone()))
+            .collect();
+        assert_eq!(starts, vec![(0, vec![99]), (100, vec![100, 120])]);
+        // The late event's own window is reported the same way: [40, 50].
+        let l = &late.snapshot()[0];
+        assert_eq!((l.ts, l.rejected.clone()), (50, vec![(40, 50)]));
+    });
+}
+
+#[test]
+fn sliding_results_in_current_mode_end_at_u() {
+    block_on(async {
+        let source = Source::<E>::new();
+        let out = source
+            .window(Window::sliding(10))
+            .timestamp(|e| e.1)
+            .emit_mode(EmitMode::Current)
+            .sum(|e| e.2)
+            .sink_to_vec();
+        feed(&source, &[("a", 5, 1), ("a", 8, 2)]).await;
+        // u = 5 opens [-5, 5]; 8 lies after it, so it only opens [-2, 8] = {5, 8}.
+        assert_eq!(out.snapshot(), vec![wri((), -5, 5, 1), wri((), -2, 8, 3)]);
     });
 }
 
@@ -1022,9 +1100,12 @@ fn count_tumbling_reports_min_and_max_timestamps() {
             .sink_to_vec();
         let events: Vec<E> = (1..=7).map(|i| ("a", 100 - 10 * i, i)).collect();
         feed(&source, &events).await;
-        assert_eq!(out.snapshot(), vec![wr((), 70, 90, 6), wr((), 40, 60, 15)]);
+        assert_eq!(
+            out.snapshot(),
+            vec![wri((), 70, 90, 6), wri((), 40, 60, 15)]
+        );
         source.close().await.unwrap();
-        assert_eq!(out.snapshot()[2], wr((), 30, 30, 7));
+        assert_eq!(out.snapshot()[2], wri((), 30, 30, 7));
     });
 }
 
@@ -1041,7 +1122,7 @@ fn count_hopping_and_leftovers() {
         }
         source.close().await.unwrap();
         // No timestamp extractor: bounds are event indexes. [3, 4] and [4] hold nothing new.
-        assert_eq!(out.snapshot(), vec![wr((), 0, 2, 6), wr((), 1, 3, 9)]);
+        assert_eq!(out.snapshot(), vec![wri((), 0, 2, 6), wri((), 1, 3, 9)]);
 
         let source = Source::<i64>::new();
         let out = source
@@ -1052,7 +1133,7 @@ fn count_hopping_and_leftovers() {
         source.emit(2).await.unwrap();
         source.close().await.unwrap();
         // Partial [1, 2] holds events no window held; [2] then holds nothing new.
-        assert_eq!(out.snapshot(), vec![wr((), 0, 1, 3)]);
+        assert_eq!(out.snapshot(), vec![wri((), 0, 1, 3)]);
     });
 }
 
@@ -1078,7 +1159,7 @@ fn count_windows_per_key_and_discard() {
         )
         .await;
         source.close().await.unwrap();
-        assert_eq!(out.snapshot(), vec![wr("a", 0, 1, 5), wr("b", 0, 1, 10)]);
+        assert_eq!(out.snapshot(), vec![wri("a", 0, 1, 5), wri("b", 0, 1, 10)]);
     });
 }
 

@@ -180,8 +180,10 @@ impl Window {
     }
 
     /// Sliding windows (the Kafka Streams definition): one window `[u - size, u]`, inclusive
-    /// at both ends, per distinct record timestamp `u` of a key. Results report it as the
-    /// half-open `[u - size, u + 1)`.
+    /// at both ends, per distinct record timestamp `u` of a key. Results report `start =
+    /// u - size` and `end = u` with
+    /// [`end_inclusive`](crate::window::WindowResult::end_inclusive) set: the one place where
+    /// `end` belongs to the window (tumbling and hopping windows are half-open).
     ///
     /// # Panics
     ///

@@ -92,8 +92,8 @@ pub enum Leftover {
 /// // watermark: closed, in ascending end.
 /// let closed = out.snapshot();
 /// assert_eq!(closed.len(), 10);
-/// assert_eq!(closed[0], WindowResult { key: 1, start: -9_000, end: 1_000, value: 1.5 });
-/// assert_eq!(closed[9], WindowResult { key: 1, start: 0, end: 10_000, value: 1.5 });
+/// assert_eq!(closed[0], WindowResult { key: 1, start: -9_000, end: 1_000, end_inclusive: false, value: 1.5 });
+/// assert_eq!(closed[9], WindowResult { key: 1, start: 0, end: 10_000, end_inclusive: false, value: 1.5 });
 /// source.emit(Reading { sensor: 1, ts: 700, value: 9.9 }).await?; // too late for every window
 /// assert_eq!(late.snapshot().len(), 1);
 /// # Ok::<(), brooklet::Error>(()) }).unwrap();

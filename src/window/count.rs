@@ -108,6 +108,7 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>> CountOp<T, K, A> {
             key: key.clone(),
             start: w.min_ts,
             end: w.max_ts,
+            end_inclusive: true,
             value: self.agg.result(&w.acc),
         }
     }

@@ -26,7 +26,8 @@
 //! Tumbling: `start = floor(ts / size) * size`. Hopping(size, step): every start that is a
 //! multiple of `step` with `start <= ts < start + size`; the event lands in every one of them.
 //! Sliding(size): one window `[u - size, u]` per distinct record timestamp `u` of the key,
-//! reported as `[u - size, u + 1)`. Count(n, step): event `i` of a key is in the windows
+//! reported with `end = u` and `end_inclusive` set, unlike the half-open kinds, so results
+//! compare directly with Kafka Streams' and Quix Streams'. Count(n, step): event `i` of a key is in the windows
 //! starting at `k * step` with `k * step <= i < k * step + n`.
 //!
 //! **Clock.** One event clock per operator (or [per key](WindowBuilder::per_key_clock)): the
@@ -111,9 +112,9 @@
 //! }
 //! source.close().await?;
 //! assert_eq!(sums.snapshot(), vec![
-//!     WindowResult { key: "a", start: 0, end: 1_000, value: 4 },
-//!     WindowResult { key: "b", start: 0, end: 1_000, value: 2 },
-//!     WindowResult { key: "a", start: 1_000, end: 2_000, value: 4 },
+//!     WindowResult { key: "a", start: 0, end: 1_000, end_inclusive: false, value: 4 },
+//!     WindowResult { key: "b", start: 0, end: 1_000, end_inclusive: false, value: 2 },
+//!     WindowResult { key: "a", start: 1_000, end: 2_000, end_inclusive: false, value: 4 },
 //! ]);
 //! # Ok::<(), brooklet::Error>(()) }).unwrap();
 //! ```

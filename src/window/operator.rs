@@ -127,6 +127,10 @@ impl<Acc> Slot<Acc> {
 /// How one key's windows are stored: per window (tumbling), per pane (hopping) or per record
 /// (sliding).
 pub(crate) trait Store<T, A: Aggregator<T>>: Send + 'static {
+    /// Whether results report `end` as the window's last ms (sliding windows, `[u - size, u]`)
+    /// rather than the first ms after it. The operator works on half-open bounds throughout and
+    /// converts only when it builds a result.
+    const END_INCLUSIVE: bool = false;
     fn new() -> Self;
     /// Applies an event under watermark `wm`; pushes the bounds of updated windows to
     /// `updated` (ascending start) when given.
@@ -159,6 +163,16 @@ pub(crate) trait Store<T, A: Aggregator<T>>: Send + 'static {
     }
     /// Drops what no window open or still to open under `wm` can need.
     fn expire(&mut self, _g: &Geometry, _wm: i64) {}
+}
+
+/// The `end` a result reports for the half-open bound `end`: its last ms for inclusive kinds.
+#[inline]
+fn reported_end<T, A: Aggregator<T>, S: Store<T, A>>(end: i64) -> i64 {
+    if S::END_INCLUSIVE {
+        end.saturating_sub(1)
+    } else {
+        end
+    }
 }
 
 /// Settings of a time window operator.
@@ -383,7 +397,8 @@ impl<K: WindowKey, S> State<K, S> {
                 WindowResult {
                     key: ks.key.clone(),
                     start,
-                    end,
+                    end: reported_end::<T, A, S>(end),
+                    end_inclusive: S::END_INCLUSIVE,
                     value,
                 },
                 Some(acks),
@@ -618,7 +633,8 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>> TimeWindowOp<T, K,
                 WindowResult {
                     key: ks.key.clone(),
                     start,
-                    end,
+                    end: reported_end::<T, A, S>(end),
+                    end_inclusive: S::END_INCLUSIVE,
                     value,
                 },
                 None,

@@ -864,6 +864,7 @@ async fn emit<T: Item, K: WindowKey, A: Aggregator<T>>(
                         key: slot.key,
                         start,
                         end: start + size,
+                        end_inclusive: false,
                         value,
                     };
                     shared.state.lock().stats.results += 1;

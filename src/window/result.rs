@@ -2,15 +2,20 @@
 
 /// One closed (or, in current mode, updated) window of one key.
 ///
-/// `start` and `end` are the half-open bounds `[start, end)` in ms. Sliding windows
-/// `[u - size, u]` are reported as `[u - size, u + 1)`. Count windows report the smallest and
-/// largest event timestamps they hold (inclusive), or event indexes when no timestamp extractor
-/// was given.
+/// Tumbling, hopping and processing-time windows are half-open, `[start, end)` in ms, and
+/// report `end_inclusive: false`. The two kinds whose bounds are both inclusive say so with
+/// `end_inclusive: true`: a sliding window `[u - size, u]` (the Kafka Streams and Quix Streams
+/// definition: `end` is `u`, the timestamp of the record that defined it), and a count window,
+/// which reports the smallest and largest event timestamps it holds (or event indexes when no
+/// timestamp extractor was given). [`timestamp`](WindowResult::timestamp) gives the last ms
+/// in the window either way, so results can feed a window downstream.
 ///
 /// ```
 /// use brooklet::window::WindowResult;
-/// let r = WindowResult { key: "a", start: 0, end: 1_000, value: 3 };
+/// let r = WindowResult { key: "a", start: 0, end: 1_000, end_inclusive: false, value: 3 };
 /// assert_eq!(r.timestamp(), 999); // results can feed a larger window downstream
+/// let s = WindowResult { key: "a", start: 0, end: 1_000, end_inclusive: true, value: 3 };
+/// assert_eq!(s.timestamp(), 1_000);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct WindowResult<K, V> {
@@ -18,22 +23,30 @@ pub struct WindowResult<K, V> {
     pub key: K,
     /// First ms of the window.
     pub start: i64,
-    /// First ms after the window.
+    /// First ms after the window, or, when `end_inclusive`, its last ms.
     pub end: i64,
+    /// Whether `end` belongs to the window: `true` for sliding and count windows, `false`
+    /// for the half-open kinds.
+    pub end_inclusive: bool,
     /// The aggregate.
     pub value: V,
 }
 
 impl<K, V> WindowResult<K, V> {
-    /// The result's own event time: `end - 1`, the last ms of the window.
+    /// The result's own event time: the last ms of the window (`end - 1` for a half-open
+    /// window, `end` when `end_inclusive`).
     ///
     /// ```
     /// use brooklet::window::WindowResult;
-    /// let r = WindowResult { key: (), start: 10, end: 20, value: 0.5 };
+    /// let r = WindowResult { key: (), start: 10, end: 20, end_inclusive: false, value: 0.5 };
     /// assert_eq!(r.timestamp(), 19);
     /// ```
     pub fn timestamp(&self) -> i64 {
-        self.end.saturating_sub(1)
+        if self.end_inclusive {
+            self.end
+        } else {
+            self.end.saturating_sub(1)
+        }
     }
 }
 
@@ -60,8 +73,9 @@ pub struct LateEvent<K, T> {
     pub watermark: i64,
     /// How late the event is: `watermark - ts` (always > 0).
     pub lateness: i64,
-    /// The rejected windows as `(start, end)`, ascending; at most 1024 are listed. For sliding
-    /// windows this is the event's own window `[ts - size, ts + 1)`.
+    /// The rejected windows as `(start, end)`, ascending, with the bounds their results would
+    /// have had; at most 1024 are listed. For sliding windows this is the event's own window
+    /// `(ts - size, ts)`, both ends inclusive.
     pub rejected: Vec<(i64, i64)>,
     /// How many windows rejected the event.
     pub rejected_windows: u64,

@@ -1,7 +1,8 @@
 //! Sliding windows (the Kafka Streams and Quix definition).
 //!
 //! Each distinct record timestamp `u` of a key defines one window `[u - size, u]`, inclusive at
-//! both ends, reported as `[u - size, u + 1)`. A new window is built from the key's buffered
+//! both ends, and its result reports `start = u - size`, `end = u` with `end_inclusive` set
+//! (internally the operator works on the half-open `[u - size, u + 1)`). A new window is built from the key's buffered
 //! records in its range; an event also updates every open window that contains it (those with
 //! `ts <= u <= ts + size`). A window closes when `u + 1 <= watermark`. An event is late when
 //! its own window is already closed (`ts + 1 <= watermark`), and fully late when
@@ -39,6 +40,8 @@ impl<Acc, T> SlidingStore<Acc, T> {
 }
 
 impl<T: Item, A: Aggregator<T>> Store<T, A> for SlidingStore<A::Acc, T> {
+    const END_INCLUSIVE: bool = true;
+
     fn new() -> Self {
         SlidingStore {
             records: BTreeMap::new(),
@@ -59,7 +62,7 @@ impl<T: Item, A: Aggregator<T>> Store<T, A> for SlidingStore<A::Acc, T> {
         let mut admit = Admit::default();
         if !own_open {
             admit.rejected = 1;
-            admit.rejected_list.push((clamp(ts - size), clamp(ts + 1)));
+            admit.rejected_list.push((clamp(ts - size), ev.ts));
         }
         if ts + size < wm as i128 {
             return admit; // fully late
