@@ -128,7 +128,9 @@ pub mod parallel;
 pub mod time;
 pub mod window;
 
-pub use graph::{Ack, Emit, Error, Item, Metrics, Outcome, Source, Stream, TryEmitError};
+pub use graph::{
+    Ack, Connect, Emit, Error, Item, Join, Metrics, Outcome, Source, Stream, TryEmitError,
+};
 pub use ops::{Collect, EmitOn, Fallible, Pull, Sink, VecSink};
 
 /// The README's examples, compiled and run as doctests.

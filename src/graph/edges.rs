@@ -150,10 +150,11 @@ enum ConnLink<T> {
 }
 
 impl<T: 'static> Conn<T> {
-    /// A connection that makes no cycle: it owns `port` (an input port of `node`).
+    /// A connection that makes no cycle: it owns `port` (an input port of `node`), and is
+    /// found again by `node`'s address.
     pub(crate) fn forward<P: Push<T>>(port: Arc<P>, node: Arc<dyn NodeDyn>) -> Conn<T> {
         Conn {
-            addr: Arc::as_ptr(&port) as *const () as usize,
+            addr: Arc::as_ptr(&node) as *const () as usize,
             link: ConnLink::Forward { port, node },
         }
     }
@@ -162,7 +163,7 @@ impl<T: 'static> Conn<T> {
     pub(crate) fn feedback<P: Push<T>>(port: &Arc<P>, node: &Arc<dyn NodeDyn>) -> Conn<T> {
         let weak: Weak<P> = Arc::downgrade(port);
         Conn {
-            addr: Arc::as_ptr(port) as *const () as usize,
+            addr: Arc::as_ptr(node) as *const () as usize,
             link: ConnLink::Feedback {
                 port: weak,
                 node: Arc::downgrade(node),
@@ -174,6 +175,15 @@ impl<T: 'static> Conn<T> {
     pub(crate) fn is_feedback(&self) -> bool {
         matches!(self.link, ConnLink::Feedback { .. })
     }
+}
+
+/// What [`Outputs::disconnect`] cut: the connection it held (dropped by the caller outside the
+/// topology lock), whether it was a feedback edge, and whether it had delivered its upstream's
+/// end to the target.
+pub(crate) struct Cut<T> {
+    _conn: Option<Conn<T>>,
+    pub(crate) feedback: bool,
+    pub(crate) ended: bool,
 }
 
 /// A `connect` edge's reusable slot (see the module documentation).
@@ -299,6 +309,9 @@ fn push_feedback<T: 'static>(
 struct Edge<T> {
     target: Target<T>,
     active: AtomicBool,
+    /// Set when this edge delivered its upstream's end, so that cutting the edge later takes
+    /// that end back from the target's count (see [`Outputs::disconnect`]).
+    ended: AtomicBool,
 }
 
 impl<T: 'static> Edge<T> {
@@ -319,6 +332,15 @@ impl<T: 'static> Edge<T> {
         match &self.target.owner {
             Owner::Slot(s) => Some(s),
             Owner::Fixed { .. } => None,
+        }
+    }
+
+    /// Whether the edge leads to the target at `addr`: the address a `connect` edge was made
+    /// for, or an operator edge's node.
+    fn leads_to(&self, addr: usize) -> bool {
+        match &self.target.owner {
+            Owner::Slot(s) => s.addr() == Some(addr),
+            Owner::Fixed { node, .. } => Arc::as_ptr(node) as *const () as usize == addr,
         }
     }
 }
@@ -616,7 +638,7 @@ impl<T: 'static> Outputs<T> {
     pub(crate) fn end(&self, cx: &mut Cx) {
         let mut panic = None;
         for e in self.edges() {
-            if !e.active.load(Ordering::Acquire) {
+            if !e.active.load(Ordering::Acquire) || e.ended.swap(true, Ordering::AcqRel) {
                 continue;
             }
             let ended = catch_unwind(AssertUnwindSafe(|| match &e.target.owner {
@@ -647,6 +669,7 @@ impl<T: 'static> Outputs<T> {
         let mut edge = Some(Edge {
             target,
             active: AtomicBool::new(true),
+            ended: AtomicBool::new(false),
         });
         let mut chunk = &self.first;
         'placed: loop {
@@ -660,11 +683,11 @@ impl<T: 'static> Outputs<T> {
         }
     }
 
-    /// Whether a `connect` edge to the target at `addr` is active.
+    /// Whether an active edge leads to the target at `addr`: a `connect` edge, or an
+    /// operator's edge into a multi-input node (a join's first inputs).
     pub(crate) fn is_connected(&self, addr: *const ()) -> bool {
-        self.edges().any(|e| {
-            e.active.load(Ordering::Acquire) && e.slot().and_then(Slot::addr) == Some(addr as usize)
-        })
+        self.edges()
+            .any(|e| e.active.load(Ordering::Acquire) && e.leads_to(addr as usize))
     }
 
     /// Adds a `connect` edge holding `conn`, in the first empty slot or a new one. The caller
@@ -703,16 +726,24 @@ impl<T: 'static> Outputs<T> {
         self.shape.store(shape, Ordering::Release);
     }
 
-    /// Empties the `connect` edge to the target at `addr` and returns what it held, or `None`
-    /// when there was no such connection. Must be called with the topology lock held; the
-    /// caller drops the result once it has released the lock (dropping it may free a graph).
-    pub(crate) fn disconnect(&self, addr: *const ()) -> Option<Conn<T>> {
-        let e = self.edges().find(|e| {
-            e.active.load(Ordering::Acquire) && e.slot().and_then(Slot::addr) == Some(addr as usize)
-        })?;
+    /// Cuts the active edge to the target at `addr` and returns what it held, or `None` when
+    /// there was no such edge. A `connect` edge is emptied (its slot is reused by the next
+    /// `connect`); an operator's edge into a multi-input node is turned off for good (it keeps
+    /// its few bytes until this node goes, and a later `connect` adds a new edge). Must be
+    /// called with the topology lock held; the caller drops the result once it has released
+    /// the lock (dropping it may free a graph).
+    pub(crate) fn disconnect(&self, addr: *const ()) -> Option<Cut<T>> {
+        let e = self
+            .edges()
+            .find(|e| e.active.load(Ordering::Acquire) && e.leads_to(addr as usize))?;
         e.active.store(false, Ordering::Release);
         self.reshape();
-        e.slot().and_then(|s| s.conn.lock().take())
+        let conn = e.slot().and_then(|s| s.conn.lock().take());
+        Some(Cut {
+            feedback: conn.as_ref().is_some_and(Conn::is_feedback),
+            ended: e.ended.swap(false, Ordering::AcqRel),
+            _conn: conn,
+        })
     }
 
     /// How many edges the list holds, active or not (for tests).

@@ -150,8 +150,10 @@ struct UpLink {
 #[derive(Default)]
 struct Links {
     ups: Vec<UpLink>,
-    forward: usize,
-    ended: usize,
+    forward: isize,
+    /// Ends counted from forward upstreams. Signed: a cut that takes back an end may run just
+    /// before that end is counted (see `Outputs::end`), and the count is right once both ran.
+    ended: isize,
     done: bool,
 }
 
@@ -218,7 +220,12 @@ impl Meta {
         }
     }
 
-    pub(crate) fn remove_uplink(&self, addr: *const (), forward: bool) {
+    /// Forgets the upstream at `addr` (cut by `disconnect`). `ended` says whether it had
+    /// already delivered its end: that end no longer counts, so the node still waits for every
+    /// upstream it has left. Returns whether every upstream left has ended (at least one
+    /// forward upstream left, and the node not done yet): a multi-input node then ends, as it
+    /// would have had the cut input ended.
+    pub(crate) fn remove_uplink(&self, addr: *const (), forward: bool, ended: bool) -> bool {
         let mut l = self.links.lock();
         if let Some(i) = l
             .ups
@@ -228,8 +235,12 @@ impl Meta {
             l.ups.remove(i);
             if forward {
                 l.forward -= 1;
+                if ended {
+                    l.ended -= 1;
+                }
             }
         }
+        !l.done && l.forward > 0 && l.ended >= l.forward
     }
 
     /// Live upstream nodes, with whether each link is a feedback edge.
@@ -295,7 +306,7 @@ impl<Op: Operator> Node<Op> {
         }
     }
 
-    fn upstream_ended(&self, cx: &mut Cx) {
+    pub(crate) fn upstream_ended(&self, cx: &mut Cx) {
         if self.meta.count_end() {
             self.finish(cx);
         }

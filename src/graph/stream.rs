@@ -5,9 +5,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::cx::Cx;
-use super::edges::{Conn, Target};
+use super::edges::Target;
+use super::join::Connect;
 use super::node::{Input, Node, NodeDyn, Operator, Producer, Push};
-use super::source::Source;
 use super::{Item, dot, topology};
 
 /// A handle to a node that emits elements of type `T`.
@@ -93,12 +93,12 @@ pub(crate) fn metrics(n: &dyn NodeDyn) -> Metrics {
     }
 }
 
-fn addr<N: ?Sized>(n: &Arc<N>) -> *const () {
+pub(crate) fn addr<N: ?Sized>(n: &Arc<N>) -> *const () {
     Arc::as_ptr(n) as *const ()
 }
 
 /// Whether `to` can be reached from `from` along forward edges.
-fn reaches(from: &Arc<dyn NodeDyn>, to: *const ()) -> bool {
+pub(crate) fn reaches(from: &Arc<dyn NodeDyn>, to: *const ()) -> bool {
     let mut seen = HashSet::new();
     let mut stack = vec![from.clone()];
     while let Some(n) = stack.pop() {
@@ -157,8 +157,9 @@ impl<T: Item> Stream<T> {
             self.node.meta().is_done()
         };
         if upstream_done {
-            // Attached to a node that has already ended: this input has ended too.
-            push.end(&mut Cx::new());
+            // Attached to a node that has already ended: this input has ended too. Ends just
+            // the new edge (every other one has had its end), and marks it so.
+            self.node.outputs().end(&mut Cx::new());
         }
     }
 
@@ -234,7 +235,9 @@ impl<T: Item> Stream<T> {
         dot::render(self.as_dyn(), true)
     }
 
-    /// Sends everything this node emits into `target` as well, from now on.
+    /// Sends everything this node emits into `target` as well, from now on. `target` is a
+    /// [`Source`](crate::Source), or a [`Join`](crate::Join) (a `union`, `zip_all` or
+    /// `combine_latest_all`), for which this stream becomes one more input (see [`Join`]).
     ///
     /// Connecting is idempotent: a node is connected to a given target at most once, so
     /// connecting it again while it is connected changes nothing (each element still arrives
@@ -278,22 +281,8 @@ impl<T: Item> Stream<T> {
     /// assert_eq!(counter.metrics().received, 100_001);
     /// # Ok::<(), brooklet::Error>(()) }).unwrap();
     /// ```
-    pub fn connect(&self, target: &Source<T>) {
-        let target_node: Arc<dyn NodeDyn> = target.node.clone();
-        let me = self.as_dyn();
-        let _g = topology();
-        if self.node.outputs().is_connected(addr(&target.node)) {
-            return;
-        }
-        let conn = if reaches(&target_node, addr(&me)) {
-            Conn::feedback(&target.node, &target_node)
-        } else {
-            Conn::forward(target.node.clone(), target_node.clone())
-        };
-        target_node
-            .meta()
-            .add_uplink(Arc::downgrade(&me), conn.is_feedback());
-        self.node.outputs().connect(conn);
+    pub fn connect<C: Connect<T> + ?Sized>(&self, target: &C) {
+        target.connect_from(self);
     }
 
     /// Stops sending elements into `target`. Returns whether there was such a connection.
@@ -317,21 +306,8 @@ impl<T: Item> Stream<T> {
     /// assert_eq!(seen.snapshot(), vec![1]);
     /// # Ok::<(), brooklet::Error>(()) }).unwrap();
     /// ```
-    pub fn disconnect(&self, target: &Source<T>) -> bool {
-        let me = self.as_dyn();
-        let removed = {
-            let _g = topology();
-            let removed = self.node.outputs().disconnect(addr(&target.node));
-            if let Some(conn) = &removed {
-                target
-                    .node
-                    .meta
-                    .remove_uplink(addr(&me), !conn.is_feedback());
-            }
-            removed
-        };
-        // Dropped here, outside the topology lock: it may be the last hold on a graph.
-        removed.is_some()
+    pub fn disconnect<C: Connect<T> + ?Sized>(&self, target: &C) -> bool {
+        target.disconnect_from(self)
     }
 }
 
@@ -353,7 +329,7 @@ impl<Op: Operator> Node<Op> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::Source;
 
     #[test]
     fn connect_disconnect_cycles_reuse_one_edge() {

@@ -9,6 +9,7 @@
 mod accumulate;
 mod collect;
 mod combine_latest;
+mod combine_latest_all;
 mod filter;
 mod filter_map;
 mod flat_map;
@@ -23,6 +24,7 @@ mod try_map;
 mod union;
 mod unique;
 pub(crate) mod zip;
+mod zip_all;
 mod zip_latest;
 
 pub use collect::Collect;

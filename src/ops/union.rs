@@ -1,9 +1,10 @@
 //! `union`: merge streams of the same type.
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 
-use crate::graph::{Cx, Input, Operator, Outputs};
-use crate::{Item, Stream};
+use crate::graph::{Cx, Input, Operator, Outputs, SamePort};
+use crate::{Item, Join, Stream};
 
 pub(crate) struct Union<T>(PhantomData<fn(T)>);
 
@@ -28,7 +29,11 @@ impl<T: Item> Input<0> for Union<T> {
 
 impl<T: Item> Stream<T> {
     /// Merges this stream and `other`: every element of either is passed on as it arrives.
-    /// The union ends when both inputs have ended.
+    /// The union ends when every input has ended.
+    ///
+    /// The result is a [`Join`]: other streams can become inputs with
+    /// [`connect`](Stream::connect), and any input can leave with
+    /// [`disconnect`](Stream::disconnect).
     ///
     /// ```
     /// use brooklet::Source;
@@ -42,11 +47,11 @@ impl<T: Item> Stream<T> {
     /// assert_eq!(both.snapshot(), vec![1, 2, 3]);
     /// # Ok::<(), brooklet::Error>(()) }).unwrap();
     /// ```
-    pub fn union(&self, other: &Stream<T>) -> Stream<T> {
+    pub fn union(&self, other: &Stream<T>) -> Join<T, T> {
         self.union_all([other])
     }
 
-    /// Merges this stream with every stream in `others`.
+    /// Merges this stream with every stream in `others` (see [`union`](Stream::union)).
     ///
     /// ```
     /// use brooklet::Source;
@@ -57,13 +62,23 @@ impl<T: Item> Stream<T> {
     ///     s.emit(i as u8).await?;
     /// }
     /// assert_eq!(all.snapshot(), vec![0, 1, 2]);
+    ///
+    /// // Inputs come and go while it runs.
+    /// let merged = sources[0].union_all(sources[1..].iter().map(|s| &**s));
+    /// let seen = merged.sink_to_vec();
+    /// let extra = Source::new();
+    /// extra.connect(&merged);
+    /// sources[1].disconnect(&merged);
+    /// sources[1].emit(10).await?; // no longer an input
+    /// extra.emit(11).await?;
+    /// assert_eq!(seen.snapshot(), vec![11]);
     /// # Ok::<(), brooklet::Error>(()) }).unwrap();
     /// ```
-    pub fn union_all<'a>(&self, others: impl IntoIterator<Item = &'a Stream<T>>) -> Stream<T> {
+    pub fn union_all<'a>(&self, others: impl IntoIterator<Item = &'a Stream<T>>) -> Join<T, T> {
         let node = self.then_node("union", Union(PhantomData));
         for other in others {
             other.link(node.clone(), node.clone());
         }
-        Stream::from_node(node)
+        Join::new(Stream::from_node(node.clone()), Arc::new(SamePort(node)))
     }
 }
