@@ -180,3 +180,22 @@ async fn leftovers_dropped_at_close_release_their_tokens() {
     b.close().await.unwrap();
     assert!(released(&f1));
 }
+
+#[tokio::test]
+async fn nodes_that_can_emit_nothing_more_release_their_tokens_at_close() {
+    let a = Source::new();
+    let b = Source::new();
+    let _w = a.sliding_window(3).sink(|_| ());
+    let _c = a.combine_latest(&b).sink(|_| ());
+    let _l = a.combine_latest_all([&*b]).sink(|_| ());
+    let _u = a.unique().sink(|_| ());
+    let (ack, flag) = token();
+    a.emit_with_ack(1, ack).await.unwrap();
+    assert!(
+        !released(&flag),
+        "held by the windows and the latest values"
+    );
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+    assert!(released(&flag));
+}

@@ -654,6 +654,22 @@ impl<T: 'static> Outputs<T> {
         }
     }
 
+    /// Tells the target at `addr` (on its active forward edge, if any) that this upstream
+    /// has ended, as [`end`](Self::end) does for every target.
+    pub(crate) fn end_to(&self, addr: *const (), cx: &mut Cx) {
+        for e in self.edges() {
+            if e.active.load(Ordering::Acquire)
+                && e.leads_to(addr as usize)
+                && !e.ended.swap(true, Ordering::AcqRel)
+            {
+                match &e.target.owner {
+                    Owner::Fixed { port, .. } => port.end(cx),
+                    Owner::Slot(slot) => slot.end(cx),
+                }
+            }
+        }
+    }
+
     /// Whether any active edge leads anywhere.
     pub(crate) fn has_active(&self) -> bool {
         self.edges().any(|e| e.active.load(Ordering::Acquire))

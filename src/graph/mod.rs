@@ -13,6 +13,7 @@
 
 mod ack;
 mod cx;
+mod detach;
 mod dot;
 #[allow(unsafe_code)] // one audited use: the edge dispatch, see `edges::Target`
 mod edges;

@@ -12,6 +12,7 @@
 //!   directly (a source). Ending runs `Operator::on_end` (flush) and then ends the node's
 //!   forward targets. Feedback upstreams are not counted.
 
+use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -63,6 +64,14 @@ pub(crate) trait NodeDyn: Send + Sync + 'static {
     fn errors(&self) -> u64;
     fn held(&self) -> u64;
     fn room(&self) -> Room;
+    /// Cuts this node's active edge to the node at `addr` (see `Outputs::disconnect`):
+    /// whether it was a feedback edge, whether it had delivered this node's end, and what it
+    /// held, for the caller to drop outside the topology lock.
+    fn cut_to(&self, addr: *const ()) -> Option<(bool, bool, Box<dyn Any + Send>)>;
+    /// Tells the node at `addr` that this one has ended, on their edge only.
+    fn end_to(&self, addr: *const (), cx: &mut Cx);
+    /// Ends the node now (see `Node::finish`).
+    fn finish_now(&self, cx: &mut Cx);
 }
 
 /// What a node says when asked whether it has room for one more element (see
@@ -338,6 +347,24 @@ impl<Op: Operator> NodeDyn for Node<Op> {
 
     fn errors(&self) -> u64 {
         self.out.errors.get()
+    }
+
+    fn cut_to(&self, addr: *const ()) -> Option<(bool, bool, Box<dyn Any + Send>)> {
+        self.out.disconnect(addr).map(|cut| {
+            (
+                cut.feedback,
+                cut.ended,
+                Box::new(cut) as Box<dyn Any + Send>,
+            )
+        })
+    }
+
+    fn end_to(&self, addr: *const (), cx: &mut Cx) {
+        self.out.end_to(addr, cx);
+    }
+
+    fn finish_now(&self, cx: &mut Cx) {
+        self.finish(cx);
     }
 
     fn held(&self) -> u64 {

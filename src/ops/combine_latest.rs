@@ -26,6 +26,12 @@ pub(crate) struct CombineLatest<A, B> {
 impl<A: Item, B: Item> Operator for CombineLatest<A, B> {
     type Out = (A, B);
 
+    /// No pair can be emitted any more: the latest values go, and their tokens with them.
+    fn on_end(&self, _out: &Outputs<(A, B)>, _cx: &mut Cx) {
+        let left = std::mem::take(&mut *self.latest.lock());
+        drop(left);
+    }
+
     fn held(&self) -> usize {
         let l = self.latest.lock();
         l.0.is_some() as usize + l.1.is_some() as usize

@@ -30,6 +30,17 @@ pub(crate) struct CombineLatestAll<T> {
 impl<T: Item> Operator for CombineLatestAll<T> {
     type Out = Vec<T>;
 
+    /// No row can be emitted any more: the latest values go, and their tokens with them.
+    fn on_end(&self, _out: &Outputs<Vec<T>>, _cx: &mut Cx) {
+        let left: Vec<_> = self
+            .inputs
+            .lock()
+            .iter_mut()
+            .map(|i| i.latest.take())
+            .collect();
+        drop(left);
+    }
+
     fn held(&self) -> usize {
         self.inputs
             .lock()

@@ -15,6 +15,12 @@ pub(crate) struct SlidingWindow<T> {
 impl<T: Item> Operator for SlidingWindow<T> {
     type Out = Vec<T>;
 
+    /// No window can be emitted any more: the elements go, and their tokens with them.
+    fn on_end(&self, _out: &Outputs<Vec<T>>, _cx: &mut Cx) {
+        let left = std::mem::take(&mut *self.window.lock());
+        drop(left);
+    }
+
     fn held(&self) -> usize {
         self.window.lock().len()
     }

@@ -56,6 +56,17 @@ where
 {
     type Out = T;
 
+    /// Nothing more will be compared with the keys seen: they are freed.
+    fn on_end(&self, _out: &Outputs<T>, _cx: &mut Cx) {
+        let mut seen = self.seen.lock();
+        let forgotten = (
+            std::mem::take(&mut seen.last_seen),
+            std::mem::take(&mut seen.by_age),
+        );
+        drop(seen);
+        drop(forgotten);
+    }
+
     fn held(&self) -> usize {
         self.seen.lock().last_seen.len()
     }

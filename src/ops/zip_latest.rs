@@ -34,7 +34,7 @@ impl<A: Item, B: Item> Operator for ZipLatest<A, B> {
         let waiting = {
             let mut s = self.shared.state.lock();
             s.ended = true;
-            std::mem::take(&mut s.waiting)
+            (std::mem::take(&mut s.waiting), s.latest.take())
         };
         drop(waiting);
         self.shared.room.notify_waiters();
