@@ -1,6 +1,6 @@
-//! Every window kind against a simple, obviously correct reference model, over random event
-//! sequences (out of order, several keys, duplicates, negative timestamps, grace, per-key
-//! clocks).
+//! Every window kind against a simple, obviously correct reference model, over 256 seeded
+//! pseudo-random event sequences per property (out of order, several keys, duplicates,
+//! negative timestamps, grace, per-key clocks). A failure prints the seed and the inputs.
 
 // The reference model spells conditions exactly as the window rules in `brooklet::window` do (`u + 1 <= watermark`).
 #![allow(clippy::int_plus_one, clippy::type_complexity)]
@@ -11,7 +11,6 @@ use brooklet::Source;
 use brooklet::window::aggregate::{max, mean, min};
 use brooklet::window::{Window, WindowResult};
 use futures::executor::block_on;
-use proptest::prelude::*;
 
 /// (key, ts, value)
 type Ev = (u8, i64, i64);
@@ -386,66 +385,195 @@ fn expected_floats(reference: Vec<Out>) -> Vec<WindowResult<u8, Stats>> {
         .collect()
 }
 
-fn events() -> impl Strategy<Value = Vec<Ev>> {
-    prop::collection::vec((0u8..3, -60i64..200, -5i64..50), 0..60)
+/// A small, seeded pseudo-random generator (xorshift64*): every case is reproducible from its
+/// seed, which a failure prints.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A value in `lo..hi`.
+    fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        lo + (self.next() % (hi - lo) as u64) as i64
+    }
+
+    fn usize(&mut self, lo: usize, hi: usize) -> usize {
+        self.range(lo as i64, hi as i64) as usize
+    }
+
+    fn bool(&mut self) -> bool {
+        self.next() & 1 == 1
+    }
+
+    /// Up to 59 events: 3 keys, timestamps in -60..200 (out of order, duplicates), values in
+    /// -5..50.
+    fn events(&mut self) -> Vec<Ev> {
+        let n = self.usize(0, 60);
+        (0..n)
+            .map(|_| {
+                (
+                    self.range(0, 3) as u8,
+                    self.range(-60, 200),
+                    self.range(-5, 50),
+                )
+            })
+            .collect()
+    }
 }
 
-proptest! {
-    #[test]
-    fn tumbling_matches_reference(size in 1i64..40, grace in 0i64..30, per_key: bool, evs in events()) {
-        prop_assert_eq!(run(Window::tumbling(size), grace, per_key, &evs), reference_hopping(size, size, grace, per_key, &evs));
+/// Runs `property` on 256 generated cases; a failing case names its seed.
+fn check(property: impl Fn(&mut Rng) -> Result<(), String>) {
+    for seed in 0..256u64 {
+        let mut rng = Rng::new(seed);
+        if let Err(why) = property(&mut rng) {
+            panic!("case with seed {seed} failed: {why}");
+        }
     }
+}
 
-    #[test]
-    fn hopping_matches_reference(size in 1i64..50, div in 1i64..6, grace in 0i64..30, per_key: bool, evs in events()) {
+/// `Ok` when `got == want`, else both, with the inputs that gave them.
+fn same<T: PartialEq + std::fmt::Debug>(
+    got: T,
+    want: T,
+    inputs: impl std::fmt::Debug,
+) -> Result<(), String> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(format!("inputs {inputs:?}\n got: {got:?}\nwant: {want:?}"))
+    }
+}
+
+#[test]
+fn tumbling_matches_reference() {
+    check(|r| {
+        let (size, grace, per_key, evs) = (r.range(1, 40), r.range(0, 30), r.bool(), r.events());
+        same(
+            run(Window::tumbling(size), grace, per_key, &evs),
+            reference_hopping(size, size, grace, per_key, &evs),
+            (size, grace, per_key, &evs),
+        )
+    });
+}
+
+#[test]
+fn hopping_matches_reference() {
+    check(|r| {
+        let (size, div, grace, per_key) = (r.range(1, 50), r.range(1, 6), r.range(0, 30), r.bool());
+        let evs = r.events();
         let step = (size / div).max(1);
-        prop_assert_eq!(run(Window::hopping(size, step), grace, per_key, &evs), reference_hopping(size, step, grace, per_key, &evs));
-    }
+        same(
+            run(Window::hopping(size, step), grace, per_key, &evs),
+            reference_hopping(size, step, grace, per_key, &evs),
+            (size, step, grace, per_key, &evs),
+        )
+    });
+}
 
-    #[test]
-    fn hopping_with_unaligned_step_matches_reference(size in 2i64..50, step in 1i64..50, grace in 0i64..30, evs in events()) {
+#[test]
+fn hopping_with_unaligned_step_matches_reference() {
+    check(|r| {
+        let (size, step, grace, evs) = (r.range(2, 50), r.range(1, 50), r.range(0, 30), r.events());
         let step = step.min(size);
-        prop_assert_eq!(run(Window::hopping(size, step), grace, false, &evs), reference_hopping(size, step, grace, false, &evs));
-    }
+        same(
+            run(Window::hopping(size, step), grace, false, &evs),
+            reference_hopping(size, step, grace, false, &evs),
+            (size, step, grace, &evs),
+        )
+    });
+}
 
-    #[test]
-    fn sliding_matches_reference(size in 1i64..40, grace in 0i64..30, per_key: bool, evs in events()) {
-        prop_assert_eq!(run(Window::sliding(size), grace, per_key, &evs), reference_sliding(size, grace, per_key, &evs));
-    }
+#[test]
+fn sliding_matches_reference() {
+    check(|r| {
+        let (size, grace, per_key, evs) = (r.range(1, 40), r.range(0, 30), r.bool(), r.events());
+        same(
+            run(Window::sliding(size), grace, per_key, &evs),
+            reference_sliding(size, grace, per_key, &evs),
+            (size, grace, per_key, &evs),
+        )
+    });
+}
 
-    #[test]
-    fn count_matches_reference(n in 1usize..6, div in 1usize..4, evs in events()) {
+#[test]
+fn count_matches_reference() {
+    check(|r| {
+        let (n, div, evs) = (r.usize(1, 6), r.usize(1, 4), r.events());
         let step = (n / div).max(1);
         let (got, late) = run(Window::count_hopping(n, step), 0, false, &evs);
-        prop_assert_eq!(late, 0);
-        prop_assert_eq!(got, reference_count(n, step, &evs));
-    }
+        same(late, 0, (n, step, &evs))?;
+        same(got, reference_count(n, step, &evs), (n, step, &evs))
+    });
+}
 
-    #[test]
-    fn nan_rule_holds_in_tumbling_windows(size in 1i64..40, grace in 0i64..30, evs in events()) {
-        prop_assert_eq!(run_floats(Window::tumbling(size), grace, &evs), expected_floats(reference_hopping(size, size, grace, false, &evs).0));
-    }
+#[test]
+fn nan_rule_holds_in_tumbling_windows() {
+    check(|r| {
+        let (size, grace, evs) = (r.range(1, 40), r.range(0, 30), r.events());
+        same(
+            run_floats(Window::tumbling(size), grace, &evs),
+            expected_floats(reference_hopping(size, size, grace, false, &evs).0),
+            (size, grace, &evs),
+        )
+    });
+}
 
-    #[test]
-    fn nan_rule_holds_in_hopping_windows(size in 2i64..50, step in 1i64..50, grace in 0i64..30, evs in events()) {
+#[test]
+fn nan_rule_holds_in_hopping_windows() {
+    check(|r| {
+        let (size, step, grace, evs) = (r.range(2, 50), r.range(1, 50), r.range(0, 30), r.events());
         let step = step.min(size);
-        prop_assert_eq!(run_floats(Window::hopping(size, step), grace, &evs), expected_floats(reference_hopping(size, step, grace, false, &evs).0));
-    }
+        same(
+            run_floats(Window::hopping(size, step), grace, &evs),
+            expected_floats(reference_hopping(size, step, grace, false, &evs).0),
+            (size, step, grace, &evs),
+        )
+    });
+}
 
-    #[test]
-    fn nan_rule_holds_in_sliding_windows(size in 1i64..40, grace in 0i64..30, evs in events()) {
-        prop_assert_eq!(run_floats(Window::sliding(size), grace, &evs), expected_floats(reference_sliding(size, grace, false, &evs).0));
-    }
+#[test]
+fn nan_rule_holds_in_sliding_windows() {
+    check(|r| {
+        let (size, grace, evs) = (r.range(1, 40), r.range(0, 30), r.events());
+        same(
+            run_floats(Window::sliding(size), grace, &evs),
+            expected_floats(reference_sliding(size, grace, false, &evs).0),
+            (size, grace, &evs),
+        )
+    });
+}
 
-    #[test]
-    fn nan_rule_holds_in_count_windows(n in 1usize..6, div in 1usize..4, evs in events()) {
+#[test]
+fn nan_rule_holds_in_count_windows() {
+    check(|r| {
+        let (n, div, evs) = (r.usize(1, 6), r.usize(1, 4), r.events());
         let step = (n / div).max(1);
-        prop_assert_eq!(run_floats(Window::count_hopping(n, step), 0, &evs), expected_floats(reference_count(n, step, &evs)));
-    }
+        same(
+            run_floats(Window::count_hopping(n, step), 0, &evs),
+            expected_floats(reference_count(n, step, &evs)),
+            (n, step, &evs),
+        )
+    });
+}
 
-    #[test]
-    fn untimed_count_numbers_each_keys_events(n in 1usize..6, div in 1usize..4, evs in events()) {
+#[test]
+fn untimed_count_numbers_each_keys_events() {
+    check(|r| {
+        let (n, div, evs) = (r.usize(1, 6), r.usize(1, 4), r.events());
         let step = (n / div).max(1);
-        prop_assert_eq!(run_untimed(n, step, &evs), reference_count(n, step, &indexed(&evs)));
-    }
+        same(
+            run_untimed(n, step, &evs),
+            reference_count(n, step, &indexed(&evs)),
+            (n, step, &evs),
+        )
+    });
 }
