@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use std::pin::pin;
 
-use futures::StreamExt;
-use futures::future::{self, Either};
+use futures_util::StreamExt;
+use futures_util::future::{self, Either};
 use tokio::sync::Notify;
 
 use super::Item;
@@ -25,7 +25,7 @@ use super::stream::Stream;
 use super::sync::{Lock, until};
 use super::try_emit::{self, TryEmitError};
 
-type Driver<T> = Pin<Box<dyn futures::Stream<Item = T> + Send>>;
+type Driver<T> = Pin<Box<dyn futures_util::Stream<Item = T> + Send>>;
 
 pub(crate) struct SourceOp<T> {
     closed: AtomicBool,
@@ -166,7 +166,7 @@ impl<T: Item> Drop for Handle<T> {
 /// Logs what the end of a graph whose handles were dropped reports: nobody is left to await
 /// it. What is still draining (buffers, tasks) is awaited on the ambient runtime, if any.
 fn report_dropped_close(source: String, emit: Emit) {
-    use futures::FutureExt;
+    use futures_util::FutureExt;
     let log = move |result: Result<(), Error>| {
         if let Err(error) = result {
             tracing::warn!(
@@ -259,7 +259,7 @@ impl<T: Item> Source<T> {
         I: IntoIterator<Item = T>,
         I::IntoIter: Send + 'static,
     {
-        Source::with_driver(Some(Box::pin(futures::stream::iter(iter))))
+        Source::with_driver(Some(Box::pin(futures_util::stream::iter(iter))))
     }
 
     /// A source that [`run`](Source::run) fills from an asynchronous stream, awaiting each
@@ -275,7 +275,7 @@ impl<T: Item> Source<T> {
     /// assert_eq!(seen.snapshot(), vec!["A", "B"]);
     /// # Ok::<(), brooklet::Error>(()) }).unwrap();
     /// ```
-    pub fn from_stream(stream: impl futures::Stream<Item = T> + Send + 'static) -> Source<T> {
+    pub fn from_stream(stream: impl futures_util::Stream<Item = T> + Send + 'static) -> Source<T> {
         Source::with_driver(Some(Box::pin(stream)))
     }
 

@@ -66,7 +66,7 @@ impl SinkState {
 /// assert_eq!(seen.snapshot(), vec![2, 4, 6, 8, 10]);
 /// # Ok(()) }
 /// ```
-impl<T: Item> futures::Sink<T> for Source<T> {
+impl<T: Item> futures_util::Sink<T> for Source<T> {
     type Error = Error;
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {

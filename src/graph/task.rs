@@ -35,7 +35,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, OnceLock, Weak};
 
-use futures::FutureExt;
+use futures_util::FutureExt;
 use tokio::runtime::Handle;
 use tokio::sync::Notify;
 

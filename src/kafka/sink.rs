@@ -27,8 +27,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
-use futures::stream::FuturesUnordered;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -508,20 +508,20 @@ impl<T: Item> Stream<T> {
             loop {
                 let next = if open && in_flight.len() < max_in_flight {
                     if in_flight.is_empty() {
-                        futures::future::Either::Left(mailbox.recv().await)
+                        futures_util::future::Either::Left(mailbox.recv().await)
                     } else {
                         tokio::select! {
-                            x = mailbox.recv() => futures::future::Either::Left(x),
-                            Some(d) = in_flight.next() => futures::future::Either::Right(d),
+                            x = mailbox.recv() => futures_util::future::Either::Left(x),
+                            Some(d) = in_flight.next() => futures_util::future::Either::Right(d),
                         }
                     }
                 } else if let Some(d) = in_flight.next().await {
-                    futures::future::Either::Right(d)
+                    futures_util::future::Either::Right(d)
                 } else {
                     break;
                 };
                 match next {
-                    futures::future::Either::Left(Some((x, acks))) => {
+                    futures_util::future::Either::Left(Some((x, acks))) => {
                         let built = std::panic::catch_unwind(AssertUnwindSafe(|| record(x)));
                         match built {
                             Ok(rec) => match send(&producer, rec, acks).await {
@@ -539,9 +539,9 @@ impl<T: Item> Stream<T> {
                             }
                         }
                     }
-                    futures::future::Either::Left(None) => open = false,
-                    futures::future::Either::Right((Ok(()), _rec, acks)) => drop(acks),
-                    futures::future::Either::Right((Err(err), rec, acks)) => {
+                    futures_util::future::Either::Left(None) => open = false,
+                    futures_util::future::Either::Right((Ok(()), _rec, acks)) => drop(acks),
+                    futures_util::future::Either::Right((Err(err), rec, acks)) => {
                         undelivered(&worker.op.errors, &t, &worker, rec, err, acks).await;
                     }
                 }

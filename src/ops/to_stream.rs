@@ -109,7 +109,7 @@ impl<T> fmt::Debug for Pull<T> {
     }
 }
 
-impl<T> futures::Stream for Pull<T> {
+impl<T> futures_util::Stream for Pull<T> {
     type Item = T;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {

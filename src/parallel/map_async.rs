@@ -11,9 +11,9 @@ use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
 
-use futures::future::{Either, select};
-use futures::stream::FuturesOrdered;
-use futures::{FutureExt, StreamExt};
+use futures_util::future::{Either, select};
+use futures_util::stream::FuturesOrdered;
+use futures_util::{FutureExt, StreamExt};
 
 use super::gate::{Gate, OpenOnDrop};
 use crate::graph::task::{Detach, Mailbox, Task, end_targets, forward, runtime};

@@ -21,8 +21,8 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::FutureExt;
-use futures::future::select;
+use futures_util::FutureExt;
+use futures_util::future::select;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 

@@ -19,7 +19,7 @@ use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-use futures::FutureExt;
+use futures_util::FutureExt;
 use tokio::sync::Notify;
 
 use crate::graph::sync::{Lock, until};

@@ -569,7 +569,7 @@ impl<T: Item> Stream<T> {
                     match wake {
                         Some(at) => {
                             let sleep = std::pin::pin!(tokio::time::sleep_until(now.instant(at)));
-                            futures::future::select(input, sleep).await;
+                            futures_util::future::select(input, sleep).await;
                         }
                         None => input.await,
                     }

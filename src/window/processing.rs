@@ -43,7 +43,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures::future::{Either, select};
+use futures_util::future::{Either, select};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
