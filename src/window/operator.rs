@@ -832,7 +832,8 @@ pub(crate) fn spawn_idle<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>
         while let Some(deadline) = weak.upgrade().and_then(|n| n.op.idle_deadline(timeout)) {
             let sleep = std::pin::pin!(tokio::time::sleep_until(deadline));
             let stopped = std::pin::pin!(stop.notified());
-            if let futures_util::future::Either::Right(_) = futures_util::future::select(sleep, stopped).await
+            if let futures_util::future::Either::Right(_) =
+                futures_util::future::select(sleep, stopped).await
             {
                 break;
             }
