@@ -38,9 +38,9 @@ impl SinkState {
     }
 }
 
-/// A source is a [`futures::Sink`]: `stream.forward(source)` drives a graph from any
-/// `futures::Stream` and closes it at the end, and [`SinkExt::send`](futures::SinkExt::send) /
-/// [`send_all`](futures::SinkExt::send_all) feed it without closing it. Each element is sent
+/// A source is a [`futures::Sink`](futures_util::Sink): `stream.forward(source)` drives a graph from any
+/// `futures::Stream` and closes it at the end, and [`SinkExt::send`](futures_util::SinkExt::send) /
+/// [`send_all`](futures_util::SinkExt::send_all) feed it without closing it. Each element is sent
 /// only once the graph has accepted the previous one (backpressure), and a failure reported by
 /// the graph ends the sending with that [`Error`].
 ///

@@ -237,7 +237,7 @@ impl<T: Item> Stream<T> {
 
     /// Sends everything this node emits into `target` as well, from now on. `target` is a
     /// [`Source`](crate::Source), or a [`Join`](crate::Join) (a `union`, `zip_all` or
-    /// `combine_latest_all`), for which this stream becomes one more input (see [`Join`]).
+    /// `combine_latest_all`), for which this stream becomes one more input (see [`Join`](crate::Join)).
     ///
     /// Connecting is idempotent: a node is connected to a given target at most once, so
     /// connecting it again while it is connected changes nothing (each element still arrives

@@ -143,7 +143,7 @@ impl<T> Drop for Pull<T> {
 }
 
 impl<T: Item> Stream<T> {
-    /// A pull adapter: the node's output as a [`futures::Stream`], buffering up to
+    /// A pull adapter: the node's output as a [`futures::Stream`](futures_util::Stream), buffering up to
     /// [`DEFAULT_PULL_CAPACITY`] elements for a slow reader (then `emit` pends).
     ///
     /// ```
