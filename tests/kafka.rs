@@ -878,3 +878,93 @@ async fn two_members_of_a_group_share_the_partitions_and_one_leaving_hands_them_
         .sum();
     assert_eq!(total, N as i64, "every partition committed to its end");
 }
+
+/// An address where nothing listens: a port that was just free.
+fn closed_port() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    addr.to_string()
+}
+
+fn failed_with(result: &Result<(), Error>, parts: &[&str]) -> bool {
+    matches!(result, Err(Error::Failed { node, message })
+        if node == "kafka_source" && parts.iter().all(|p| message.contains(p)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_whose_broker_is_unreachable_fails_within_its_startup_timeout() {
+    let addr = closed_port();
+    for builder in [
+        KafkaSource::builder(&addr, "g").topic("t"),
+        KafkaSource::builder(&addr, "g").partition("t", 0),
+    ] {
+        let source = builder
+            .startup_timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        let _seen = source.sink_to_vec();
+        let result = timeout(Duration::from_secs(30), source.run())
+            .await
+            .expect("run hung with an unreachable broker");
+        assert!(
+            failed_with(&result, &[&addr, "startup_timeout"]),
+            "{result:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_of_a_missing_topic_or_partition_fails_within_its_startup_timeout() {
+    let topic = unique("present");
+    create_topic(&topic, 1).await;
+    let missing = unique("missing");
+    let group = unique("g-missing");
+    for (builder, names) in [
+        (source(&group).topic(&missing), vec![missing.as_str()]),
+        (
+            source(&group).partition(&missing, 0),
+            vec![missing.as_str()],
+        ),
+        (
+            source(&group).partition(&topic, 3),
+            vec![topic.as_str(), "3"],
+        ),
+        (
+            source(&group).topic(&topic).topic(&missing),
+            vec![missing.as_str()],
+        ),
+    ] {
+        let source = builder
+            .startup_timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let _seen = source.sink_to_vec();
+        let result = timeout(Duration::from_secs(30), source.run())
+            .await
+            .expect("run hung on a missing topic");
+        let mut parts = names.clone();
+        parts.push("does not exist");
+        assert!(failed_with(&result, &parts), "{result:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_whose_broker_is_unreachable_fails_its_record_within_the_message_timeout() {
+    let addr = closed_port();
+    let source = Source::new();
+    let _sink = source
+        .to_kafka(
+            ProducerConfig::new(&addr).set("message.timeout.ms", "1500"),
+            |s: String| Record::to("t").payload(s),
+        )
+        .unwrap();
+    source.emit("lost".to_string()).await.unwrap();
+    let closed = timeout(Duration::from_secs(30), source.close())
+        .await
+        .expect("close hung with an unreachable broker");
+    assert!(
+        matches!(&closed, Err(Error::Failed { message, .. }) if message.contains("cannot deliver")),
+        "{closed:?}"
+    );
+}

@@ -259,6 +259,11 @@ impl std::error::Error for DeliveryError {}
 /// `allow.auto.create.topics=false`, `reconnect.backoff.max.ms=1000`; 1,024 elements queued
 /// before `emit` pends and 10,000 records awaiting delivery at most.
 ///
+/// Time bound: a record that cannot be delivered (the brokers are unreachable, the topic does
+/// not exist) fails once `message.timeout.ms` has passed since it was queued, and goes to the
+/// sink's [`errors`](KafkaSink::errors) output (or fails `close()`); so `close()` returns at
+/// most about `message.timeout.ms` after the last record was handed to the producer.
+///
 /// ```
 /// use brooklet::kafka::ProducerConfig;
 /// let config = ProducerConfig::new("127.0.0.1:9092")

@@ -39,7 +39,7 @@ use rdkafka::message::Message as _;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use super::failed;
-use super::failure::{Failures, OnFailure};
+use super::failure::{Failures, OnFailure, Stopper};
 use super::message::{DecodeError, Message};
 use super::offsets::{Assignment, Partition};
 use crate::graph::panic_message;
@@ -57,9 +57,27 @@ struct Context {
     assignment: Arc<Assignment>,
     /// Rebalances that assigned partitions to this consumer.
     assigned: Arc<AtomicU64>,
+    /// Where a fatal client error stops the source.
+    stopper: Arc<Stopper>,
+    /// The last error librdkafka reported, quoted when the source cannot start.
+    last_error: Arc<Lock<Option<String>>>,
 }
 
-impl ClientContext for Context {}
+impl ClientContext for Context {
+    fn error(&self, error: KafkaError, reason: &str) {
+        *self.last_error.lock() = Some(format!("{error}: {reason}"));
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) {
+            // librdkafka gives up on a fatal error (a fenced or misconfigured client): the
+            // consumer will never read again, so stop rather than poll forever.
+            self.stopper.stop_with(failed(
+                "kafka_source",
+                format!("fatal Kafka client error: {reason}"),
+            ));
+        } else {
+            tracing::warn!(error = %error, reason, "kafka source: client error");
+        }
+    }
+}
 
 impl ConsumerContext for Context {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -137,6 +155,7 @@ pub struct KafkaSourceBuilder {
     config: ClientConfig,
     input: Option<Input>,
     commit_interval: Duration,
+    startup_timeout: Duration,
     on_failure: OnFailure,
 }
 
@@ -145,6 +164,7 @@ impl fmt::Debug for KafkaSourceBuilder {
         f.debug_struct("KafkaSourceBuilder")
             .field("input", &self.input)
             .field("commit_interval", &self.commit_interval)
+            .field("startup_timeout", &self.startup_timeout)
             .field("on_failure", &self.on_failure)
             .finish_non_exhaustive()
     }
@@ -208,6 +228,21 @@ impl KafkaSourceBuilder {
     /// ```
     pub fn commit_interval(mut self, every: Duration) -> Self {
         self.commit_interval = every;
+        self
+    }
+
+    /// How long [`run`](KafkaSource::run) may take to reach the brokers and find every topic
+    /// and partition it reads (default 30 s). Past it, `run` fails naming the brokers or the
+    /// missing topic, instead of waiting for them forever.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use brooklet::kafka::KafkaSource;
+    /// let b = KafkaSource::builder("h:1", "g").topic("t").startup_timeout(Duration::from_secs(5));
+    /// # drop(b);
+    /// ```
+    pub fn startup_timeout(mut self, limit: Duration) -> Self {
+        self.startup_timeout = limit;
         self
     }
 
@@ -296,24 +331,30 @@ impl KafkaSourceBuilder {
         config.set("enable.auto.offset.store", "false");
         let assignment = Arc::new(Assignment::default());
         let assigned = Arc::new(AtomicU64::new(0));
-        let consumer: StreamConsumer<Context> = config
-            .create_with_context(Context {
-                assignment: assignment.clone(),
-                assigned: assigned.clone(),
-            })
-            .map_err(|e| failed("kafka_source", format!("cannot create the consumer: {e}")))?;
         let brokers = config
             .get("bootstrap.servers")
             .unwrap_or_default()
             .to_string();
         let failures = Arc::new(Failures::new(&self.on_failure, &brokers)?);
+        let last_error = Arc::new(Lock::new(None));
+        let consumer: StreamConsumer<Context> = config
+            .create_with_context(Context {
+                assignment: assignment.clone(),
+                assigned: assigned.clone(),
+                stopper: failures.stopper.clone(),
+                last_error: last_error.clone(),
+            })
+            .map_err(|e| failed("kafka_source", format!("cannot create the consumer: {e}")))?;
         let source = Source::new().named("kafka_source");
         let errors = Source::new().named("kafka_decode_errors");
         Ok(KafkaSource {
             source,
             errors,
             shared: Arc::new(Shared {
-                consumer: Lock::new(Some(consumer)),
+                consumer: Lock::new(Some(Arc::new(consumer))),
+                brokers,
+                startup_timeout: self.startup_timeout,
+                last_error,
                 assignment,
                 assigned,
                 input,
@@ -328,7 +369,10 @@ impl KafkaSourceBuilder {
 }
 
 struct Shared<T> {
-    consumer: Lock<Option<StreamConsumer<Context>>>,
+    consumer: Lock<Option<Arc<StreamConsumer<Context>>>>,
+    brokers: String,
+    startup_timeout: Duration,
+    last_error: Arc<Lock<Option<String>>>,
     assignment: Arc<Assignment>,
     assigned: Arc<AtomicU64>,
     input: Input,
@@ -449,6 +493,7 @@ impl KafkaSource<Message> {
             config,
             input: None,
             commit_interval: Duration::from_secs(1),
+            startup_timeout: Duration::from_secs(30),
             on_failure: OnFailure::Stop,
         }
     }
@@ -597,10 +642,11 @@ impl<T: Item> KafkaSource<T> {
         }
     }
 
-    async fn drive(&self, consumer: &StreamConsumer<Context>) -> Result<(), Error> {
+    async fn drive(&self, consumer: &Arc<StreamConsumer<Context>>) -> Result<(), Error> {
         if self.stopping() {
             return Ok(());
         }
+        self.check_input(consumer).await?;
         self.subscribe(consumer)?;
         let mut reader = Reader::new(self.shared.commit_interval, self.shared.pause_after);
         loop {
@@ -667,6 +713,97 @@ impl<T: Item> KafkaSource<T> {
                 }
                 Err(e) => return Err(e),
             }
+        }
+    }
+
+    /// Waits, within the startup timeout, until the brokers answer and every topic and
+    /// partition to read exists; fails naming what is missing otherwise.
+    async fn check_input(&self, consumer: &Arc<StreamConsumer<Context>>) -> Result<(), Error> {
+        let limit = self.shared.startup_timeout;
+        let started = Instant::now();
+        let mut missing: Option<String> = None;
+        loop {
+            let left = limit.saturating_sub(started.elapsed());
+            let c = consumer.clone();
+            let topics = self.topics();
+            // Metadata requests block until the brokers answer or the time is up.
+            let fetched = tokio::task::spawn_blocking(move || {
+                topics
+                    .iter()
+                    .map(|t| c.fetch_metadata(Some(t), left))
+                    .collect::<KafkaResult<Vec<_>>>()
+            })
+            .await
+            .map_err(|e| failed("kafka_source", format!("metadata request failed: {e}")))?;
+            let problem = match fetched {
+                // The brokers answered before: what was missing then is the news.
+                Err(_) if missing.is_some() => missing.clone().unwrap_or_default(),
+                Err(e) => {
+                    let last = self.shared.last_error.lock().clone();
+                    format!(
+                        "cannot reach the brokers {} ({e}{}); check bootstrap.servers and the \
+                         network, or raise startup_timeout",
+                        self.shared.brokers,
+                        last.map(|l| format!(", last client error: {l}"))
+                            .unwrap_or_default()
+                    )
+                }
+                Ok(metadata) => match self.missing_input(&metadata) {
+                    None => return Ok(()),
+                    Some(what) => {
+                        let problem = format!(
+                            "{what} on the brokers {}; create it, or raise startup_timeout if \
+                             it is being created",
+                            self.shared.brokers
+                        );
+                        missing = Some(problem.clone());
+                        problem
+                    }
+                },
+            };
+            if limit.saturating_sub(started.elapsed()) < 2 * TICK || self.stopping() {
+                return Err(failed(
+                    "kafka_source",
+                    format!("not started within the startup timeout of {limit:?}: {problem}"),
+                ));
+            }
+            // A topic just created may take a moment to show in the metadata.
+            tokio::time::sleep(TICK).await;
+        }
+    }
+
+    /// The topics to read, each once.
+    fn topics(&self) -> Vec<String> {
+        let mut topics: Vec<String> = match &self.shared.input {
+            Input::Topics(ts) => ts.clone(),
+            Input::Partitions(ps) => ps.iter().map(|(t, _)| t.clone()).collect(),
+        };
+        topics.sort();
+        topics.dedup();
+        topics
+    }
+
+    /// The first topic or partition to read that the metadata does not list.
+    fn missing_input(&self, metadata: &[rdkafka::metadata::Metadata]) -> Option<String> {
+        let topic = |name: &str| {
+            metadata
+                .iter()
+                .flat_map(|m| m.topics())
+                .find(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty())
+        };
+        match &self.shared.input {
+            Input::Topics(topics) => topics
+                .iter()
+                .find(|t| topic(t).is_none())
+                .map(|t| format!("topic {t} does not exist")),
+            Input::Partitions(parts) => parts.iter().find_map(|(t, p)| match topic(t) {
+                None => Some(format!("topic {t} does not exist")),
+                Some(md) if !md.partitions().iter().any(|x| x.id() == *p) => Some(format!(
+                    "partition {p} of topic {t} does not exist (it has {} partitions)",
+                    md.partitions().len()
+                )),
+                Some(_) => None,
+            }),
         }
     }
 
