@@ -968,3 +968,32 @@ async fn a_sink_whose_broker_is_unreachable_fails_its_record_within_the_message_
         "{closed:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_while_the_graph_flushes_at_stop_makes_run_fail_without_panicking() {
+    let topic = unique("flush-panic");
+    create_topic(&topic, 1).await;
+    produce(&topic, [("k".to_string(), "v".to_string())]).await;
+    let group = unique("g-flush-panic");
+    let source = source(&group).partition(&topic, 0).build().unwrap();
+    // The batch holds the message until the graph closes; its flush panics.
+    let _out = source
+        .partition(1_000)
+        .map(|_: Vec<_>| -> u8 { panic!("flush exploded") })
+        .sink_to_vec();
+    let run = tokio::spawn(source.run());
+    wait_until("the message in flight", Duration::from_secs(20), || {
+        source.in_flight() == 1
+    })
+    .await;
+    source.stop();
+    let result = timeout(Duration::from_secs(30), run)
+        .await
+        .expect("run did not finish")
+        .expect("run panicked");
+    assert!(
+        matches!(&result, Err(e) if e.to_string().contains("flush exploded")),
+        "{result:?}"
+    );
+    assert_eq!(committed(&group, &topic, 0), None, "nothing was done");
+}

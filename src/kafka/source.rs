@@ -574,8 +574,12 @@ impl<T: Item> KafkaSource<T> {
     /// its path, synchronous or not, a node that died) follows the
     /// [failure policy](KafkaSourceBuilder::on_failure): by default the source stops, `run`
     /// returns the error, and neither that message nor anything after it on its partition is
-    /// committed, so the next run reads it again. Fails with [`Error::NotRunnable`] when the
-    /// source is already being run.
+    /// committed, so the next run reads it again. A panic while the graph flushes at the end
+    /// does not unwind out of `run`: what is done is still committed and `run` returns the
+    /// panic as [`Error::Panicked`]. Fails with [`Error::NotRunnable`] when the source is
+    /// already being run, and with [`Error::Failed`] when, within the
+    /// [startup timeout](KafkaSourceBuilder::startup_timeout), the brokers do not answer or a
+    /// topic or partition to read does not exist.
     ///
     /// ```
     /// use brooklet::{Error, kafka::KafkaSource};
@@ -597,8 +601,8 @@ impl<T: Item> KafkaSource<T> {
             let result = this.drive(&consumer).await;
             // Close the graph: it flushes and drains, and the tokens of everything in it are
             // released; then commit what is done.
-            let closed = this.source.close().await;
-            let errors_closed = this.errors.close().await;
+            let closed = close_caught(&this.source).await;
+            let errors_closed = close_caught(&this.errors).await;
             // Dead-letter writes decide whether their messages are done.
             this.shared.failures.flush().await;
             this.commit(&consumer, CommitMode::Sync, true);
@@ -822,6 +826,27 @@ impl<T: Item> KafkaSource<T> {
             // The result comes to the context's commit callback.
             CommitMode::Async => log_commit(consumer.commit(&tpl, mode), "periodic"),
         }
+    }
+}
+
+/// Closes `source` and waits for the graph to drain; a panic of the final flush (which
+/// `close` lets unwind) becomes an [`Error::Panicked`], so the source still commits what is
+/// done and `run` returns the panic as its error.
+async fn close_caught<X: Item>(source: &Source<X>) -> Result<(), Error> {
+    use futures_util::FutureExt;
+    let caught = |payload: Box<dyn std::any::Any + Send>| Error::Panicked {
+        node: source.name(),
+        message: format!(
+            "while the graph flushed at stop: {}",
+            panic_message(&*payload)
+        ),
+    };
+    match std::panic::catch_unwind(AssertUnwindSafe(|| source.close())) {
+        Ok(emit) => AssertUnwindSafe(emit)
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|p| Err(caught(p))),
+        Err(payload) => Err(caught(payload)),
     }
 }
 
