@@ -116,7 +116,11 @@ impl ConsumerContext for Context {
         }
     }
 
-    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        if matches!(&result, Err(e) if !is_no_offset(e)) {
+            // Send these positions again with the next periodic commit.
+            self.assignment.commit_failed(positions_of(offsets));
+        }
         log_commit(result, "periodic");
     }
 }
@@ -124,10 +128,25 @@ impl ConsumerContext for Context {
 fn log_commit(result: KafkaResult<()>, when: &str) {
     match result {
         Ok(()) => {}
-        // Nothing stored to commit: harmless.
-        Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+        Err(e) if is_no_offset(&e) => {}
         Err(e) => tracing::warn!(error = %e, when, "kafka source: commit failed"),
     }
+}
+
+/// Nothing stored to commit: harmless.
+fn is_no_offset(e: &KafkaError) -> bool {
+    matches!(e, KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset))
+}
+
+/// The positions in a commit's partition list.
+fn positions_of(tpl: &TopicPartitionList) -> Vec<(String, i32, i64)> {
+    tpl.elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.topic().to_string(), e.partition(), o)),
+            _ => None,
+        })
+        .collect()
 }
 
 type Decoder<T> = Box<dyn Fn(Message) -> Result<T, Box<DecodeError>> + Send + Sync>;
@@ -823,8 +842,15 @@ impl<T: Item> KafkaSource<T> {
         }
         match mode {
             CommitMode::Sync => log_commit(consumer.commit(&tpl, mode), "on stop"),
-            // The result comes to the context's commit callback.
-            CommitMode::Async => log_commit(consumer.commit(&tpl, mode), "periodic"),
+            // The result comes to the context's commit callback, unless the request could
+            // not even be queued.
+            CommitMode::Async => {
+                let result = consumer.commit(&tpl, mode);
+                if matches!(&result, Err(e) if !is_no_offset(e)) {
+                    self.shared.assignment.commit_failed(positions_of(&tpl));
+                }
+                log_commit(result, "periodic");
+            }
         }
     }
 }
