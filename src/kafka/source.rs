@@ -99,7 +99,13 @@ impl ConsumerContext for Context {
                 }
             }
             Rebalance::Assign(_) => {}
-            Rebalance::Error(e) => tracing::warn!(error = %e, "kafka source: rebalance error"),
+            Rebalance::Error(e) => {
+                // librdkafka drops the whole assignment after a rebalance error: the partitions
+                // may already belong to another member, so stop tracking them all (nothing is
+                // committed for them from here; their new owner reads what was not committed).
+                tracing::warn!(error = %e, "kafka source: rebalance error, dropping every partition");
+                self.assignment.revoke_all();
+            }
         }
     }
 
@@ -1031,5 +1037,34 @@ fn pause(consumer: &StreamConsumer<Context>, paused: bool) {
     };
     if let Err(e) = r {
         tracing::debug!(error = %e, paused, "kafka source: pause/resume failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_rebalance_error_revokes_every_partition() {
+        let assignment = Arc::new(Assignment::default());
+        let consumer: BaseConsumer<Context> = ClientConfig::new()
+            .set("bootstrap.servers", "127.0.0.1:1")
+            .set("group.id", "g")
+            .create_with_context(Context {
+                assignment: assignment.clone(),
+                assigned: Arc::new(AtomicU64::new(0)),
+                stopper: Arc::new(Stopper::new()),
+                last_error: Arc::new(Lock::new(None)),
+            })
+            .unwrap();
+        assignment.assign("t", 0);
+        assignment.assign("u", 3);
+        let part = assignment.get("t", 0).unwrap();
+        let error = KafkaError::Global(RDKafkaErrorCode::Fail);
+        consumer
+            .context()
+            .pre_rebalance(&consumer, &Rebalance::Error(error));
+        assert!(assignment.get("t", 0).is_none() && assignment.get("u", 3).is_none());
+        assert!(!part.is_live(), "tokens released later change nothing");
     }
 }
