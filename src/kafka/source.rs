@@ -360,7 +360,7 @@ impl KafkaSourceBuilder {
             .get("bootstrap.servers")
             .unwrap_or_default()
             .to_string();
-        let failures = Arc::new(Failures::new(&self.on_failure, &brokers)?);
+        let failures = Arc::new(Failures::new(&self.on_failure, &config)?);
         let last_error = Arc::new(Lock::new(None));
         let consumer: StreamConsumer<Context> = config
             .create_with_context(Context {
