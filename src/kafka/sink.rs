@@ -555,6 +555,8 @@ impl<T: Item> Stream<T> {
                     }
                 }
             }
+            // Dropping the producer purges and flushes, which blocks: not on a runtime worker.
+            let _ = tokio::task::spawn_blocking(move || drop(producer)).await;
             let mut cx = Cx::new();
             worker.op.errors.finish(&mut cx);
             if let Err(e) = cx.into_emit().await {

@@ -630,9 +630,18 @@ impl<T: Item> KafkaSource<T> {
             let errors_closed = close_caught(&this.errors).await;
             // Dead-letter writes decide whether their messages are done.
             this.shared.failures.flush().await;
-            this.commit(&consumer, CommitMode::Sync, true);
-            this.shared.assignment.revoke_all();
-            drop(consumer);
+            // The final commit and closing the consumer (which leaves the group) block on the
+            // brokers: do them on a blocking thread, not on a runtime worker.
+            let closing = this.clone();
+            let closed_consumer = tokio::task::spawn_blocking(move || {
+                closing.commit(&consumer, CommitMode::Sync, true);
+                closing.shared.assignment.revoke_all();
+                drop(consumer);
+            })
+            .await;
+            if let Err(e) = closed_consumer {
+                tracing::warn!(error = %e, "kafka source: closing the consumer failed");
+            }
             if let Some(e) = this.shared.failures.stopper.error() {
                 return Err(e);
             }
