@@ -105,7 +105,7 @@ impl PartitionOffsets {
     }
 
     /// The first failed offset, if one is tracked.
-    #[allow(dead_code)] // used once acknowledgements carry an outcome
+    #[cfg(test)]
     pub(crate) fn failed(&self) -> Option<i64> {
         self.window
             .iter()

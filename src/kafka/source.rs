@@ -7,8 +7,14 @@
 //!   keeps polling (polls return nothing for paused partitions, and they serve rebalances and
 //!   keep the membership alive); once the emit resolves it resumes them. Messages that were
 //!   already on their way when the pause took effect are kept, in order, and emitted next.
-//! - Bounded memory. librdkafka prefetches up to `queued.max.messages.kbytes` per partition
-//!   (64 MiB by default); the source sets a much lower cap, which the user may change.
+//! - Bounded memory. librdkafka prefetches into the consumer's one queue up to
+//!   `queued.max.messages.kbytes` for all partitions together (64 MiB by default; a fetch may
+//!   overshoot it by up to `fetch.message.max.bytes`, 1 MiB, per partition); the source sets
+//!   4 MiB, which the user may change. `queued.min.messages` (per partition) only asks for
+//!   more prefetch and yields to the byte cap.
+//! - Bounded startup. Before reading, the source asks the brokers for the metadata of its
+//!   topics, within the startup timeout: an unreachable broker or a missing topic or
+//!   partition fails `run` with an error that names them, instead of a silent wait.
 //! - At least once. Every message is emitted with an [`Ack`](crate::Ack) token. The token
 //!   marks its offset done in the partition's tracker, which lets the committable position
 //!   move only over a contiguous prefix of done messages, whatever order they finish in. The
@@ -419,7 +425,8 @@ struct Shared<T> {
 ///
 /// While the graph is slow to accept, the source pauses its partitions and keeps polling, so it
 /// stays in its consumer group; memory stays bounded by a low prefetch cap
-/// (`queued.max.messages.kbytes`, settable with [`KafkaSourceBuilder::set`]).
+/// (`queued.max.messages.kbytes`, 4 MiB for the whole consumer, settable with
+/// [`KafkaSourceBuilder::set`]; see the [module docs](crate::kafka) for the exact bound).
 ///
 /// This example runs against librdkafka's in-process mock cluster; with a real broker, pass its
 /// address instead.
@@ -494,8 +501,9 @@ impl KafkaSource<Message> {
     /// Starts configuring a source that reads from `brokers` (a comma-separated
     /// `host:port` list) as member of consumer group `group_id`.
     ///
-    /// Defaults: `auto.offset.reset=earliest`, a prefetch cap of 4 MiB per partition,
-    /// `reconnect.backoff.max.ms=1000`, commits every second.
+    /// Defaults: `auto.offset.reset=earliest`, a prefetch cap of 4 MiB for the consumer
+    /// (`queued.max.messages.kbytes=4096`, for all partitions together),
+    /// `reconnect.backoff.max.ms=1000`, commits every second, a startup timeout of 30 s.
     ///
     /// ```
     /// use brooklet::kafka::KafkaSource;
