@@ -997,3 +997,80 @@ async fn a_panic_while_the_graph_flushes_at_stop_makes_run_fail_without_panickin
     );
     assert_eq!(committed(&group, &topic, 0), None, "nothing was done");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batched_source_emits_full_or_lingering_batches_and_commits_them_once_done() {
+    let topic = unique("batched");
+    create_topic(&topic, 1).await;
+    produce(&topic, (0..10).map(|i| (format!("k{i}"), format!("{i}")))).await;
+    let group = unique("g-batched");
+    let source = source(&group)
+        .partition(&topic, 0)
+        .build_batched(4, Duration::from_millis(300))
+        .unwrap();
+    let seen = source
+        .map(|batch| {
+            batch
+                .iter()
+                .map(|m| m.payload_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        })
+        .sink_to_vec();
+    let run = tokio::spawn(source.run());
+    // The last messages never fill a batch: only the linger emits them.
+    wait_until("every message in a batch", Duration::from_secs(30), || {
+        seen.snapshot().iter().map(Vec::len).sum::<usize>() == 10
+    })
+    .await;
+    wait_until("the commit", Duration::from_secs(20), || {
+        committed(&group, &topic, 0) == Some(10)
+    })
+    .await;
+    source.stop();
+    timeout(Duration::from_secs(30), run)
+        .await
+        .expect("run did not finish")
+        .unwrap()
+        .unwrap();
+    let batches = seen.snapshot();
+    assert!(
+        batches.iter().all(|b| !b.is_empty() && b.len() <= 4),
+        "{batches:?}"
+    );
+    let all: Vec<String> = batches.concat();
+    assert_eq!(all, (0..10).map(|i| i.to_string()).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_batch_leaves_all_its_messages_uncommitted() {
+    let topic = unique("batched-fail");
+    create_topic(&topic, 1).await;
+    produce(&topic, (0..8).map(|i| (format!("k{i}"), format!("{i}")))).await;
+    let group = unique("g-batched-fail");
+    // Batches hold 4 messages, emitted only once full (the linger is longer than the test).
+    let source = source(&group)
+        .partition(&topic, 0)
+        .build_batched(4, Duration::from_secs(600))
+        .unwrap();
+    let _out = source
+        .map(|batch| {
+            assert!(
+                !batch.iter().any(|m| m.payload_str() == Some("5")),
+                "the batch with 5 fails"
+            );
+            batch.len()
+        })
+        .sink_to_vec();
+    let result = timeout(Duration::from_secs(30), source.run())
+        .await
+        .expect("run did not stop on the failed batch");
+    assert!(
+        matches!(&result, Err(e) if e.to_string().contains("the batch with 5 fails")),
+        "{result:?}"
+    );
+    assert_eq!(
+        committed(&group, &topic, 0),
+        Some(4),
+        "the first batch is committed, nothing of the failed one"
+    );
+}

@@ -6,8 +6,9 @@
 //! the partitions spread over the processes.
 //!
 //! - [`KafkaSource`] reads topics (as a group member) or fixed partitions and emits a
-//!   [`Message`] per record, or a decoded value with [`KafkaSourceBuilder::build_with`]. Every
-//!   message carries an acknowledgement token; a partition's offset is committed only past a
+//!   [`Message`] per record, a decoded value with [`KafkaSourceBuilder::build_with`], or
+//!   batches of messages with [`KafkaSourceBuilder::build_batched`]. Every message carries an
+//!   acknowledgement token (a batch carries those of all its messages); a partition's offset is committed only past a
 //!   contiguous run of messages the graph is done with, so a crash never loses a message (some
 //!   may be processed twice). A message whose processing failed stops the source before it,
 //!   or goes to a dead-letter topic ([`OnFailure`]); it is never committed silently. While the

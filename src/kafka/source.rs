@@ -48,9 +48,9 @@ use super::failed;
 use super::failure::{Failures, OnFailure, Stopper};
 use super::message::{DecodeError, Message};
 use super::offsets::{Assignment, Partition};
-use crate::graph::panic_message;
 use crate::graph::sync::Lock;
 use crate::graph::task::runtime;
+use crate::graph::{Acks, panic_message};
 use crate::{Ack, Emit, Error, Item, Outcome, Source, Stream};
 
 /// How often the source polls even when nothing arrives: keeps the group membership alive while
@@ -162,6 +162,16 @@ fn positions_of(tpl: &TopicPartitionList) -> Vec<(String, i32, i64)> {
 }
 
 type Decoder<T> = Box<dyn Fn(Message) -> Result<T, Box<DecodeError>> + Send + Sync>;
+
+/// How messages become elements: one by one, or gathered into batches.
+enum Decode<T> {
+    One(Decoder<T>),
+    Batch {
+        max_len: usize,
+        linger: Duration,
+        make: Box<dyn Fn(Vec<Message>) -> T + Send + Sync>,
+    },
+}
 
 /// What the source reads: a subscription (partitions come from the group) or fixed partitions.
 #[derive(Clone, Debug)]
@@ -310,7 +320,7 @@ impl KafkaSourceBuilder {
     /// # }
     /// ```
     pub fn build(self) -> Result<KafkaSource<Message>, Error> {
-        self.build_inner(Box::new(Ok))
+        self.build_inner(Decode::One(Box::new(Ok)))
     }
 
     /// Builds a source that decodes every message with `decode` and emits the results. A
@@ -339,13 +349,47 @@ impl KafkaSourceBuilder {
         E: fmt::Display,
         F: Fn(&Message) -> Result<T, E> + Send + Sync + 'static,
     {
-        self.build_inner(Box::new(move |m| match decode(&m) {
+        self.build_inner(Decode::One(Box::new(move |m| match decode(&m) {
             Ok(x) => Ok(x),
             Err(e) => Err(Box::new(DecodeError::new(m, e))),
-        }))
+        })))
     }
 
-    fn build_inner<T: Item>(self, decode: Decoder<T>) -> Result<KafkaSource<T>, Error> {
+    /// Builds a source that emits messages in batches: a batch is emitted once it holds
+    /// `max_len` messages (at least 1), or `linger` after its first message arrived, or when
+    /// the source stops. A batch carries the acknowledgement tokens of all its messages, so
+    /// their offsets are committed only once the batch (and every output built from it) is
+    /// done; if its processing fails, every message in it follows the
+    /// [failure policy](Self::on_failure).
+    ///
+    /// # Panics
+    ///
+    /// When called outside a tokio runtime.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use brooklet::kafka::KafkaSource;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), brooklet::Error> {
+    /// let source = KafkaSource::builder("127.0.0.1:9092", "g")
+    ///     .topic("readings")
+    ///     .build_batched(500, Duration::from_millis(100))?;
+    /// let _sizes = source.map(|batch| batch.len()).sink_to_vec();
+    /// # Ok(()) }
+    /// ```
+    pub fn build_batched(
+        self,
+        max_len: usize,
+        linger: Duration,
+    ) -> Result<KafkaSource<Vec<Message>>, Error> {
+        self.build_inner(Decode::Batch {
+            max_len: max_len.max(1),
+            linger,
+            make: Box::new(|batch| batch),
+        })
+    }
+
+    fn build_inner<T: Item>(self, decode: Decode<T>) -> Result<KafkaSource<T>, Error> {
         // The consumer's wake-ups run on the ambient runtime: say so clearly when there is none.
         let _ = runtime("kafka_source");
         let input = self
@@ -409,7 +453,7 @@ struct Shared<T> {
     input: Input,
     commit_interval: Duration,
     pause_after: Duration,
-    decode: Decoder<T>,
+    decode: Decode<T>,
     failures: Arc<Failures>,
     stop: AtomicBool,
 }
@@ -695,9 +739,20 @@ impl<T: Item> KafkaSource<T> {
         self.check_input(consumer).await?;
         self.subscribe(consumer)?;
         let mut reader = Reader::new(self.shared.commit_interval, self.shared.pause_after);
+        let mut batch: Vec<(Message, Ack)> = Vec::new();
         loop {
             if self.stopping() {
+                // Messages of an unfinished batch go into the graph before it closes: their
+                // tokens must not be released unprocessed.
+                if let Some(r) = self.emit_batch(&mut reader, consumer, &mut batch).await {
+                    return r;
+                }
                 return Ok(());
+            }
+            if reader.linger_until.is_some_and(|t| Instant::now() >= t)
+                && let Some(r) = self.emit_batch(&mut reader, consumer, &mut batch).await
+            {
+                return r;
             }
             let Some((msg, part)) = reader.next(self, consumer).await else {
                 continue;
@@ -720,18 +775,34 @@ impl<T: Item> KafkaSource<T> {
                     failures.failed(&releasing, offset, kept.as_ref(), error);
                 }
             });
+            let decode = match &self.shared.decode {
+                Decode::One(decode) => decode,
+                Decode::Batch {
+                    max_len, linger, ..
+                } => {
+                    if batch.is_empty() {
+                        reader.linger_until = Some(Instant::now() + *linger);
+                    }
+                    batch.push((msg, ack));
+                    if batch.len() >= *max_len
+                        && let Some(r) = self.emit_batch(&mut reader, consumer, &mut batch).await
+                    {
+                        return r;
+                    }
+                    continue;
+                }
+            };
             // A panic on the synchronous path unwinds through the emit; the source keeps a
             // clone of the token across the call, to mark it failed with the panic's message
             // before it is released.
             let token = ack.clone();
-            let emitted =
-                std::panic::catch_unwind(AssertUnwindSafe(|| match (self.shared.decode)(msg) {
-                    Ok(x) => self.source.emit_with_ack(x, token),
-                    Err(bad) => {
-                        tracing::debug!(error = %bad, "kafka source: message does not decode");
-                        self.errors.emit_with_ack(*bad, token)
-                    }
-                }));
+            let emitted = std::panic::catch_unwind(AssertUnwindSafe(|| match decode(msg) {
+                Ok(x) => self.source.emit_with_ack(x, token),
+                Err(bad) => {
+                    tracing::debug!(error = %bad, "kafka source: message does not decode");
+                    self.errors.emit_with_ack(*bad, token)
+                }
+            }));
             let emit = match emitted {
                 Ok(emit) => emit,
                 Err(payload) => {
@@ -750,15 +821,70 @@ impl<T: Item> KafkaSource<T> {
                 }
             };
             drop(ack);
-            match reader.wait(self, consumer, emit).await {
-                Ok(()) => {}
-                Err(Error::Closed) => return Ok(()),
-                Err(e) if self.shared.failures.keeps_messages() => {
-                    // Failed elements reach the dead-letter topic through their tokens.
-                    tracing::warn!(error = %e, "kafka source: the graph reported a failure");
-                }
-                Err(e) => return Err(e),
+            if let Some(r) = self.settle(reader.wait(self, consumer, emit).await) {
+                return r;
             }
+        }
+    }
+
+    /// Emits the messages gathered so far as one batch carrying all their tokens, and waits
+    /// for it; `Some` when the run must end with that result.
+    async fn emit_batch(
+        &self,
+        reader: &mut Reader,
+        consumer: &StreamConsumer<Context>,
+        batch: &mut Vec<(Message, Ack)>,
+    ) -> Option<Result<(), Error>> {
+        reader.linger_until = None;
+        let Decode::Batch { make, .. } = &self.shared.decode else {
+            return None;
+        };
+        if batch.is_empty() {
+            return None;
+        }
+        let (messages, acks): (Vec<Message>, Vec<Ack>) = batch.drain(..).unzip();
+        let first = messages
+            .first()
+            .map(|m| format!("{}/{}@{}", m.topic(), m.partition(), m.offset()))
+            .unwrap_or_default();
+        let len = messages.len();
+        let tokens = if acks.len() == 1 {
+            Acks::One(acks.into_iter().next().expect("one token"))
+        } else {
+            Acks::Many(acks.into())
+        };
+        let held = tokens.clone();
+        let emitted = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            self.source.emit_with_acks(make(messages), held)
+        }));
+        let emit = match emitted {
+            Ok(emit) => emit,
+            Err(payload) => {
+                tokens.fail(&Error::Panicked {
+                    node: self.source.name(),
+                    message: format!(
+                        "while processing a batch of {len} from {first}: {}",
+                        panic_message(&*payload)
+                    ),
+                });
+                return None;
+            }
+        };
+        drop(tokens);
+        self.settle(reader.wait(self, consumer, emit).await)
+    }
+
+    /// What an emission's result means for the run: `Some` when it must end with it.
+    fn settle(&self, waited: Result<(), Error>) -> Option<Result<(), Error>> {
+        match waited {
+            Ok(()) => None,
+            Err(Error::Closed) => Some(Ok(())),
+            Err(e) if self.shared.failures.keeps_messages() => {
+                // Failed elements reach the dead-letter topic through their tokens.
+                tracing::warn!(error = %e, "kafka source: the graph reported a failure");
+                None
+            }
+            Err(e) => Some(Err(e)),
         }
     }
 
@@ -908,6 +1034,8 @@ struct Reader {
     last_commit: Instant,
     last_warning: Option<Instant>,
     topics: Vec<Arc<str>>,
+    /// When the batch being gathered must be emitted, full or not.
+    linger_until: Option<Instant>,
 }
 
 enum Polled {
@@ -924,6 +1052,7 @@ impl Reader {
             last_commit: Instant::now(),
             last_warning: None,
             topics: Vec::new(),
+            linger_until: None,
         }
     }
 
@@ -964,12 +1093,16 @@ impl Reader {
             self.last_commit = Instant::now();
         }
         let stopped = src.shared.failures.stopper.wake.notified();
+        // Wake in time to emit a lingering batch.
+        let wait = self.linger_until.map_or(TICK, |t| {
+            t.saturating_duration_since(Instant::now()).min(TICK)
+        });
         let received = tokio::select! {
             r = consumer.recv() => r.map(|m| {
                 let topic = self.topic(m.topic());
                 Message::from_kafka(&m, topic)
             }),
-            _ = tokio::time::sleep(TICK) => return Polled::Nothing,
+            _ = tokio::time::sleep(wait) => return Polled::Nothing,
             _ = stopped => return Polled::Nothing,
         };
         match received {
