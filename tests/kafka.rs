@@ -1074,3 +1074,29 @@ async fn a_failed_batch_leaves_all_its_messages_uncommitted() {
         "the first batch is committed, nothing of the failed one"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_pattern_passes_the_startup_check_and_reads_matching_topics() {
+    let topic = unique("pattern");
+    create_topic(&topic, 1).await;
+    produce(&topic, [("k".to_string(), "v".to_string())]).await;
+    let group = unique("g-pattern");
+    let source = source(&group)
+        .topic(format!("^{}.*", topic.replace('-', "\\-")))
+        .startup_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let seen = source.map(|m| m.topic().to_string()).sink_to_vec();
+    let run = tokio::spawn(source.run());
+    wait_until("the message", Duration::from_secs(30), || {
+        !seen.snapshot().is_empty() || run.is_finished()
+    })
+    .await;
+    source.stop();
+    timeout(Duration::from_secs(30), run)
+        .await
+        .expect("run did not finish")
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen.snapshot(), vec![topic]);
+}

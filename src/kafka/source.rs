@@ -212,7 +212,8 @@ impl fmt::Debug for KafkaSourceBuilder {
 }
 
 impl KafkaSourceBuilder {
-    /// Subscribes to `topic` (as part of the consumer group); call again for more topics.
+    /// Subscribes to `topic` (as part of the consumer group); call again for more topics. A
+    /// name starting with `^` is a regular expression matching topic names.
     ///
     /// ```
     /// use brooklet::kafka::KafkaSource;
@@ -900,6 +901,10 @@ impl<T: Item> KafkaSource<T> {
             let topics = self.topics();
             // Metadata requests block until the brokers answer or the time is up.
             let fetched = tokio::task::spawn_blocking(move || {
+                if topics.is_empty() {
+                    // Only patterns: check that the brokers answer.
+                    return c.fetch_metadata(None, left).map(|m| vec![m]);
+                }
                 topics
                     .iter()
                     .map(|t| c.fetch_metadata(Some(t), left))
@@ -944,10 +949,11 @@ impl<T: Item> KafkaSource<T> {
         }
     }
 
-    /// The topics to read, each once.
+    /// The topics to read, each once; subscription patterns (`^...`) are left out, as they
+    /// may match nothing yet.
     fn topics(&self) -> Vec<String> {
         let mut topics: Vec<String> = match &self.shared.input {
-            Input::Topics(ts) => ts.clone(),
+            Input::Topics(ts) => ts.iter().filter(|t| !is_pattern(t)).cloned().collect(),
             Input::Partitions(ps) => ps.iter().map(|(t, _)| t.clone()).collect(),
         };
         topics.sort();
@@ -966,7 +972,7 @@ impl<T: Item> KafkaSource<T> {
         match &self.shared.input {
             Input::Topics(topics) => topics
                 .iter()
-                .find(|t| topic(t).is_none())
+                .find(|t| !is_pattern(t) && topic(t).is_none())
                 .map(|t| format!("topic {t} does not exist")),
             Input::Partitions(parts) => parts.iter().find_map(|(t, p)| match topic(t) {
                 None => Some(format!("topic {t} does not exist")),
@@ -1002,6 +1008,11 @@ impl<T: Item> KafkaSource<T> {
             }
         }
     }
+}
+
+/// A subscription pattern (librdkafka takes a topic starting with `^` as a regex).
+fn is_pattern(topic: &str) -> bool {
+    topic.starts_with('^')
 }
 
 /// Closes `source` and waits for the graph to drain; a panic of the final flush (which
@@ -1193,6 +1204,19 @@ fn pause(consumer: &StreamConsumer<Context>, paused: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_bad_client_setting_fails_the_build() {
+        let err = KafkaSource::builder("127.0.0.1:1", "g")
+            .topic("t")
+            .set("security.protocol", "no-such-protocol")
+            .build()
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("cannot create the consumer"),
+            "{err}"
+        );
+    }
 
     #[tokio::test]
     async fn a_rebalance_error_revokes_every_partition() {
