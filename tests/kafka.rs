@@ -1100,3 +1100,22 @@ async fn a_subscription_pattern_passes_the_startup_check_and_reads_matching_topi
         .unwrap();
     assert_eq!(seen.snapshot(), vec![topic]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_while_the_source_waits_for_its_brokers_ends_run_soon() {
+    let addr = closed_port();
+    let source = KafkaSource::builder(&addr, "g")
+        .topic("t")
+        .startup_timeout(Duration::from_secs(600))
+        .build()
+        .unwrap();
+    let mut run = Box::pin(source.run());
+    // One poll starts the startup check, which then waits for the brokers.
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(run.as_mut().poll(cx))).await;
+    assert!(first.is_pending(), "{first:?}");
+    source.stop();
+    let result = timeout(Duration::from_secs(20), run)
+        .await
+        .expect("stop was not noticed during startup");
+    assert_eq!(result, Ok(()));
+}

@@ -738,6 +738,9 @@ impl<T: Item> KafkaSource<T> {
             return Ok(());
         }
         self.check_input(consumer).await?;
+        if self.stopping() {
+            return Ok(());
+        }
         self.subscribe(consumer)?;
         let mut reader = Reader::new(self.shared.commit_interval, self.shared.pause_after);
         let mut batch: Vec<(Message, Ack)> = Vec::new();
@@ -896,7 +899,13 @@ impl<T: Item> KafkaSource<T> {
         let started = Instant::now();
         let mut missing: Option<String> = None;
         loop {
-            let left = limit.saturating_sub(started.elapsed());
+            if self.stopping() {
+                return Ok(());
+            }
+            // In slices, so that a stop request is noticed soon.
+            let left = limit
+                .saturating_sub(started.elapsed())
+                .min(Duration::from_secs(2));
             let c = consumer.clone();
             let topics = self.topics();
             // Metadata requests block until the brokers answer or the time is up.
@@ -938,7 +947,7 @@ impl<T: Item> KafkaSource<T> {
                     }
                 },
             };
-            if limit.saturating_sub(started.elapsed()) < 2 * TICK || self.stopping() {
+            if limit.saturating_sub(started.elapsed()) < 2 * TICK {
                 return Err(failed(
                     "kafka_source",
                     format!("not started within the startup timeout of {limit:?}: {problem}"),
