@@ -878,3 +878,244 @@ async fn two_members_of_a_group_share_the_partitions_and_one_leaving_hands_them_
         .sum();
     assert_eq!(total, N as i64, "every partition committed to its end");
 }
+
+/// An address where nothing listens: a port that was just free.
+fn closed_port() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    addr.to_string()
+}
+
+fn failed_with(result: &Result<(), Error>, parts: &[&str]) -> bool {
+    matches!(result, Err(Error::Failed { node, message })
+        if node == "kafka_source" && parts.iter().all(|p| message.contains(p)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_whose_broker_is_unreachable_fails_within_its_startup_timeout() {
+    let addr = closed_port();
+    for builder in [
+        KafkaSource::builder(&addr, "g").topic("t"),
+        KafkaSource::builder(&addr, "g").partition("t", 0),
+    ] {
+        let source = builder
+            .startup_timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        let _seen = source.sink_to_vec();
+        let result = timeout(Duration::from_secs(30), source.run())
+            .await
+            .expect("run hung with an unreachable broker");
+        assert!(
+            failed_with(&result, &[&addr, "startup_timeout"]),
+            "{result:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_of_a_missing_topic_or_partition_fails_within_its_startup_timeout() {
+    let topic = unique("present");
+    create_topic(&topic, 1).await;
+    let missing = unique("missing");
+    let group = unique("g-missing");
+    for (builder, names) in [
+        (source(&group).topic(&missing), vec![missing.as_str()]),
+        (
+            source(&group).partition(&missing, 0),
+            vec![missing.as_str()],
+        ),
+        (
+            source(&group).partition(&topic, 3),
+            vec![topic.as_str(), "3"],
+        ),
+        (
+            source(&group).topic(&topic).topic(&missing),
+            vec![missing.as_str()],
+        ),
+    ] {
+        let source = builder
+            .startup_timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let _seen = source.sink_to_vec();
+        let result = timeout(Duration::from_secs(30), source.run())
+            .await
+            .expect("run hung on a missing topic");
+        let mut parts = names.clone();
+        parts.push("does not exist");
+        assert!(failed_with(&result, &parts), "{result:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_whose_broker_is_unreachable_fails_its_record_within_the_message_timeout() {
+    let addr = closed_port();
+    let source = Source::new();
+    let _sink = source
+        .to_kafka(
+            ProducerConfig::new(&addr).set("message.timeout.ms", "1500"),
+            |s: String| Record::to("t").payload(s),
+        )
+        .unwrap();
+    source.emit("lost".to_string()).await.unwrap();
+    let closed = timeout(Duration::from_secs(30), source.close())
+        .await
+        .expect("close hung with an unreachable broker");
+    assert!(
+        matches!(&closed, Err(Error::Failed { message, .. }) if message.contains("cannot deliver")),
+        "{closed:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_while_the_graph_flushes_at_stop_makes_run_fail_without_panicking() {
+    let topic = unique("flush-panic");
+    create_topic(&topic, 1).await;
+    produce(&topic, [("k".to_string(), "v".to_string())]).await;
+    let group = unique("g-flush-panic");
+    let source = source(&group).partition(&topic, 0).build().unwrap();
+    // The batch holds the message until the graph closes; its flush panics.
+    let _out = source
+        .partition(1_000)
+        .map(|_: Vec<_>| -> u8 { panic!("flush exploded") })
+        .sink_to_vec();
+    let run = tokio::spawn(source.run());
+    wait_until("the message in flight", Duration::from_secs(20), || {
+        source.in_flight() == 1
+    })
+    .await;
+    source.stop();
+    let result = timeout(Duration::from_secs(30), run)
+        .await
+        .expect("run did not finish")
+        .expect("run panicked");
+    assert!(
+        matches!(&result, Err(e) if e.to_string().contains("flush exploded")),
+        "{result:?}"
+    );
+    assert_eq!(committed(&group, &topic, 0), None, "nothing was done");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batched_source_emits_full_or_lingering_batches_and_commits_them_once_done() {
+    let topic = unique("batched");
+    create_topic(&topic, 1).await;
+    produce(&topic, (0..10).map(|i| (format!("k{i}"), format!("{i}")))).await;
+    let group = unique("g-batched");
+    let source = source(&group)
+        .partition(&topic, 0)
+        .build_batched(4, Duration::from_millis(300))
+        .unwrap();
+    let seen = source
+        .map(|batch| {
+            batch
+                .iter()
+                .map(|m| m.payload_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        })
+        .sink_to_vec();
+    let run = tokio::spawn(source.run());
+    // The last messages never fill a batch: only the linger emits them.
+    wait_until("every message in a batch", Duration::from_secs(30), || {
+        seen.snapshot().iter().map(Vec::len).sum::<usize>() == 10
+    })
+    .await;
+    wait_until("the commit", Duration::from_secs(20), || {
+        committed(&group, &topic, 0) == Some(10)
+    })
+    .await;
+    source.stop();
+    timeout(Duration::from_secs(30), run)
+        .await
+        .expect("run did not finish")
+        .unwrap()
+        .unwrap();
+    let batches = seen.snapshot();
+    assert!(
+        batches.iter().all(|b| !b.is_empty() && b.len() <= 4),
+        "{batches:?}"
+    );
+    let all: Vec<String> = batches.concat();
+    assert_eq!(all, (0..10).map(|i| i.to_string()).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_batch_leaves_all_its_messages_uncommitted() {
+    let topic = unique("batched-fail");
+    create_topic(&topic, 1).await;
+    produce(&topic, (0..8).map(|i| (format!("k{i}"), format!("{i}")))).await;
+    let group = unique("g-batched-fail");
+    // Batches hold 4 messages, emitted only once full (the linger is longer than the test).
+    let source = source(&group)
+        .partition(&topic, 0)
+        .build_batched(4, Duration::from_secs(600))
+        .unwrap();
+    let _out = source
+        .map(|batch| {
+            assert!(
+                !batch.iter().any(|m| m.payload_str() == Some("5")),
+                "the batch with 5 fails"
+            );
+            batch.len()
+        })
+        .sink_to_vec();
+    let result = timeout(Duration::from_secs(30), source.run())
+        .await
+        .expect("run did not stop on the failed batch");
+    assert!(
+        matches!(&result, Err(e) if e.to_string().contains("the batch with 5 fails")),
+        "{result:?}"
+    );
+    assert_eq!(
+        committed(&group, &topic, 0),
+        Some(4),
+        "the first batch is committed, nothing of the failed one"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_pattern_passes_the_startup_check_and_reads_matching_topics() {
+    let topic = unique("pattern");
+    create_topic(&topic, 1).await;
+    produce(&topic, [("k".to_string(), "v".to_string())]).await;
+    let group = unique("g-pattern");
+    let source = source(&group)
+        .topic(format!("^{}.*", topic.replace('-', "\\-")))
+        .startup_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let seen = source.map(|m| m.topic().to_string()).sink_to_vec();
+    let run = tokio::spawn(source.run());
+    wait_until("the message", Duration::from_secs(30), || {
+        !seen.snapshot().is_empty() || run.is_finished()
+    })
+    .await;
+    source.stop();
+    timeout(Duration::from_secs(30), run)
+        .await
+        .expect("run did not finish")
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen.snapshot(), vec![topic]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_while_the_source_waits_for_its_brokers_ends_run_soon() {
+    let addr = closed_port();
+    let source = KafkaSource::builder(&addr, "g")
+        .topic("t")
+        .startup_timeout(Duration::from_secs(600))
+        .build()
+        .unwrap();
+    let mut run = Box::pin(source.run());
+    // One poll starts the startup check, which then waits for the brokers.
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(run.as_mut().poll(cx))).await;
+    assert!(first.is_pending(), "{first:?}");
+    source.stop();
+    let result = timeout(Duration::from_secs(20), run)
+        .await
+        .expect("stop was not noticed during startup");
+    assert_eq!(result, Ok(()));
+}

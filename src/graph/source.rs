@@ -426,11 +426,17 @@ impl<T: Item> Source<T> {
     /// # Ok::<(), brooklet::Error>(()) }).unwrap();
     /// ```
     pub fn emit_with_ack(&self, x: T, ack: Ack) -> Emit {
+        self.emit_with_acks(x, Acks::One(ack))
+    }
+
+    /// Like [`emit_with_ack`](Self::emit_with_ack), for an element built from several others:
+    /// it carries all their tokens.
+    pub(crate) fn emit_with_acks(&self, x: T, acks: Acks) -> Emit {
         if self.node.op.closed.load(Ordering::Acquire) {
-            ack.fail(Error::Closed);
+            acks.fail(&Error::Closed);
             return Emit::failed(Error::Closed);
         }
-        let mut cx = Cx::with_acks(Acks::One(ack));
+        let mut cx = Cx::with_acks(acks);
         // Tokens are the slow path already: catching a panic here lets the element's token
         // fail with the panic's own message before the panic goes on to the caller.
         let pushed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

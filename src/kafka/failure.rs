@@ -14,7 +14,8 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
@@ -46,7 +47,10 @@ pub enum OnFailure {
     Stop,
     /// Write the message (key, payload, headers, plus `brooklet.error` and `brooklet.origin`
     /// headers) to this topic and go on; it counts as done once the write is delivered. If
-    /// the write fails, the source stops as with [`Stop`](OnFailure::Stop).
+    /// the write fails, the source stops as with [`Stop`](OnFailure::Stop). The dead-letter
+    /// producer is idempotent and uses the source's connection and security settings
+    /// (`bootstrap.servers`, `security.*`, `sasl.*`, `ssl.*`, `socket.*`, `client.*`, ...
+    /// given with [`KafkaSourceBuilder::set`](crate::kafka::KafkaSourceBuilder::set)).
     DeadLetter {
         /// The dead-letter topic.
         topic: String,
@@ -123,29 +127,81 @@ impl ProducerContext for DeadLetterContext {
 /// Applies the failure policy to failed messages.
 pub(crate) struct Failures {
     pub(crate) stopper: Arc<Stopper>,
-    dead_letter: Option<(String, ThreadedProducer<DeadLetterContext>)>,
+    dead_letter: Option<DeadLetter>,
 }
+
+/// The dead-letter topic and its producer.
+struct DeadLetter {
+    topic: String,
+    producer: Arc<ThreadedProducer<DeadLetterContext>>,
+    /// Where writes that found the producer's queue full are retried.
+    runtime: tokio::runtime::Handle,
+    /// Writes being retried on the runtime.
+    retrying: Arc<AtomicUsize>,
+}
+
+/// At most this many dead-letter writes wait for room in the producer's queue; past it, a
+/// failed message stops the source.
+const MAX_RETRYING: usize = 10_000;
+
+/// How long a dead-letter write may wait for room in the producer's queue.
+const RETRY_FOR: Duration = Duration::from_secs(30);
+
+/// Consumer settings that the dead-letter producer shares: where the brokers are and how to
+/// connect and authenticate to them.
+const SHARED_SETTINGS: &[&str] = &[
+    "bootstrap.servers",
+    "metadata.broker.list",
+    "security.",
+    "sasl.",
+    "ssl.",
+    "ssl_",
+    "enable.ssl.",
+    "enable.sasl.",
+    "https.",
+    "socket.",
+    "broker.",
+    "client.",
+    "reconnect.",
+    "api.version.",
+    "connections.max.idle.ms",
+    "resolve.canonical.bootstrap.servers.only",
+];
 
 impl fmt::Debug for Failures {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Failures")
-            .field("dead_letter", &self.dead_letter.as_ref().map(|d| &d.0))
+            .field("dead_letter", &self.dead_letter.as_ref().map(|d| &d.topic))
             .finish()
     }
 }
 
 impl Failures {
-    /// The handler for `policy`; a dead-letter policy makes a producer to `brokers`.
-    pub(crate) fn new(policy: &OnFailure, brokers: &str) -> Result<Failures, Error> {
+    /// The handler for `policy`; a dead-letter policy makes a producer with the connection
+    /// and security settings of `consumer` (the source's consumer configuration).
+    pub(crate) fn new(policy: &OnFailure, consumer: &ClientConfig) -> Result<Failures, Error> {
         let stopper = Arc::new(Stopper::new());
         let dead_letter = match policy {
             OnFailure::Stop => None,
             OnFailure::DeadLetter { topic } => {
-                let producer = ClientConfig::new()
-                    .set("bootstrap.servers", brokers)
+                let mut config = ClientConfig::new();
+                config
                     .set("message.timeout.ms", "30000")
                     .set("allow.auto.create.topics", "false")
                     .set("reconnect.backoff.max.ms", "1000")
+                    .set("enable.idempotence", "true");
+                for (k, v) in consumer.config_map() {
+                    if SHARED_SETTINGS.iter().any(|s| {
+                        if s.ends_with('.') || s.ends_with('_') {
+                            k.starts_with(s)
+                        } else {
+                            k == *s
+                        }
+                    }) {
+                        config.set(k, v);
+                    }
+                }
+                let producer = config
                     .create_with_context(DeadLetterContext {
                         stopper: stopper.clone(),
                     })
@@ -155,7 +211,12 @@ impl Failures {
                             format!("cannot create the dead-letter producer: {e}"),
                         )
                     })?;
-                Some((topic.clone(), producer))
+                Some(DeadLetter {
+                    topic: topic.clone(),
+                    producer: Arc::new(producer),
+                    runtime: crate::graph::task::runtime("kafka_source"),
+                    retrying: Arc::new(AtomicUsize::new(0)),
+                })
             }
         };
         Ok(Failures {
@@ -181,37 +242,70 @@ impl Failures {
             topic = %part.topic, partition = part.partition, offset, error = %error,
             "kafka source: processing a message failed"
         );
-        if let (Some((topic, producer)), Some(m)) = (&self.dead_letter, message) {
-            match dead_letter(producer, topic, part, m, &error) {
-                Ok(()) => return,
+        if let (Some(dl), Some(m)) = (&self.dead_letter, message) {
+            let text = error.to_string();
+            match dead_letter(&dl.producer, &dl.topic, part, m, &text) {
+                Ok(()) => {}
+                Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull))
+                    if dl.retrying.fetch_add(1, Ordering::AcqRel) < MAX_RETRYING =>
+                {
+                    // The queue empties on the producer's own thread. This runs wherever the
+                    // token was released: retry on the runtime rather than block here.
+                    let (producer, topic, retrying) =
+                        (dl.producer.clone(), dl.topic.clone(), dl.retrying.clone());
+                    let (part, m, stopper) = (part.clone(), m.clone(), self.stopper.clone());
+                    dl.runtime.spawn(async move {
+                        let until = Instant::now() + RETRY_FOR;
+                        let result = loop {
+                            tokio::time::sleep(Duration::from_millis(2)).await;
+                            match dead_letter(&producer, &topic, &part, &m, &text) {
+                                Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull))
+                                    if Instant::now() < until => {}
+                                r => break r,
+                            }
+                        };
+                        if let Err(e) = result {
+                            part.fail(offset);
+                            stopper.stop_with(failed(
+                                "kafka_source",
+                                format!("cannot write {}: {e} (after: {text})", origin(&m)),
+                            ));
+                        }
+                        retrying.fetch_sub(1, Ordering::AcqRel);
+                    });
+                }
                 Err(e) => {
+                    if matches!(
+                        e,
+                        KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
+                    ) {
+                        dl.retrying.fetch_sub(1, Ordering::AcqRel);
+                    }
                     part.fail(offset);
                     self.stopper.stop_with(failed(
                         "kafka_source",
                         format!("cannot write {}: {e} (after: {error})", origin(m)),
                     ));
-                    return;
                 }
             }
+            return;
         }
         part.fail(offset);
         self.stopper.stop_with(error);
     }
 
-    /// Waits (on a blocking thread) until every dead-letter write has its delivery report.
+    /// Waits until every dead-letter write was queued (those retried have a bounded time) and
+    /// then, on a blocking thread, until each has its delivery report.
     pub(crate) async fn flush(self: &Arc<Self>) {
-        if self.dead_letter.is_none() {
+        let Some(dl) = &self.dead_letter else {
             return;
+        };
+        while dl.retrying.load(Ordering::Acquire) > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let this = self.clone();
-        let flushed = tokio::task::spawn_blocking(move || {
-            if let Some((_, p)) = &this.dead_letter {
-                p.flush(Duration::from_secs(60))
-            } else {
-                Ok(())
-            }
-        })
-        .await;
+        let producer = dl.producer.clone();
+        let flushed =
+            tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(60))).await;
         if let Ok(Err(e)) = flushed {
             tracing::warn!(error = %e, "kafka source: dead-letter writes not flushed");
         }
@@ -222,13 +316,13 @@ fn origin(m: &Message) -> String {
     format!("{}/{}@{}", m.topic(), m.partition(), m.offset())
 }
 
-/// Queues `m` on the dead-letter topic (retrying while the producer's queue is full).
+/// Queues `m` on the dead-letter topic, without waiting.
 fn dead_letter(
     producer: &ThreadedProducer<DeadLetterContext>,
     topic: &str,
     part: &Arc<Partition>,
     m: &Message,
-    error: &Error,
+    error_text: &str,
 ) -> Result<(), KafkaError> {
     let mut headers = OwnedHeaders::new_with_capacity(m.headers().len() + 2);
     for (k, v) in m.headers() {
@@ -237,7 +331,6 @@ fn dead_letter(
             value: v.as_deref(),
         });
     }
-    let error_text = error.to_string();
     let origin = origin(m);
     headers = headers
         .insert(Header {
@@ -259,17 +352,25 @@ fn dead_letter(
     if let Some(t) = m.timestamp() {
         record = record.timestamp(t);
     }
-    // A full queue empties on the producer's own thread: wait briefly, a bounded number of
-    // times (this runs where the token was released, possibly on a runtime thread).
-    for _ in 0..5_000 {
-        match producer.send(record) {
-            Ok(()) => return Ok(()),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                record = r;
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            Err((e, _)) => return Err(e),
-        }
+    producer.send(record).map_err(|(e, _)| e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_dead_letter_producer_takes_the_consumers_connection_settings() {
+        let mut consumer = ClientConfig::new();
+        consumer
+            .set("bootstrap.servers", "127.0.0.1:1")
+            .set("group.id", "g")
+            .set("security.protocol", "no-such-protocol");
+        let policy = OnFailure::dead_letter("dlq");
+        let err = Failures::new(&policy, &consumer).unwrap_err();
+        assert!(err.to_string().contains("security.protocol"), "{err}");
+        // Consumer-only settings stay with the consumer.
+        consumer.set("security.protocol", "plaintext");
+        assert!(Failures::new(&policy, &consumer).is_ok());
     }
-    Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull))
 }

@@ -6,8 +6,9 @@
 //! the partitions spread over the processes.
 //!
 //! - [`KafkaSource`] reads topics (as a group member) or fixed partitions and emits a
-//!   [`Message`] per record, or a decoded value with [`KafkaSourceBuilder::build_with`]. Every
-//!   message carries an acknowledgement token; a partition's offset is committed only past a
+//!   [`Message`] per record, a decoded value with [`KafkaSourceBuilder::build_with`], or
+//!   batches of messages with [`KafkaSourceBuilder::build_batched`]. Every message carries an
+//!   acknowledgement token (a batch carries those of all its messages); a partition's offset is committed only past a
 //!   contiguous run of messages the graph is done with, so a crash never loses a message (some
 //!   may be processed twice). A message whose processing failed stops the source before it,
 //!   or goes to a dead-letter topic ([`OnFailure`]); it is never committed silently. While the
@@ -17,6 +18,22 @@
 //!   pend while the producer's queue is full; the tokens of an element are released only when
 //!   its record was delivered; records that cannot be delivered go to an error side output;
 //!   `close()` waits for every delivery.
+//!
+//! Bounds a deployment can rely on (all are settings; defaults given):
+//!
+//! - Memory of a source: the prefetch queue, `queued.max.messages.kbytes` for the whole
+//!   consumer (default 4 MiB), which a fetch may overshoot by up to
+//!   `fetch.message.max.bytes` (default 1 MiB) per partition; plus the messages inside the
+//!   graph, bounded by its operators' capacities.
+//! - Memory of a sink: its queue of elements ([`ProducerConfig::capacity`], default 1,024)
+//!   and the records awaiting delivery ([`ProducerConfig::in_flight`], default 10,000).
+//! - Startup of a source: `run` fails within
+//!   [`startup_timeout`](KafkaSourceBuilder::startup_timeout) (default 30 s) when the brokers
+//!   do not answer or a topic or partition does not exist.
+//! - Delivery of a sink: a record that cannot be delivered fails after `message.timeout.ms`
+//!   (default 30 s), so `close()` returns within about that time after the last emit.
+//! - Stop of a source: the graph drains, dead-letter writes are flushed (at most 60 s), then
+//!   the final commit and leaving the group run on a blocking thread.
 //!
 //! Both are built on [`rdkafka`] (re-exported here), which bundles librdkafka. The examples
 //! below run against librdkafka's in-process mock cluster, so they need no broker; give a real

@@ -96,8 +96,16 @@ impl PartitionOffsets {
         }
     }
 
+    /// A commit of `position` failed: unless the position moved on since, forget that it was
+    /// committed, so the next [`take_uncommitted`](Self::take_uncommitted) returns it again.
+    pub(crate) fn commit_failed(&mut self, position: i64) {
+        if self.committed == Some(position) {
+            self.committed = None;
+        }
+    }
+
     /// The first failed offset, if one is tracked.
-    #[allow(dead_code)] // used once acknowledgements carry an outcome
+    #[cfg(test)]
     pub(crate) fn failed(&self) -> Option<i64> {
         self.window
             .iter()
@@ -139,6 +147,11 @@ impl Partition {
     /// Marks `offset` failed: nothing at or past it is ever committed from this assignment.
     pub(crate) fn fail(&self, offset: i64) {
         self.offsets.lock().fail(offset);
+    }
+
+    /// A commit of `position` failed (see [`PartitionOffsets::commit_failed`]).
+    pub(crate) fn commit_failed(&self, position: i64) {
+        self.offsets.lock().commit_failed(position);
     }
 
     /// Whether the partition is still assigned to this consumer.
@@ -220,6 +233,15 @@ impl Assignment {
         out
     }
 
+    /// A commit of these positions failed: they are sent again by the next periodic commit.
+    pub(crate) fn commit_failed(&self, positions: impl IntoIterator<Item = (String, i32, i64)>) {
+        for (topic, partition, position) in positions {
+            if let Some(part) = self.get(&topic, partition) {
+                part.commit_failed(position);
+            }
+        }
+    }
+
     /// Messages handed out and not yet done, over every partition.
     pub(crate) fn in_flight(&self) -> usize {
         self.parts
@@ -234,6 +256,25 @@ impl Assignment {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_commit_is_taken_again_unless_the_position_moved_on() {
+        let a = Assignment::default();
+        a.assign("t", 0);
+        let p = a.get("t", 0).unwrap();
+        assert!(p.track(10) && p.track(11));
+        p.done(10);
+        assert_eq!(a.positions(false), vec![("t".into(), 0, 11)]);
+        assert!(a.positions(false).is_empty(), "sent once");
+        a.commit_failed([("t".to_string(), 0, 11)]);
+        assert_eq!(a.positions(false), vec![("t".into(), 0, 11)], "sent again");
+        // A failure reported for an older position after a newer one was taken changes
+        // nothing: the newer one is in flight.
+        p.done(11);
+        assert_eq!(a.positions(false), vec![("t".into(), 0, 12)]);
+        a.commit_failed([("t".to_string(), 0, 11)]);
+        assert!(a.positions(false).is_empty());
+    }
 
     /// A small deterministic generator (xorshift64*), so the randomized cases replay exactly.
     struct Rng(u64);

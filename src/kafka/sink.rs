@@ -255,9 +255,17 @@ impl std::error::Error for DeliveryError {}
 
 /// Producer settings for [`Stream::to_kafka`].
 ///
-/// Defaults: `message.timeout.ms=30000` (librdkafka's own is 5 minutes),
+/// Defaults: `enable.idempotence=true` (a retried send is stored once and records of a
+/// partition keep their order across retries; this needs `acks=all`, which librdkafka then
+/// uses, and a broker that supports idempotent producers; `.set("enable.idempotence",
+/// "false")` turns it off), `message.timeout.ms=30000` (librdkafka's own is 5 minutes),
 /// `allow.auto.create.topics=false`, `reconnect.backoff.max.ms=1000`; 1,024 elements queued
 /// before `emit` pends and 10,000 records awaiting delivery at most.
+///
+/// Time bound: a record that cannot be delivered (the brokers are unreachable, the topic does
+/// not exist) fails once `message.timeout.ms` has passed since it was queued, and goes to the
+/// sink's [`errors`](KafkaSink::errors) output (or fails `close()`); so `close()` returns at
+/// most about `message.timeout.ms` after the last record was handed to the producer.
 ///
 /// ```
 /// use brooklet::kafka::ProducerConfig;
@@ -294,6 +302,7 @@ impl ProducerConfig {
         let mut config = ClientConfig::new();
         config
             .set("bootstrap.servers", brokers)
+            .set("enable.idempotence", "true")
             .set("message.timeout.ms", "30000")
             .set("allow.auto.create.topics", "false")
             .set("reconnect.backoff.max.ms", "1000");
@@ -546,6 +555,8 @@ impl<T: Item> Stream<T> {
                     }
                 }
             }
+            // Dropping the producer purges and flushes, which blocks: not on a runtime worker.
+            let _ = tokio::task::spawn_blocking(move || drop(producer)).await;
             let mut cx = Cx::new();
             worker.op.errors.finish(&mut cx);
             if let Err(e) = cx.into_emit().await {
@@ -615,5 +626,18 @@ async fn undelivered<T: Item>(
     errors.push(DeliveryError::new(rec, err), &mut cx);
     if let Err(e) = cx.into_emit().await {
         task.fail(e);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn producers_are_idempotent_unless_told_otherwise() {
+        let config = ProducerConfig::new("127.0.0.1:9092");
+        assert_eq!(config.config.get("enable.idempotence"), Some("true"));
+        let config = config.set("enable.idempotence", "false");
+        assert_eq!(config.config.get("enable.idempotence"), Some("false"));
     }
 }

@@ -7,8 +7,14 @@
 //!   keeps polling (polls return nothing for paused partitions, and they serve rebalances and
 //!   keep the membership alive); once the emit resolves it resumes them. Messages that were
 //!   already on their way when the pause took effect are kept, in order, and emitted next.
-//! - Bounded memory. librdkafka prefetches up to `queued.max.messages.kbytes` per partition
-//!   (64 MiB by default); the source sets a much lower cap, which the user may change.
+//! - Bounded memory. librdkafka prefetches into the consumer's one queue up to
+//!   `queued.max.messages.kbytes` for all partitions together (64 MiB by default; a fetch may
+//!   overshoot it by up to `fetch.message.max.bytes`, 1 MiB, per partition); the source sets
+//!   4 MiB, which the user may change. `queued.min.messages` (per partition) only asks for
+//!   more prefetch and yields to the byte cap.
+//! - Bounded startup. Before reading, the source asks the brokers for the metadata of its
+//!   topics, within the startup timeout: an unreachable broker or a missing topic or
+//!   partition fails `run` with an error that names them, instead of a silent wait.
 //! - At least once. Every message is emitted with an [`Ack`](crate::Ack) token. The token
 //!   marks its offset done in the partition's tracker, which lets the committable position
 //!   move only over a contiguous prefix of done messages, whatever order they finish in. The
@@ -39,12 +45,12 @@ use rdkafka::message::Message as _;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use super::failed;
-use super::failure::{Failures, OnFailure};
+use super::failure::{Failures, OnFailure, Stopper};
 use super::message::{DecodeError, Message};
 use super::offsets::{Assignment, Partition};
-use crate::graph::panic_message;
 use crate::graph::sync::Lock;
 use crate::graph::task::runtime;
+use crate::graph::{Acks, panic_message};
 use crate::{Ack, Emit, Error, Item, Outcome, Source, Stream};
 
 /// How often the source polls even when nothing arrives: keeps the group membership alive while
@@ -57,9 +63,27 @@ struct Context {
     assignment: Arc<Assignment>,
     /// Rebalances that assigned partitions to this consumer.
     assigned: Arc<AtomicU64>,
+    /// Where a fatal client error stops the source.
+    stopper: Arc<Stopper>,
+    /// The last error librdkafka reported, quoted when the source cannot start.
+    last_error: Arc<Lock<Option<String>>>,
 }
 
-impl ClientContext for Context {}
+impl ClientContext for Context {
+    fn error(&self, error: KafkaError, reason: &str) {
+        *self.last_error.lock() = Some(format!("{error}: {reason}"));
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) {
+            // librdkafka gives up on a fatal error (a fenced or misconfigured client): the
+            // consumer will never read again, so stop rather than poll forever.
+            self.stopper.stop_with(failed(
+                "kafka_source",
+                format!("fatal Kafka client error: {reason}"),
+            ));
+        } else {
+            tracing::warn!(error = %error, reason, "kafka source: client error");
+        }
+    }
+}
 
 impl ConsumerContext for Context {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -81,7 +105,13 @@ impl ConsumerContext for Context {
                 }
             }
             Rebalance::Assign(_) => {}
-            Rebalance::Error(e) => tracing::warn!(error = %e, "kafka source: rebalance error"),
+            Rebalance::Error(e) => {
+                // librdkafka drops the whole assignment after a rebalance error: the partitions
+                // may already belong to another member, so stop tracking them all (nothing is
+                // committed for them from here; their new owner reads what was not committed).
+                tracing::warn!(error = %e, "kafka source: rebalance error, dropping every partition");
+                self.assignment.revoke_all();
+            }
         }
     }
 
@@ -98,7 +128,11 @@ impl ConsumerContext for Context {
         }
     }
 
-    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        if matches!(&result, Err(e) if !is_no_offset(e)) {
+            // Send these positions again with the next periodic commit.
+            self.assignment.commit_failed(positions_of(offsets));
+        }
         log_commit(result, "periodic");
     }
 }
@@ -106,13 +140,38 @@ impl ConsumerContext for Context {
 fn log_commit(result: KafkaResult<()>, when: &str) {
     match result {
         Ok(()) => {}
-        // Nothing stored to commit: harmless.
-        Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+        Err(e) if is_no_offset(&e) => {}
         Err(e) => tracing::warn!(error = %e, when, "kafka source: commit failed"),
     }
 }
 
+/// Nothing stored to commit: harmless.
+fn is_no_offset(e: &KafkaError) -> bool {
+    matches!(e, KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset))
+}
+
+/// The positions in a commit's partition list.
+fn positions_of(tpl: &TopicPartitionList) -> Vec<(String, i32, i64)> {
+    tpl.elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.topic().to_string(), e.partition(), o)),
+            _ => None,
+        })
+        .collect()
+}
+
 type Decoder<T> = Box<dyn Fn(Message) -> Result<T, Box<DecodeError>> + Send + Sync>;
+
+/// How messages become elements: one by one, or gathered into batches.
+enum Decode<T> {
+    One(Decoder<T>),
+    Batch {
+        max_len: usize,
+        linger: Duration,
+        make: Box<dyn Fn(Vec<Message>) -> T + Send + Sync>,
+    },
+}
 
 /// What the source reads: a subscription (partitions come from the group) or fixed partitions.
 #[derive(Clone, Debug)]
@@ -137,6 +196,7 @@ pub struct KafkaSourceBuilder {
     config: ClientConfig,
     input: Option<Input>,
     commit_interval: Duration,
+    startup_timeout: Duration,
     on_failure: OnFailure,
 }
 
@@ -145,13 +205,15 @@ impl fmt::Debug for KafkaSourceBuilder {
         f.debug_struct("KafkaSourceBuilder")
             .field("input", &self.input)
             .field("commit_interval", &self.commit_interval)
+            .field("startup_timeout", &self.startup_timeout)
             .field("on_failure", &self.on_failure)
             .finish_non_exhaustive()
     }
 }
 
 impl KafkaSourceBuilder {
-    /// Subscribes to `topic` (as part of the consumer group); call again for more topics.
+    /// Subscribes to `topic` (as part of the consumer group); call again for more topics. A
+    /// name starting with `^` is a regular expression matching topic names.
     ///
     /// ```
     /// use brooklet::kafka::KafkaSource;
@@ -211,6 +273,21 @@ impl KafkaSourceBuilder {
         self
     }
 
+    /// How long [`run`](KafkaSource::run) may take to reach the brokers and find every topic
+    /// and partition it reads (default 30 s). Past it, `run` fails naming the brokers or the
+    /// missing topic, instead of waiting for them forever.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use brooklet::kafka::KafkaSource;
+    /// let b = KafkaSource::builder("h:1", "g").topic("t").startup_timeout(Duration::from_secs(5));
+    /// # drop(b);
+    /// ```
+    pub fn startup_timeout(mut self, limit: Duration) -> Self {
+        self.startup_timeout = limit;
+        self
+    }
+
     /// What to do with a message whose processing failed (default [`OnFailure::Stop`]: stop
     /// before it, uncommitted).
     ///
@@ -244,7 +321,7 @@ impl KafkaSourceBuilder {
     /// # }
     /// ```
     pub fn build(self) -> Result<KafkaSource<Message>, Error> {
-        self.build_inner(Box::new(Ok))
+        self.build_inner(Decode::One(Box::new(Ok)))
     }
 
     /// Builds a source that decodes every message with `decode` and emits the results. A
@@ -273,13 +350,47 @@ impl KafkaSourceBuilder {
         E: fmt::Display,
         F: Fn(&Message) -> Result<T, E> + Send + Sync + 'static,
     {
-        self.build_inner(Box::new(move |m| match decode(&m) {
+        self.build_inner(Decode::One(Box::new(move |m| match decode(&m) {
             Ok(x) => Ok(x),
             Err(e) => Err(Box::new(DecodeError::new(m, e))),
-        }))
+        })))
     }
 
-    fn build_inner<T: Item>(self, decode: Decoder<T>) -> Result<KafkaSource<T>, Error> {
+    /// Builds a source that emits messages in batches: a batch is emitted once it holds
+    /// `max_len` messages (at least 1), or `linger` after its first message arrived, or when
+    /// the source stops. A batch carries the acknowledgement tokens of all its messages, so
+    /// their offsets are committed only once the batch (and every output built from it) is
+    /// done; if its processing fails, every message in it follows the
+    /// [failure policy](Self::on_failure).
+    ///
+    /// # Panics
+    ///
+    /// When called outside a tokio runtime.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use brooklet::kafka::KafkaSource;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), brooklet::Error> {
+    /// let source = KafkaSource::builder("127.0.0.1:9092", "g")
+    ///     .topic("readings")
+    ///     .build_batched(500, Duration::from_millis(100))?;
+    /// let _sizes = source.map(|batch| batch.len()).sink_to_vec();
+    /// # Ok(()) }
+    /// ```
+    pub fn build_batched(
+        self,
+        max_len: usize,
+        linger: Duration,
+    ) -> Result<KafkaSource<Vec<Message>>, Error> {
+        self.build_inner(Decode::Batch {
+            max_len: max_len.max(1),
+            linger,
+            make: Box::new(|batch| batch),
+        })
+    }
+
+    fn build_inner<T: Item>(self, decode: Decode<T>) -> Result<KafkaSource<T>, Error> {
         // The consumer's wake-ups run on the ambient runtime: say so clearly when there is none.
         let _ = runtime("kafka_source");
         let input = self
@@ -296,24 +407,30 @@ impl KafkaSourceBuilder {
         config.set("enable.auto.offset.store", "false");
         let assignment = Arc::new(Assignment::default());
         let assigned = Arc::new(AtomicU64::new(0));
-        let consumer: StreamConsumer<Context> = config
-            .create_with_context(Context {
-                assignment: assignment.clone(),
-                assigned: assigned.clone(),
-            })
-            .map_err(|e| failed("kafka_source", format!("cannot create the consumer: {e}")))?;
         let brokers = config
             .get("bootstrap.servers")
             .unwrap_or_default()
             .to_string();
-        let failures = Arc::new(Failures::new(&self.on_failure, &brokers)?);
+        let failures = Arc::new(Failures::new(&self.on_failure, &config)?);
+        let last_error = Arc::new(Lock::new(None));
+        let consumer: StreamConsumer<Context> = config
+            .create_with_context(Context {
+                assignment: assignment.clone(),
+                assigned: assigned.clone(),
+                stopper: failures.stopper.clone(),
+                last_error: last_error.clone(),
+            })
+            .map_err(|e| failed("kafka_source", format!("cannot create the consumer: {e}")))?;
         let source = Source::new().named("kafka_source");
         let errors = Source::new().named("kafka_decode_errors");
         Ok(KafkaSource {
             source,
             errors,
             shared: Arc::new(Shared {
-                consumer: Lock::new(Some(consumer)),
+                consumer: Lock::new(Some(Arc::new(consumer))),
+                brokers,
+                startup_timeout: self.startup_timeout,
+                last_error,
                 assignment,
                 assigned,
                 input,
@@ -328,13 +445,16 @@ impl KafkaSourceBuilder {
 }
 
 struct Shared<T> {
-    consumer: Lock<Option<StreamConsumer<Context>>>,
+    consumer: Lock<Option<Arc<StreamConsumer<Context>>>>,
+    brokers: String,
+    startup_timeout: Duration,
+    last_error: Arc<Lock<Option<String>>>,
     assignment: Arc<Assignment>,
     assigned: Arc<AtomicU64>,
     input: Input,
     commit_interval: Duration,
     pause_after: Duration,
-    decode: Decoder<T>,
+    decode: Decode<T>,
     failures: Arc<Failures>,
     stop: AtomicBool,
 }
@@ -350,7 +470,8 @@ struct Shared<T> {
 ///
 /// While the graph is slow to accept, the source pauses its partitions and keeps polling, so it
 /// stays in its consumer group; memory stays bounded by a low prefetch cap
-/// (`queued.max.messages.kbytes`, settable with [`KafkaSourceBuilder::set`]).
+/// (`queued.max.messages.kbytes`, 4 MiB for the whole consumer, settable with
+/// [`KafkaSourceBuilder::set`]; see the [module docs](crate::kafka) for the exact bound).
 ///
 /// This example runs against librdkafka's in-process mock cluster; with a real broker, pass its
 /// address instead.
@@ -425,8 +546,9 @@ impl KafkaSource<Message> {
     /// Starts configuring a source that reads from `brokers` (a comma-separated
     /// `host:port` list) as member of consumer group `group_id`.
     ///
-    /// Defaults: `auto.offset.reset=earliest`, a prefetch cap of 4 MiB per partition,
-    /// `reconnect.backoff.max.ms=1000`, commits every second.
+    /// Defaults: `auto.offset.reset=earliest`, a prefetch cap of 4 MiB for the consumer
+    /// (`queued.max.messages.kbytes=4096`, for all partitions together),
+    /// `reconnect.backoff.max.ms=1000`, commits every second, a startup timeout of 30 s.
     ///
     /// ```
     /// use brooklet::kafka::KafkaSource;
@@ -449,6 +571,7 @@ impl KafkaSource<Message> {
             config,
             input: None,
             commit_interval: Duration::from_secs(1),
+            startup_timeout: Duration::from_secs(30),
             on_failure: OnFailure::Stop,
         }
     }
@@ -529,8 +652,12 @@ impl<T: Item> KafkaSource<T> {
     /// its path, synchronous or not, a node that died) follows the
     /// [failure policy](KafkaSourceBuilder::on_failure): by default the source stops, `run`
     /// returns the error, and neither that message nor anything after it on its partition is
-    /// committed, so the next run reads it again. Fails with [`Error::NotRunnable`] when the
-    /// source is already being run.
+    /// committed, so the next run reads it again. A panic while the graph flushes at the end
+    /// does not unwind out of `run`: what is done is still committed and `run` returns the
+    /// panic as [`Error::Panicked`]. Fails with [`Error::NotRunnable`] when the source is
+    /// already being run, and with [`Error::Failed`] when, within the
+    /// [startup timeout](KafkaSourceBuilder::startup_timeout), the brokers do not answer or a
+    /// topic or partition to read does not exist.
     ///
     /// ```
     /// use brooklet::{Error, kafka::KafkaSource};
@@ -552,13 +679,22 @@ impl<T: Item> KafkaSource<T> {
             let result = this.drive(&consumer).await;
             // Close the graph: it flushes and drains, and the tokens of everything in it are
             // released; then commit what is done.
-            let closed = this.source.close().await;
-            let errors_closed = this.errors.close().await;
+            let closed = close_caught(&this.source).await;
+            let errors_closed = close_caught(&this.errors).await;
             // Dead-letter writes decide whether their messages are done.
             this.shared.failures.flush().await;
-            this.commit(&consumer, CommitMode::Sync, true);
-            this.shared.assignment.revoke_all();
-            drop(consumer);
+            // The final commit and closing the consumer (which leaves the group) block on the
+            // brokers: do them on a blocking thread, not on a runtime worker.
+            let closing = this.clone();
+            let closed_consumer = tokio::task::spawn_blocking(move || {
+                closing.commit(&consumer, CommitMode::Sync, true);
+                closing.shared.assignment.revoke_all();
+                drop(consumer);
+            })
+            .await;
+            if let Err(e) = closed_consumer {
+                tracing::warn!(error = %e, "kafka source: closing the consumer failed");
+            }
             if let Some(e) = this.shared.failures.stopper.error() {
                 return Err(e);
             }
@@ -597,15 +733,30 @@ impl<T: Item> KafkaSource<T> {
         }
     }
 
-    async fn drive(&self, consumer: &StreamConsumer<Context>) -> Result<(), Error> {
+    async fn drive(&self, consumer: &Arc<StreamConsumer<Context>>) -> Result<(), Error> {
+        if self.stopping() {
+            return Ok(());
+        }
+        self.check_input(consumer).await?;
         if self.stopping() {
             return Ok(());
         }
         self.subscribe(consumer)?;
         let mut reader = Reader::new(self.shared.commit_interval, self.shared.pause_after);
+        let mut batch: Vec<(Message, Ack)> = Vec::new();
         loop {
             if self.stopping() {
+                // Messages of an unfinished batch go into the graph before it closes: their
+                // tokens must not be released unprocessed.
+                if let Some(r) = self.emit_batch(&mut reader, consumer, &mut batch).await {
+                    return r;
+                }
                 return Ok(());
+            }
+            if reader.linger_until.is_some_and(|t| Instant::now() >= t)
+                && let Some(r) = self.emit_batch(&mut reader, consumer, &mut batch).await
+            {
+                return r;
             }
             let Some((msg, part)) = reader.next(self, consumer).await else {
                 continue;
@@ -628,18 +779,34 @@ impl<T: Item> KafkaSource<T> {
                     failures.failed(&releasing, offset, kept.as_ref(), error);
                 }
             });
+            let decode = match &self.shared.decode {
+                Decode::One(decode) => decode,
+                Decode::Batch {
+                    max_len, linger, ..
+                } => {
+                    if batch.is_empty() {
+                        reader.linger_until = Some(Instant::now() + *linger);
+                    }
+                    batch.push((msg, ack));
+                    if batch.len() >= *max_len
+                        && let Some(r) = self.emit_batch(&mut reader, consumer, &mut batch).await
+                    {
+                        return r;
+                    }
+                    continue;
+                }
+            };
             // A panic on the synchronous path unwinds through the emit; the source keeps a
             // clone of the token across the call, to mark it failed with the panic's message
             // before it is released.
             let token = ack.clone();
-            let emitted =
-                std::panic::catch_unwind(AssertUnwindSafe(|| match (self.shared.decode)(msg) {
-                    Ok(x) => self.source.emit_with_ack(x, token),
-                    Err(bad) => {
-                        tracing::debug!(error = %bad, "kafka source: message does not decode");
-                        self.errors.emit_with_ack(*bad, token)
-                    }
-                }));
+            let emitted = std::panic::catch_unwind(AssertUnwindSafe(|| match decode(msg) {
+                Ok(x) => self.source.emit_with_ack(x, token),
+                Err(bad) => {
+                    tracing::debug!(error = %bad, "kafka source: message does not decode");
+                    self.errors.emit_with_ack(*bad, token)
+                }
+            }));
             let emit = match emitted {
                 Ok(emit) => emit,
                 Err(payload) => {
@@ -658,15 +825,172 @@ impl<T: Item> KafkaSource<T> {
                 }
             };
             drop(ack);
-            match reader.wait(self, consumer, emit).await {
-                Ok(()) => {}
-                Err(Error::Closed) => return Ok(()),
-                Err(e) if self.shared.failures.keeps_messages() => {
-                    // Failed elements reach the dead-letter topic through their tokens.
-                    tracing::warn!(error = %e, "kafka source: the graph reported a failure");
-                }
-                Err(e) => return Err(e),
+            if let Some(r) = self.settle(reader.wait(self, consumer, emit).await) {
+                return r;
             }
+        }
+    }
+
+    /// Emits the messages gathered so far as one batch carrying all their tokens, and waits
+    /// for it; `Some` when the run must end with that result.
+    async fn emit_batch(
+        &self,
+        reader: &mut Reader,
+        consumer: &StreamConsumer<Context>,
+        batch: &mut Vec<(Message, Ack)>,
+    ) -> Option<Result<(), Error>> {
+        reader.linger_until = None;
+        let Decode::Batch { make, .. } = &self.shared.decode else {
+            return None;
+        };
+        if batch.is_empty() {
+            return None;
+        }
+        let (messages, acks): (Vec<Message>, Vec<Ack>) = batch.drain(..).unzip();
+        let first = messages
+            .first()
+            .map(|m| format!("{}/{}@{}", m.topic(), m.partition(), m.offset()))
+            .unwrap_or_default();
+        let len = messages.len();
+        let tokens = if acks.len() == 1 {
+            Acks::One(acks.into_iter().next().expect("one token"))
+        } else {
+            Acks::Many(acks.into())
+        };
+        let held = tokens.clone();
+        let emitted = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            self.source.emit_with_acks(make(messages), held)
+        }));
+        let emit = match emitted {
+            Ok(emit) => emit,
+            Err(payload) => {
+                tokens.fail(&Error::Panicked {
+                    node: self.source.name(),
+                    message: format!(
+                        "while processing a batch of {len} from {first}: {}",
+                        panic_message(&*payload)
+                    ),
+                });
+                return None;
+            }
+        };
+        drop(tokens);
+        self.settle(reader.wait(self, consumer, emit).await)
+    }
+
+    /// What an emission's result means for the run: `Some` when it must end with it.
+    fn settle(&self, waited: Result<(), Error>) -> Option<Result<(), Error>> {
+        match waited {
+            Ok(()) => None,
+            Err(Error::Closed) => Some(Ok(())),
+            Err(e) if self.shared.failures.keeps_messages() => {
+                // Failed elements reach the dead-letter topic through their tokens.
+                tracing::warn!(error = %e, "kafka source: the graph reported a failure");
+                None
+            }
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    /// Waits, within the startup timeout, until the brokers answer and every topic and
+    /// partition to read exists; fails naming what is missing otherwise.
+    async fn check_input(&self, consumer: &Arc<StreamConsumer<Context>>) -> Result<(), Error> {
+        let limit = self.shared.startup_timeout;
+        let started = Instant::now();
+        let mut missing: Option<String> = None;
+        loop {
+            if self.stopping() {
+                return Ok(());
+            }
+            // In slices, so that a stop request is noticed soon.
+            let left = limit
+                .saturating_sub(started.elapsed())
+                .min(Duration::from_secs(2));
+            let c = consumer.clone();
+            let topics = self.topics();
+            // Metadata requests block until the brokers answer or the time is up.
+            let fetched = tokio::task::spawn_blocking(move || {
+                if topics.is_empty() {
+                    // Only patterns: check that the brokers answer.
+                    return c.fetch_metadata(None, left).map(|m| vec![m]);
+                }
+                topics
+                    .iter()
+                    .map(|t| c.fetch_metadata(Some(t), left))
+                    .collect::<KafkaResult<Vec<_>>>()
+            })
+            .await
+            .map_err(|e| failed("kafka_source", format!("metadata request failed: {e}")))?;
+            let problem = match fetched {
+                // The brokers answered before: what was missing then is the news.
+                Err(_) if missing.is_some() => missing.clone().unwrap_or_default(),
+                Err(e) => {
+                    let last = self.shared.last_error.lock().clone();
+                    format!(
+                        "cannot reach the brokers {} ({e}{}); check bootstrap.servers and the \
+                         network, or raise startup_timeout",
+                        self.shared.brokers,
+                        last.map(|l| format!(", last client error: {l}"))
+                            .unwrap_or_default()
+                    )
+                }
+                Ok(metadata) => match self.missing_input(&metadata) {
+                    None => return Ok(()),
+                    Some(what) => {
+                        let problem = format!(
+                            "{what} on the brokers {}; create it, or raise startup_timeout if \
+                             it is being created",
+                            self.shared.brokers
+                        );
+                        missing = Some(problem.clone());
+                        problem
+                    }
+                },
+            };
+            if limit.saturating_sub(started.elapsed()) < 2 * TICK {
+                return Err(failed(
+                    "kafka_source",
+                    format!("not started within the startup timeout of {limit:?}: {problem}"),
+                ));
+            }
+            // A topic just created may take a moment to show in the metadata.
+            tokio::time::sleep(TICK).await;
+        }
+    }
+
+    /// The topics to read, each once; subscription patterns (`^...`) are left out, as they
+    /// may match nothing yet.
+    fn topics(&self) -> Vec<String> {
+        let mut topics: Vec<String> = match &self.shared.input {
+            Input::Topics(ts) => ts.iter().filter(|t| !is_pattern(t)).cloned().collect(),
+            Input::Partitions(ps) => ps.iter().map(|(t, _)| t.clone()).collect(),
+        };
+        topics.sort();
+        topics.dedup();
+        topics
+    }
+
+    /// The first topic or partition to read that the metadata does not list.
+    fn missing_input(&self, metadata: &[rdkafka::metadata::Metadata]) -> Option<String> {
+        let topic = |name: &str| {
+            metadata
+                .iter()
+                .flat_map(|m| m.topics())
+                .find(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty())
+        };
+        match &self.shared.input {
+            Input::Topics(topics) => topics
+                .iter()
+                .find(|t| !is_pattern(t) && topic(t).is_none())
+                .map(|t| format!("topic {t} does not exist")),
+            Input::Partitions(parts) => parts.iter().find_map(|(t, p)| match topic(t) {
+                None => Some(format!("topic {t} does not exist")),
+                Some(md) if !md.partitions().iter().any(|x| x.id() == *p) => Some(format!(
+                    "partition {p} of topic {t} does not exist (it has {} partitions)",
+                    md.partitions().len()
+                )),
+                Some(_) => None,
+            }),
         }
     }
 
@@ -682,9 +1006,42 @@ impl<T: Item> KafkaSource<T> {
         }
         match mode {
             CommitMode::Sync => log_commit(consumer.commit(&tpl, mode), "on stop"),
-            // The result comes to the context's commit callback.
-            CommitMode::Async => log_commit(consumer.commit(&tpl, mode), "periodic"),
+            // The result comes to the context's commit callback, unless the request could
+            // not even be queued.
+            CommitMode::Async => {
+                let result = consumer.commit(&tpl, mode);
+                if matches!(&result, Err(e) if !is_no_offset(e)) {
+                    self.shared.assignment.commit_failed(positions_of(&tpl));
+                }
+                log_commit(result, "periodic");
+            }
         }
+    }
+}
+
+/// A subscription pattern (librdkafka takes a topic starting with `^` as a regex).
+fn is_pattern(topic: &str) -> bool {
+    topic.starts_with('^')
+}
+
+/// Closes `source` and waits for the graph to drain; a panic of the final flush (which
+/// `close` lets unwind) becomes an [`Error::Panicked`], so the source still commits what is
+/// done and `run` returns the panic as its error.
+async fn close_caught<X: Item>(source: &Source<X>) -> Result<(), Error> {
+    use futures_util::FutureExt;
+    let caught = |payload: Box<dyn std::any::Any + Send>| Error::Panicked {
+        node: source.name(),
+        message: format!(
+            "while the graph flushed at stop: {}",
+            panic_message(&*payload)
+        ),
+    };
+    match std::panic::catch_unwind(AssertUnwindSafe(|| source.close())) {
+        Ok(emit) => AssertUnwindSafe(emit)
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|p| Err(caught(p))),
+        Err(payload) => Err(caught(payload)),
     }
 }
 
@@ -697,6 +1054,8 @@ struct Reader {
     last_commit: Instant,
     last_warning: Option<Instant>,
     topics: Vec<Arc<str>>,
+    /// When the batch being gathered must be emitted, full or not.
+    linger_until: Option<Instant>,
 }
 
 enum Polled {
@@ -713,6 +1072,7 @@ impl Reader {
             last_commit: Instant::now(),
             last_warning: None,
             topics: Vec::new(),
+            linger_until: None,
         }
     }
 
@@ -753,12 +1113,16 @@ impl Reader {
             self.last_commit = Instant::now();
         }
         let stopped = src.shared.failures.stopper.wake.notified();
+        // Wake in time to emit a lingering batch.
+        let wait = self.linger_until.map_or(TICK, |t| {
+            t.saturating_duration_since(Instant::now()).min(TICK)
+        });
         let received = tokio::select! {
             r = consumer.recv() => r.map(|m| {
                 let topic = self.topic(m.topic());
                 Message::from_kafka(&m, topic)
             }),
-            _ = tokio::time::sleep(TICK) => return Polled::Nothing,
+            _ = tokio::time::sleep(wait) => return Polled::Nothing,
             _ = stopped => return Polled::Nothing,
         };
         match received {
@@ -843,5 +1207,47 @@ fn pause(consumer: &StreamConsumer<Context>, paused: bool) {
     };
     if let Err(e) = r {
         tracing::debug!(error = %e, paused, "kafka source: pause/resume failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_bad_client_setting_fails_the_build() {
+        let err = KafkaSource::builder("127.0.0.1:1", "g")
+            .topic("t")
+            .set("security.protocol", "no-such-protocol")
+            .build()
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("cannot create the consumer"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_rebalance_error_revokes_every_partition() {
+        let assignment = Arc::new(Assignment::default());
+        let consumer: BaseConsumer<Context> = ClientConfig::new()
+            .set("bootstrap.servers", "127.0.0.1:1")
+            .set("group.id", "g")
+            .create_with_context(Context {
+                assignment: assignment.clone(),
+                assigned: Arc::new(AtomicU64::new(0)),
+                stopper: Arc::new(Stopper::new()),
+                last_error: Arc::new(Lock::new(None)),
+            })
+            .unwrap();
+        assignment.assign("t", 0);
+        assignment.assign("u", 3);
+        let part = assignment.get("t", 0).unwrap();
+        let error = KafkaError::Global(RDKafkaErrorCode::Fail);
+        consumer
+            .context()
+            .pre_rebalance(&consumer, &Rebalance::Error(error));
+        assert!(assignment.get("t", 0).is_none() && assignment.get("u", 3).is_none());
+        assert!(!part.is_live(), "tokens released later change nothing");
     }
 }
