@@ -302,6 +302,7 @@ impl Window {
             offset: self.offset,
             drop_negative,
             whole_steps: size % step == 0,
+            per_event: (size / step) as u64,
         })
     }
 }
@@ -338,6 +339,21 @@ pub(crate) struct Geometry {
     pub(crate) drop_negative: bool,
     /// `size` is a multiple of `step`.
     pub(crate) whole_steps: bool,
+    /// `size / step`.
+    pub(crate) per_event: u64,
+}
+
+impl Geometry {
+    /// How many windows hold an event whose windows are all open: `size / step` when that is
+    /// exact and no start is dropped, else counted from the bounds.
+    #[inline]
+    pub(crate) fn all_count(&self, lo: i128, hi: i128) -> u64 {
+        if self.whole_steps && !self.drop_negative {
+            self.per_event
+        } else {
+            self.count(lo, hi)
+        }
+    }
 }
 
 impl Geometry {
@@ -374,7 +390,22 @@ impl Geometry {
     }
 
     /// First and last start (inclusive) of the windows holding `ts`; `lo > hi` when none.
+    #[inline]
     pub(crate) fn containing(&self, ts: i64) -> (i128, i128) {
+        // The common case in i64, inlined into the stores: size a whole number of steps, no
+        // lower bound on starts, `ts - offset` representable.
+        if self.whole_steps
+            && !self.drop_negative
+            && let Some(d) = ts.checked_sub(self.offset)
+        {
+            let hi = ts as i128 - d.rem_euclid(self.step) as i128;
+            return (hi - (self.size - self.step) as i128, hi);
+        }
+        self.containing_exact(ts)
+    }
+
+    #[inline(never)]
+    fn containing_exact(&self, ts: i64) -> (i128, i128) {
         let hi = self.floor_to(ts as i128, self.step);
         // When the size is a whole number of steps (tumbling, and most hopping shapes) the
         // first start is a fixed distance below the last: one division instead of two.

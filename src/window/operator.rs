@@ -76,6 +76,9 @@ pub(crate) struct Admit {
     pub(crate) rejected_list: Vec<(i64, i64)>,
     /// A new pane or window was created: the key's timer may move earlier.
     pub(crate) opened: bool,
+    /// The new slot opened behind the store's first one, whose window stays the earliest:
+    /// the key's timer, when it has one, does not move.
+    pub(crate) behind: bool,
 }
 
 const MAX_LISTED: u64 = 1024;
@@ -651,7 +654,7 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>> TimeWindowOp<T, K,
             st.idle.last_event = Some(now);
             st.idle.mark = now;
         }
-        if admit.opened {
+        if admit.opened && !(admit.behind && st.keys[k].timer.is_some()) {
             let ks = &mut st.keys[k];
             let next = ks.store.next(&cfg.geo, wm, ks.last_start);
             st.set_timer(k, next);

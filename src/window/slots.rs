@@ -51,12 +51,21 @@ impl<V> Slots<V> {
         self.find(start).is_ok()
     }
 
-    /// Stores `v` at `start`, replacing what was there.
-    pub(crate) fn insert(&mut self, start: i64, v: V) {
+    /// Stores `v` at `start`, replacing what was there; returns its position.
+    pub(crate) fn insert(&mut self, start: i64, v: V) -> usize {
         match self.find(start) {
-            Ok(i) => self.items[i].1 = v,
-            Err(i) if i == self.items.len() => self.items.push_back((start, v)),
-            Err(i) => self.items.insert(i, (start, v)),
+            Ok(i) => {
+                self.items[i].1 = v;
+                i
+            }
+            Err(i) if i == self.items.len() => {
+                self.items.push_back((start, v));
+                i
+            }
+            Err(i) => {
+                self.items.insert(i, (start, v));
+                i
+            }
         }
     }
 
@@ -109,6 +118,10 @@ mod tests {
         for k in [5, 1, 9, 3, 7, 9] {
             s.insert(k, k * 10);
         }
+        assert_eq!(s.insert(0, 0), 0);
+        assert_eq!(s.insert(8, 80), 5);
+        assert_eq!(s.remove(0), Some(0));
+        assert_eq!(s.remove(8), Some(80));
         assert_eq!(s.len(), 5);
         assert_eq!(
             s.range(i64::MIN, i64::MAX)

@@ -34,15 +34,20 @@ impl<T, A: Aggregator<T>> Store<T, A> for WindowStore<A::Acc> {
     ) -> Admit {
         let (lo, hi) = g.containing(ev.ts);
         let (open, mut admit) = if g.all_open(lo, wm) {
-            (lo, Admit::default())
+            let accepted = g.all_count(lo, hi);
+            (
+                lo,
+                Admit {
+                    accepted,
+                    ..Admit::default()
+                },
+            )
         } else {
             let open = g.first_open(wm).max(lo);
-            (
-                open,
-                Admit::rejected_between(g, lo, hi.min(open - g.step as i128)),
-            )
+            let mut admit = Admit::rejected_between(g, lo, hi.min(open - g.step as i128));
+            admit.accepted = g.count(open, hi);
+            (open, admit)
         };
-        admit.accepted = g.count(open, hi);
         if admit.accepted == 0 {
             return admit;
         }
@@ -59,7 +64,7 @@ impl<T, A: Aggregator<T>> Store<T, A> for WindowStore<A::Acc> {
                     agg.add(&mut acc, ev.item, ev.ts);
                     let mut slot = Slot::new(acc, ev.seq);
                     slot.hold(ev.acks);
-                    self.slots.insert(start, slot);
+                    admit.behind = self.slots.insert(start, slot) > 0;
                     admit.opened = true;
                 }
             }
