@@ -301,6 +301,8 @@ impl Window {
             pane: gcd(size, step),
             offset: self.offset,
             drop_negative,
+            whole_steps: size % step == 0,
+            per_event: (size / step) as u64,
         })
     }
 }
@@ -335,11 +337,34 @@ pub(crate) struct Geometry {
     pub(crate) pane: i64,
     pub(crate) offset: i64,
     pub(crate) drop_negative: bool,
+    /// `size` is a multiple of `step`.
+    pub(crate) whole_steps: bool,
+    /// `size / step`.
+    pub(crate) per_event: u64,
 }
 
 impl Geometry {
+    /// How many windows hold an event whose windows are all open: `size / step` when that is
+    /// exact and no start is dropped, else counted from the bounds.
     #[inline]
+    pub(crate) fn all_count(&self, lo: i128, hi: i128) -> u64 {
+        if self.whole_steps && !self.drop_negative {
+            self.per_event
+        } else {
+            self.count(lo, hi)
+        }
+    }
+}
+
+impl Geometry {
+    #[inline(always)]
     fn floor_to(&self, x: i128, unit: i64) -> i128 {
+        // In i64 when `x - offset` fits (every timestamp but those near the i64 edges).
+        if let Ok(x) = i64::try_from(x)
+            && let Some(d) = x.checked_sub(self.offset)
+        {
+            return x as i128 - d.rem_euclid(unit) as i128;
+        }
         let o = self.offset as i128;
         o + div_floor(x - o, unit) * unit as i128
     }
@@ -365,12 +390,39 @@ impl Geometry {
     }
 
     /// First and last start (inclusive) of the windows holding `ts`; `lo > hi` when none.
+    #[inline]
     pub(crate) fn containing(&self, ts: i64) -> (i128, i128) {
-        let ts = ts as i128;
-        let lo = self
-            .ceil_start(ts - self.size as i128 + 1)
-            .max(self.min_start());
-        (lo, self.floor_to(ts, self.step))
+        // The common case in i64, inlined into the stores: size a whole number of steps, no
+        // lower bound on starts, `ts - offset` representable.
+        if self.whole_steps
+            && !self.drop_negative
+            && let Some(d) = ts.checked_sub(self.offset)
+        {
+            let hi = ts as i128 - d.rem_euclid(self.step) as i128;
+            return (hi - (self.size - self.step) as i128, hi);
+        }
+        self.containing_exact(ts)
+    }
+
+    #[inline(never)]
+    fn containing_exact(&self, ts: i64) -> (i128, i128) {
+        let hi = self.floor_to(ts as i128, self.step);
+        // When the size is a whole number of steps (tumbling, and most hopping shapes) the
+        // first start is a fixed distance below the last: one division instead of two.
+        let first = if self.whole_steps {
+            hi - (self.size - self.step) as i128
+        } else {
+            self.ceil_start(ts as i128 - self.size as i128 + 1)
+        };
+        (first.max(self.min_start()), hi)
+    }
+
+    /// Whether the first window holding an event at `ts` whose first start is `lo` (from
+    /// [`containing`](Self::containing)) is still open under `wm`; then every window holding it
+    /// is, as they end later.
+    #[inline]
+    pub(crate) fn all_open(&self, lo: i128, wm: i64) -> bool {
+        lo + self.size as i128 > wm as i128
     }
 
     /// The first start of a window still open under watermark `wm` (`start + size > wm`).

@@ -18,11 +18,12 @@
 //! at multiples of `n` of its events). Without a timestamp extractor, results report event
 //! indexes, so a freed key keeps its event count (one small entry) and numbering goes on.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::aggregate::{Aggregator, add_all};
 use super::builder::{EmitMode, Leftover};
+use super::keyhash::KeyMap;
 use super::late::LateOut;
 use super::operator::{Control, KeyFn, Outs, TsFn, WindowKey, push_results, resume};
 use super::result::{WindowResult, WindowStats};
@@ -49,11 +50,11 @@ struct KeyCount<K, Acc> {
 }
 
 struct CountState<K, Acc> {
-    index: HashMap<K, usize>,
+    index: KeyMap<K, usize>,
     /// Keys with an open window; a freed key is swap-removed.
     keys: Vec<KeyCount<K, Acc>>,
     /// The event counts of freed keys, kept when results report event indexes.
-    retired: HashMap<K, u64>,
+    retired: KeyMap<K, u64>,
     seq: u64,
     stats: WindowStats,
     ended: bool,
@@ -92,9 +93,9 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>> CountOp<T, K, A> {
             mode,
             leftover,
             state: Lock::new(CountState {
-                index: HashMap::new(),
+                index: KeyMap::default(),
                 keys: Vec::new(),
-                retired: HashMap::new(),
+                retired: KeyMap::default(),
                 seq: 0,
                 stats: WindowStats::default(),
                 ended: false,

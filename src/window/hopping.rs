@@ -13,22 +13,21 @@
 //! bounded by the open windows, and a huge gap between timestamps creates no empty panes:
 //! closing jumps from one pane with data to the next.
 
-use std::collections::BTreeMap;
-
 use super::aggregate::Aggregator;
 use super::assign::{Geometry, clamp};
 use super::operator::{Admit, Event, Slot, Store, Timer};
+use super::slots::Slots;
 use crate::graph::Acks;
 
 /// One accumulator per pane start.
 pub(crate) struct PaneStore<Acc> {
-    panes: BTreeMap<i64, Slot<Acc>>,
+    panes: Slots<Slot<Acc>>,
 }
 
 impl<Acc> PaneStore<Acc> {
     fn first_seq(&self, s: i64, end: i64) -> u64 {
         self.panes
-            .range(s..end)
+            .range(s, end)
             .map(|(_, p)| p.first_seq)
             .min()
             .unwrap_or(u64::MAX)
@@ -38,7 +37,7 @@ impl<Acc> PaneStore<Acc> {
 impl<T, A: Aggregator<T>> Store<T, A> for PaneStore<A::Acc> {
     fn new() -> Self {
         PaneStore {
-            panes: BTreeMap::new(),
+            panes: Slots::new(),
         }
     }
 
@@ -51,16 +50,33 @@ impl<T, A: Aggregator<T>> Store<T, A> for PaneStore<A::Acc> {
         updated: Option<&mut Vec<(i64, i64)>>,
     ) -> Admit {
         let (lo, hi) = g.containing(ev.ts);
-        let open = g.first_open(wm).max(lo);
-        let mut admit = Admit::rejected_between(g, lo, hi.min(open - g.step as i128));
-        admit.accepted = g.count(open, hi);
+        let (open, mut admit) = if g.all_open(lo, wm) {
+            let accepted = g.all_count(lo, hi);
+            (
+                lo,
+                Admit {
+                    accepted,
+                    ..Admit::default()
+                },
+            )
+        } else {
+            let open = g.first_open(wm).max(lo);
+            let mut admit = Admit::rejected_between(g, lo, hi.min(open - g.step as i128));
+            admit.accepted = g.count(open, hi);
+            (open, admit)
+        };
         if admit.accepted == 0 {
             return admit;
         }
         // One pane, updated in place (`add` leaves it as it was if it panics); a new pane is
         // stored only once it took the event.
-        let p = g.pane_of(ev.ts);
-        match self.panes.get_mut(&p) {
+        // When panes are steps, the event's pane is its last window's start.
+        let p = if g.pane == g.step {
+            clamp(hi)
+        } else {
+            g.pane_of(ev.ts)
+        };
+        match self.panes.get_mut(p) {
             Some(pane) => {
                 agg.add(&mut pane.acc, ev.item, ev.ts);
                 pane.hold(ev.acks);
@@ -70,7 +86,7 @@ impl<T, A: Aggregator<T>> Store<T, A> for PaneStore<A::Acc> {
                 agg.add(&mut acc, ev.item, ev.ts);
                 let mut pane = Slot::new(acc, ev.seq);
                 pane.hold(ev.acks);
-                self.panes.insert(p, pane);
+                admit.behind = self.panes.insert(p, pane) > 0;
                 admit.opened = true;
             }
         }
@@ -82,7 +98,7 @@ impl<T, A: Aggregator<T>> Store<T, A> for PaneStore<A::Acc> {
 
     fn current(&self, _g: &Geometry, agg: &A, start: i64, end: i64) -> A::Out {
         let mut acc = agg.init();
-        for (_, p) in self.panes.range(start..end) {
+        for (_, p) in self.panes.range(start, end) {
             agg.merge(&mut acc, &p.acc);
         }
         agg.result(&acc)
@@ -90,7 +106,7 @@ impl<T, A: Aggregator<T>> Store<T, A> for PaneStore<A::Acc> {
 
     fn next(&mut self, g: &Geometry, wm: i64, last_start: i64) -> Option<Timer> {
         loop {
-            let (&p0, _) = self.panes.first_key_value()?;
+            let (p0, _) = self.panes.first()?;
             let s = g
                 .ceil_start(p0 as i128 + g.pane as i128 - g.size as i128)
                 .max(if last_start == i64::MIN {
@@ -120,7 +136,7 @@ impl<T, A: Aggregator<T>> Store<T, A> for PaneStore<A::Acc> {
         let out = emit.then(|| {
             let mut acc = agg.init();
             let mut acks = Vec::new();
-            for (_, p) in self.panes.range(start..end) {
+            for (_, p) in self.panes.range(start, end) {
                 agg.merge(&mut acc, &p.acc);
                 acks.extend(p.acks.iter().cloned());
             }
@@ -128,11 +144,7 @@ impl<T, A: Aggregator<T>> Store<T, A> for PaneStore<A::Acc> {
         });
         // Panes before the next window's start are in no later window.
         let keep_from = clamp(start as i128 + g.step as i128);
-        while self
-            .panes
-            .first_key_value()
-            .is_some_and(|(&p, _)| p < keep_from)
-        {
+        while self.panes.first().is_some_and(|(p, _)| p < keep_from) {
             self.panes.pop_first();
         }
         out

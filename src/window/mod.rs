@@ -127,11 +127,13 @@ pub mod clock;
 mod count;
 mod emitters;
 mod hopping;
+mod keyhash;
 mod late;
 mod operator;
 mod processing;
 mod result;
 mod sliding;
+mod slots;
 mod tumbling;
 
 pub use aggregate::Aggregator;

@@ -23,7 +23,7 @@
 //! still recognised.
 
 use std::any::Any;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::hash::Hash;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::{Arc, Weak};
@@ -35,6 +35,7 @@ use super::aggregate::Aggregator;
 use super::assign::{Geometry, clamp};
 use super::builder::EmitMode;
 use super::clock::Clock;
+use super::keyhash::KeyMap;
 use super::late::LateOut;
 use super::result::{LateEvent, WindowResult, WindowStats};
 use crate::Item;
@@ -75,6 +76,9 @@ pub(crate) struct Admit {
     pub(crate) rejected_list: Vec<(i64, i64)>,
     /// A new pane or window was created: the key's timer may move earlier.
     pub(crate) opened: bool,
+    /// The new slot opened behind the store's first one, whose window stays the earliest:
+    /// the key's timer, when it has one, does not move.
+    pub(crate) behind: bool,
 }
 
 const MAX_LISTED: u64 = 1024;
@@ -212,7 +216,20 @@ pub(crate) type Caught = Option<Box<dyn Any + Send>>;
 /// moment, from being delivered. Each panic is counted in the node's `errors`; the failed
 /// result's tokens are not released as delivered. Returns the first panic, for the caller to
 /// resume (with [`resume`]) once it has done the rest of its work.
+#[inline]
 pub(crate) fn push_results<K: Item, V: Item>(
+    out: &Outputs<WindowResult<K, V>>,
+    outs: Outs<K, V>,
+    cx: &mut Cx,
+) -> Caught {
+    if outs.is_empty() {
+        return None;
+    }
+    push_each(out, outs, cx)
+}
+
+#[inline(never)]
+fn push_each<K: Item, V: Item>(
     out: &Outputs<WindowResult<K, V>>,
     outs: Outs<K, V>,
     cx: &mut Cx,
@@ -247,14 +264,14 @@ pub(crate) fn resume(caught: Caught) {
 pub(crate) type Built<K, V> = (crate::Stream<WindowResult<K, V>>, Arc<dyn Control>);
 
 struct State<K, S> {
-    index: HashMap<K, usize>,
+    index: KeyMap<K, usize>,
     /// Keys with state; a freed key is swap-removed (see `sweep`).
     keys: Vec<KeyState<K, S>>,
     timers: BTreeSet<(i64, i64, u64, usize)>,
     /// `(watermark, key slot)` of keys whose store only holds data that expires.
     expiries: BTreeSet<(i64, usize)>,
     /// Per-key clock: the clocks of keys whose state was freed.
-    retired: HashMap<K, Clock>,
+    retired: KeyMap<K, Clock>,
     /// Key slots that may have become freeable since the last sweep.
     emptied: Vec<usize>,
     clock: Clock,
@@ -284,6 +301,10 @@ impl<K: WindowKey, S> State<K, S> {
 
     fn set_timer(&mut self, k: usize, t: Option<Timer>) {
         let ks = &mut self.keys[k];
+        if ks.timer == t {
+            // Most new windows and panes open behind the key's earliest one.
+            return;
+        }
         if let Some((e, s, f)) = ks.timer.take() {
             self.timers.remove(&(e, s, f, k));
         }
@@ -336,13 +357,21 @@ impl<K: WindowKey, S> State<K, S> {
 
     /// Frees the keys marked by `settle` that still hold nothing. With a per-key clock, the
     /// key's clock is kept in `retired`.
+    #[inline]
     fn sweep<T, A: Aggregator<T>>(&mut self, cfg: &Config)
     where
         S: Store<T, A>,
     {
-        if self.emptied.is_empty() {
-            return;
+        if !self.emptied.is_empty() {
+            self.free_emptied::<T, A>(cfg);
         }
+    }
+
+    #[inline(never)]
+    fn free_emptied<T, A: Aggregator<T>>(&mut self, cfg: &Config)
+    where
+        S: Store<T, A>,
+    {
         let mut emptied = std::mem::take(&mut self.emptied);
         // Descending: a swap-remove moves the last slot, never one still to be looked at.
         emptied.sort_unstable_by(|a, b| b.cmp(a));
@@ -386,8 +415,8 @@ impl<K: WindowKey, S> State<K, S> {
     ) where
         S: Store<T, A>,
     {
+        // The caller took `t` out of `timers`.
         let (end, start, _, k) = t;
-        self.timers.remove(&t);
         let ks = &mut self.keys[k];
         ks.timer = None;
         let emit = cfg.mode == EmitMode::Final;
@@ -429,7 +458,10 @@ impl<K: WindowKey, S> State<K, S> {
                     .find(|t| t.0 <= self.keys[t.3].clock.watermark(cfg.grace))
                     .copied();
                 match due {
-                    Some(t) => self.fire_one(cfg, agg, t, out),
+                    Some(t) => {
+                        self.timers.remove(&t);
+                        self.fire_one(cfg, agg, t, out)
+                    }
                     None => break,
                 }
             }
@@ -448,6 +480,7 @@ impl<K: WindowKey, S> State<K, S> {
                 if t.0 > wm {
                     break;
                 }
+                self.timers.pop_first();
                 self.fire_one(cfg, agg, t, out);
             }
             // `settle` never schedules an expiry at or below the watermark: this ends.
@@ -476,6 +509,7 @@ impl<K: WindowKey, S> State<K, S> {
             if e > wm {
                 break;
             }
+            self.timers.remove(&(e, s, f, k));
             self.fire_one(cfg, agg, (e, s, f, k), out);
         }
         self.settle::<T, A>(cfg, k);
@@ -532,11 +566,11 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>> TimeWindowOp<T, K,
             key,
             agg,
             state: Lock::new(State {
-                index: HashMap::new(),
+                index: KeyMap::default(),
                 keys: Vec::new(),
                 timers: BTreeSet::new(),
                 expiries: BTreeSet::new(),
-                retired: HashMap::new(),
+                retired: KeyMap::default(),
                 emptied: Vec::new(),
                 clock: Clock::new(),
                 seq: 0,
@@ -620,7 +654,7 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>> TimeWindowOp<T, K,
             st.idle.last_event = Some(now);
             st.idle.mark = now;
         }
-        if admit.opened {
+        if admit.opened && !(admit.behind && st.keys[k].timer.is_some()) {
             let ks = &mut st.keys[k];
             let next = ks.store.next(&cfg.geo, wm, ks.last_start);
             st.set_timer(k, next);
@@ -657,7 +691,13 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>> TimeWindowOp<T, K,
         } else {
             st.clock.observe(ts, cfg.explicit, cfg.skew);
             st.settle::<T, A>(cfg, k);
-            st.fire(cfg, &self.agg, out);
+            if st.clock.watermark(cfg.grace) != wm {
+                st.fire(cfg, &self.agg, out);
+            } else {
+                // Nothing can be due: every window or expiry due at `wm` was closed before this
+                // event, and what it scheduled lies beyond `wm`.
+                st.sweep::<T, A>(cfg);
+            }
         }
         late
     }

@@ -34,7 +34,7 @@
 //!   result for its key has been accepted downstream.
 
 use std::any::Any;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Add, Deref};
@@ -49,6 +49,7 @@ use tokio::time::Instant;
 
 use super::aggregate::{self, Aggregator, Extract};
 use super::assign::IntoMillis;
+use super::keyhash::KeyMap;
 use super::operator::WindowKey;
 use super::result::WindowResult;
 use crate::graph::sync::{Lock, until};
@@ -588,7 +589,7 @@ struct Slot<K, Acc> {
 
 struct Win<K, Acc> {
     slots: Vec<Slot<K, Acc>>,
-    index: HashMap<K, usize>,
+    index: KeyMap<K, usize>,
 }
 
 struct State<K, Acc> {
@@ -712,7 +713,7 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>> Input<0> for ProcessingOp<T, K, A>
             for start in self.window.starts_of(now) {
                 let win = s.open.entry(start).or_insert_with(|| Win {
                     slots: Vec::new(),
-                    index: HashMap::new(),
+                    index: KeyMap::default(),
                 });
                 let i = match win.index.get(&key) {
                     Some(&i) => i,

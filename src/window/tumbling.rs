@@ -6,22 +6,21 @@
 //! open window with data; an event updates every open window that contains it (one for
 //! tumbling, `size / step` for a non-mergeable hopping aggregate).
 
-use std::collections::BTreeMap;
-
 use super::aggregate::{Aggregator, add_all};
 use super::assign::{Geometry, clamp};
 use super::operator::{Admit, Event, Slot, Store, Timer};
+use super::slots::Slots;
 use crate::graph::Acks;
 
 /// One accumulator per window start.
 pub(crate) struct WindowStore<Acc> {
-    slots: BTreeMap<i64, Slot<Acc>>,
+    slots: Slots<Slot<Acc>>,
 }
 
 impl<T, A: Aggregator<T>> Store<T, A> for WindowStore<A::Acc> {
     fn new() -> Self {
         WindowStore {
-            slots: BTreeMap::new(),
+            slots: Slots::new(),
         }
     }
 
@@ -34,16 +33,28 @@ impl<T, A: Aggregator<T>> Store<T, A> for WindowStore<A::Acc> {
         updated: Option<&mut Vec<(i64, i64)>>,
     ) -> Admit {
         let (lo, hi) = g.containing(ev.ts);
-        let open = g.first_open(wm).max(lo);
-        let mut admit = Admit::rejected_between(g, lo, hi.min(open - g.step as i128));
-        admit.accepted = g.count(open, hi);
+        let (open, mut admit) = if g.all_open(lo, wm) {
+            let accepted = g.all_count(lo, hi);
+            (
+                lo,
+                Admit {
+                    accepted,
+                    ..Admit::default()
+                },
+            )
+        } else {
+            let open = g.first_open(wm).max(lo);
+            let mut admit = Admit::rejected_between(g, lo, hi.min(open - g.step as i128));
+            admit.accepted = g.count(open, hi);
+            (open, admit)
+        };
         if admit.accepted == 0 {
             return admit;
         }
         if admit.accepted == 1 {
             // Tumbling: one window, updated in place (`add` leaves it as it was if it panics).
             let start = clamp(open);
-            match self.slots.get_mut(&start) {
+            match self.slots.get_mut(start) {
                 Some(slot) => {
                     agg.add(&mut slot.acc, ev.item, ev.ts);
                     slot.hold(ev.acks);
@@ -53,7 +64,7 @@ impl<T, A: Aggregator<T>> Store<T, A> for WindowStore<A::Acc> {
                     agg.add(&mut acc, ev.item, ev.ts);
                     let mut slot = Slot::new(acc, ev.seq);
                     slot.hold(ev.acks);
-                    self.slots.insert(start, slot);
+                    admit.behind = self.slots.insert(start, slot) > 0;
                     admit.opened = true;
                 }
             }
@@ -68,12 +79,12 @@ impl<T, A: Aggregator<T>> Store<T, A> for WindowStore<A::Acc> {
         let mut fresh: Vec<(i64, A::Acc)> = g
             .starts(open, hi)
             .map(clamp)
-            .filter(|s| !self.slots.contains_key(s))
+            .filter(|&s| !self.slots.contains(s))
             .map(|s| (s, agg.init()))
             .collect();
         let accs = self
             .slots
-            .range_mut(first..=last)
+            .range_incl_mut(first, last)
             .map(|(_, slot)| &mut slot.acc)
             .chain(fresh.iter_mut().map(|(_, acc)| acc));
         add_all(agg, accs, ev.item, ev.ts);
@@ -81,7 +92,7 @@ impl<T, A: Aggregator<T>> Store<T, A> for WindowStore<A::Acc> {
         for (start, acc) in fresh.drain(..) {
             self.slots.insert(start, Slot::new(acc, ev.seq));
         }
-        for (_, slot) in self.slots.range_mut(first..=last) {
+        for (_, slot) in self.slots.range_incl_mut(first, last) {
             slot.hold(ev.acks);
         }
         if let Some(u) = updated {
@@ -91,13 +102,13 @@ impl<T, A: Aggregator<T>> Store<T, A> for WindowStore<A::Acc> {
     }
 
     fn current(&self, _g: &Geometry, agg: &A, start: i64, _end: i64) -> A::Out {
-        agg.result(&self.slots[&start].acc)
+        agg.result(&self.slots.get(start).expect("an open window").acc)
     }
 
     fn next(&mut self, g: &Geometry, _wm: i64, _last_start: i64) -> Option<Timer> {
         self.slots
-            .first_key_value()
-            .map(|(s, slot)| (g.end(*s as i128), *s, slot.first_seq))
+            .first()
+            .map(|(s, slot)| (g.end(s as i128), s, slot.first_seq))
     }
 
     fn take(
@@ -108,7 +119,7 @@ impl<T, A: Aggregator<T>> Store<T, A> for WindowStore<A::Acc> {
         _end: i64,
         emit: bool,
     ) -> Option<(A::Out, Acks)> {
-        let slot = self.slots.remove(&start)?;
+        let slot = self.slots.remove(start)?;
         emit.then(|| (agg.result(&slot.acc), Acks::union(&slot.acks)))
     }
 
