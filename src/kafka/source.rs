@@ -658,6 +658,11 @@ impl<T: Item> KafkaSource<T> {
                 }
             };
             drop(ack);
+            // When messages keep arriving and emits complete at once, this loop would never
+            // yield: a task it wakes (the Kafka sink's, delivering results) waits in this
+            // worker's next-task slot, which other workers do not take, until the input runs
+            // dry. Spending tokio's cooperative budget yields every so often.
+            tokio::task::consume_budget().await;
             match reader.wait(self, consumer, emit).await {
                 Ok(()) => {}
                 Err(Error::Closed) => return Ok(()),
