@@ -154,3 +154,17 @@ fn kafka_prediction_runs_on_the_mock_cluster_without_a_broker() {
         &["using librdkafka's mock cluster", "predictions from"],
     );
 }
+
+#[cfg(feature = "kafka")]
+#[test]
+fn kafka_windows_runs_both_pipelines_on_the_mock_cluster_without_a_broker() {
+    let out = run_with("kafka_windows", |c| c.env_remove("KAFKA_BROKERS"));
+    assert_shows(
+        "kafka_windows",
+        &out,
+        &[
+            "window: read 1000 records from `numbers`, wrote to `windows`",
+            "unordered: read 1000 records from `numbers`, wrote to `squares`",
+        ],
+    );
+}

@@ -825,6 +825,11 @@ impl<T: Item> KafkaSource<T> {
                 }
             };
             drop(ack);
+            // When messages keep arriving and emits complete at once, this loop would never
+            // yield: a task it wakes (the Kafka sink's, delivering results) waits in this
+            // worker's next-task slot, which other workers do not take, until the input runs
+            // dry. Spending tokio's cooperative budget yields every so often.
+            tokio::task::consume_budget().await;
             if let Some(r) = self.settle(reader.wait(self, consumer, emit).await) {
                 return r;
             }
@@ -875,6 +880,8 @@ impl<T: Item> KafkaSource<T> {
             }
         };
         drop(tokens);
+        // As for single messages: let the tasks this emit woke run now and then.
+        tokio::task::consume_budget().await;
         self.settle(reader.wait(self, consumer, emit).await)
     }
 
