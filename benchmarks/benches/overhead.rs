@@ -6,6 +6,10 @@
 //! * `chain_depth/<D>`: D x map(x + 1) -> sink, D in [`DEPTHS`] (the slope gives the
 //!   cost of one more node)
 //! * `fan_out_4`: map(x + 1) -> 4 sinks, each accumulating into its own accumulator
+//! * `union_4`: 4 sources merged into one sink; element x enters through source x % 4
+//! * `zip_2`: 2 sources zipped into one sink of pairs (adding both halves); even elements
+//!   enter through the first source, odd ones through the second, so N elements make N / 2
+//!   pairs (still reported per input element)
 //!
 //! Peers (one bench function each, inside the same criterion group per topology):
 //!
@@ -16,6 +20,14 @@
 //!   once, `next(x)` per element
 //! * `rxrust_shared`  — rxRust 1.0.0-rc.6 `Shared::subject()` (Arc/Mutex), same shape
 //! * `brooklet`       — `brooklet::Source`, pipeline built once, `emit(x)` per element
+//! * `brooklet_batch` — the same graph fed with `Source::emit_batch`, [`BATCH`] elements per
+//!   call (each batch collected from `black_box`ed elements into a fresh `Vec`, counted in
+//!   the time). `union_4` sends each batch of [`BATCH`] to the next source in turn; `zip_2`
+//!   splits each batch into its even elements (to the first source) and odd ones (to the
+//!   second), through `zip_bounded(.., BATCH)` so a half batch never waits for the other.
+//!
+//! rxRust has `merge` (chained 3 times for 4 sources) and `zip`; futures has `select_all`
+//! and `zip`.
 //!
 //! Every input element goes through `black_box`, and after each timed batch the
 //! accumulator(s) are read and `black_box`ed. Before timing, every peer's pipeline is run
@@ -45,6 +57,8 @@ use rxrust::prelude::*;
 
 /// Elements pushed per timed iteration.
 const N: u64 = 10_000;
+/// Elements per `emit_batch` call in the `brooklet_batch` peer.
+const BATCH: usize = 1024;
 /// Chain depths for the `chain_depth` topology.
 const DEPTHS: [usize; 4] = [1, 2, 5, 10];
 
@@ -67,6 +81,11 @@ fn expected_chain(d: usize) -> u64 {
 fn expected_fan_out_4() -> u64 {
     let one = (0..N).fold(0u64, |a, x| a.wrapping_add(x + 1));
     one.wrapping_mul(4)
+}
+
+/// Union of 4 and zip of 2 both add up every input element.
+fn expected_sum() -> u64 {
+    (0..N).fold(0u64, |a, x| a.wrapping_add(x))
 }
 
 // ---------------------------------------------------------------------------
@@ -132,6 +151,41 @@ fn bench_push(
     g.bench_function(BenchmarkId::new(peer, param), |b| {
         b.iter(|| {
             push_batch(&mut emit);
+            black_box(read())
+        })
+    });
+}
+
+/// One timed batch for chunk-style peers: the input cut into `Vec`s of [`BATCH`] elements,
+/// every element through `black_box`.
+#[inline(always)]
+fn push_chunks(emit: &mut impl FnMut(Vec<u64>)) {
+    let mut start = 0;
+    while start < N {
+        let end = (start + BATCH as u64).min(N);
+        emit((start..end).map(black_box).collect());
+        start = end;
+    }
+}
+
+/// Bench a chunk-style peer (like [`bench_push`], `emit` takes a whole batch).
+fn bench_chunks(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    (peer, param): (&str, u64),
+    (mut emit, read): (impl FnMut(Vec<u64>), impl Fn() -> u64),
+    expected: u64,
+) {
+    let before = read();
+    push_chunks(&mut emit);
+    let got = read().wrapping_sub(before);
+    assert_eq!(
+        got, expected,
+        "{peer}/{param}: pipeline produced a wrong result"
+    );
+
+    g.bench_function(BenchmarkId::new(peer, param), |b| {
+        b.iter(|| {
+            push_chunks(&mut emit);
             black_box(read())
         })
     });
@@ -213,6 +267,23 @@ fn hand_fan_out_4() -> u64 {
     a0.wrapping_add(a1).wrapping_add(a2).wrapping_add(a3)
 }
 
+fn hand_union_4() -> u64 {
+    let mut acc = 0u64;
+    for x in 0..N {
+        acc = acc.wrapping_add(black_box(x));
+    }
+    acc
+}
+
+fn hand_zip_2() -> u64 {
+    let mut acc = 0u64;
+    for x in (0..N).step_by(2) {
+        let (a, b) = (black_box(x), black_box(x + 1));
+        acc = acc.wrapping_add(a.wrapping_add(b));
+    }
+    acc
+}
+
 fn hand_chain_dyn(d: usize) -> fn() -> u64 {
     match d {
         1 => hand_chain::<1>,
@@ -267,6 +338,27 @@ fn futures_fan_out_4() -> u64 {
     );
     black_box((a0, a1, a2, a3));
     a0.wrapping_add(a1).wrapping_add(a2).wrapping_add(a3)
+}
+
+fn futures_union_4() -> u64 {
+    let mut acc = 0u64;
+    let sources = (0..4).map(|i| stream::iter((i..N).step_by(4).map(black_box)));
+    block_on(stream::select_all(sources).for_each(|x| {
+        acc = acc.wrapping_add(x);
+        future::ready(())
+    }));
+    acc
+}
+
+fn futures_zip_2() -> u64 {
+    let mut acc = 0u64;
+    let evens = stream::iter((0..N).step_by(2).map(black_box));
+    let odds = stream::iter((1..N).step_by(2).map(black_box));
+    block_on(evens.zip(odds).for_each(|(a, b)| {
+        acc = acc.wrapping_add(a.wrapping_add(b));
+        future::ready(())
+    }));
+    acc
 }
 
 // ---------------------------------------------------------------------------
@@ -352,14 +444,74 @@ fn rx_shared_fan_out_4() -> (impl FnMut(u64), impl Fn() -> u64) {
     )
 }
 
+fn rx_local_union_4() -> (impl FnMut(u64), impl Fn() -> u64) {
+    let subjects: [_; 4] = std::array::from_fn(|_| Local::subject::<u64, Infallible>());
+    let acc = LocalAcc::default();
+    let a = acc.clone();
+    let [s0, s1, s2, s3] = subjects.clone();
+    s0.merge(s1)
+        .merge(s2)
+        .merge(s3)
+        .subscribe(move |x| a.add(x));
+    let mut subjects = subjects;
+    (
+        move |x| subjects[(x % 4) as usize].next(x),
+        move || acc.get(),
+    )
+}
+
+fn rx_shared_union_4() -> (impl FnMut(u64), impl Fn() -> u64) {
+    let subjects: [_; 4] = std::array::from_fn(|_| Shared::subject::<u64, Infallible>());
+    let acc = SyncAcc::default();
+    let a = acc.clone();
+    let [s0, s1, s2, s3] = subjects.clone();
+    s0.merge(s1)
+        .merge(s2)
+        .merge(s3)
+        .subscribe(move |x| a.add(x));
+    let mut subjects = subjects;
+    (
+        move |x| subjects[(x % 4) as usize].next(x),
+        move || acc.get(),
+    )
+}
+
+fn rx_local_zip_2() -> (impl FnMut(u64), impl Fn() -> u64) {
+    let mut a = Local::subject::<u64, Infallible>();
+    let mut b = Local::subject::<u64, Infallible>();
+    let acc = LocalAcc::default();
+    let sink = acc.clone();
+    a.clone()
+        .zip(b.clone())
+        .subscribe(move |(x, y): (u64, u64)| sink.add(x.wrapping_add(y)));
+    (
+        move |x| if x % 2 == 0 { a.next(x) } else { b.next(x) },
+        move || acc.get(),
+    )
+}
+
+fn rx_shared_zip_2() -> (impl FnMut(u64), impl Fn() -> u64) {
+    let mut a = Shared::subject::<u64, Infallible>();
+    let mut b = Shared::subject::<u64, Infallible>();
+    let acc = SyncAcc::default();
+    let sink = acc.clone();
+    a.clone()
+        .zip(b.clone())
+        .subscribe(move |(x, y): (u64, u64)| sink.add(x.wrapping_add(y)));
+    (
+        move |x| if x % 2 == 0 { a.next(x) } else { b.next(x) },
+        move || acc.get(),
+    )
+}
+
 // ---------------------------------------------------------------------------
 // Peer 4: brooklet. Kept separate so it is easy to adjust if the API spelling changes.
 // Each function builds the pipeline once and returns (emit one element, read accumulators).
 // ---------------------------------------------------------------------------
 
 mod brooklet_peer {
-    use super::SyncAcc;
-    use brooklet::Source;
+    use super::{BATCH, SyncAcc};
+    use brooklet::{Source, Stream};
 
     /// Push one element. `emit` completes synchronously here; the returned (already
     /// complete) future is simply dropped.
@@ -368,40 +520,123 @@ mod brooklet_peer {
         drop(src.emit(x));
     }
 
-    pub fn map_filter_sink() -> (impl FnMut(u64), impl Fn() -> u64) {
+    /// Push one batch; like `emit`, it completes synchronously here.
+    #[inline(always)]
+    fn emit_batch(src: &Source<u64>, xs: Vec<u64>) {
+        drop(src.emit_batch(xs));
+    }
+
+    /// Reads a graph's accumulator(s).
+    pub type Read = Box<dyn Fn() -> u64>;
+
+    /// A one-source graph fed one element per call.
+    pub fn single(build: impl Fn(&Source<u64>) -> Read) -> (impl FnMut(u64), Read) {
         let src = Source::<u64>::new();
+        let read = build(&src);
+        (move |x| emit(&src, x), read)
+    }
+
+    /// The same graph fed one batch per call.
+    pub fn batched(build: impl Fn(&Source<u64>) -> Read) -> (impl FnMut(Vec<u64>), Read) {
+        let src = Source::<u64>::new();
+        let read = build(&src);
+        (move |xs| emit_batch(&src, xs), read)
+    }
+
+    pub fn map_filter_sink(src: &Source<u64>) -> Read {
         let acc = SyncAcc::default();
         let a = acc.clone();
         src.map(|x| x + 1)
             .filter(|x| x % 3 != 0)
             .sink(move |x| a.add(x));
-        (move |x| emit(&src, x), move || acc.get())
+        Box::new(move || acc.get())
     }
 
-    pub fn chain(d: usize) -> (impl FnMut(u64), impl Fn() -> u64) {
+    pub fn chain(d: usize) -> impl Fn(&Source<u64>) -> Read {
         assert!(d >= 1);
-        let src = Source::<u64>::new();
-        let acc = SyncAcc::default();
-        let a = acc.clone();
-        let mut s = src.map(|x| x + 1);
-        for _ in 1..d {
-            s = s.map(|x| x + 1);
+        move |src| {
+            let acc = SyncAcc::default();
+            let a = acc.clone();
+            let mut s = src.map(|x| x + 1);
+            for _ in 1..d {
+                s = s.map(|x| x + 1);
+            }
+            s.sink(move |x| a.add(x));
+            Box::new(move || acc.get())
         }
-        s.sink(move |x| a.add(x));
-        (move |x| emit(&src, x), move || acc.get())
     }
 
-    pub fn fan_out_4() -> (impl FnMut(u64), impl Fn() -> u64) {
-        let src = Source::<u64>::new();
+    pub fn fan_out_4(src: &Source<u64>) -> Read {
         let accs: [SyncAcc; 4] = Default::default();
         let m = src.map(|x| x + 1);
         for acc in &accs {
             let a = acc.clone();
             m.sink(move |x| a.add(x));
         }
+        Box::new(move || accs.iter().fold(0u64, |s, a| s.wrapping_add(a.get())))
+    }
+
+    fn union_4_graph() -> ([Source<u64>; 4], SyncAcc) {
+        let sources: [Source<u64>; 4] = Default::default();
+        let acc = SyncAcc::default();
+        let a = acc.clone();
+        sources[0]
+            .union_all(sources[1..].iter().map(|s| &**s))
+            .sink(move |x| a.add(x));
+        (sources, acc)
+    }
+
+    pub fn union_4() -> (impl FnMut(u64), impl Fn() -> u64) {
+        let (sources, acc) = union_4_graph();
         (
-            move |x| emit(&src, x),
-            move || accs.iter().fold(0u64, |s, a| s.wrapping_add(a.get())),
+            move |x| emit(&sources[(x % 4) as usize], x),
+            move || acc.get(),
+        )
+    }
+
+    pub fn union_4_batch() -> (impl FnMut(Vec<u64>), impl Fn() -> u64) {
+        let (sources, acc) = union_4_graph();
+        let mut next = 0;
+        (
+            move |xs| {
+                emit_batch(&sources[next], xs);
+                next = (next + 1) % 4;
+            },
+            move || acc.get(),
+        )
+    }
+
+    /// `None`: the default bound of `zip`.
+    fn zip_2_graph(bound: Option<usize>) -> (Source<u64>, Source<u64>, SyncAcc) {
+        let (a, b) = (Source::<u64>::new(), Source::<u64>::new());
+        let acc = SyncAcc::default();
+        let sink = acc.clone();
+        let other: &Stream<u64> = &b;
+        let zipped = match bound {
+            Some(bound) => a.zip_bounded(other, bound),
+            None => a.zip(other),
+        };
+        zipped.sink(move |(x, y)| sink.add(x.wrapping_add(y)));
+        (a, b, acc)
+    }
+
+    pub fn zip_2() -> (impl FnMut(u64), impl Fn() -> u64) {
+        let (a, b, acc) = zip_2_graph(None);
+        (
+            move |x| emit(if x % 2 == 0 { &a } else { &b }, x),
+            move || acc.get(),
+        )
+    }
+
+    pub fn zip_2_batch() -> (impl FnMut(Vec<u64>), impl Fn() -> u64) {
+        let (a, b, acc) = zip_2_graph(Some(BATCH));
+        (
+            move |xs: Vec<u64>| {
+                let (evens, odds): (Vec<u64>, Vec<u64>) = xs.into_iter().partition(|x| x % 2 == 0);
+                emit_batch(&a, evens);
+                emit_batch(&b, odds);
+            },
+            move || acc.get(),
         )
     }
 }
@@ -435,12 +670,10 @@ fn map_filter_sink(c: &mut Criterion) {
         rx_shared_map_filter_sink(),
         expected,
     );
-    bench_push(
-        &mut g,
-        id("brooklet"),
-        brooklet_peer::map_filter_sink(),
-        expected,
-    );
+    let (single, batched) = (brooklet_peer::single, brooklet_peer::batched);
+    let build = brooklet_peer::map_filter_sink;
+    bench_push(&mut g, id("brooklet"), single(build), expected);
+    bench_chunks(&mut g, id("brooklet_batch"), batched(build), expected);
     g.finish();
 }
 
@@ -455,7 +688,10 @@ fn chain_depth(c: &mut Criterion) {
         bench_batch(&mut g, id("futures_stream"), || futures_chain(d), expected);
         bench_push(&mut g, id("rxrust_local"), rx_local_chain(d), expected);
         bench_push(&mut g, id("rxrust_shared"), rx_shared_chain(d), expected);
-        bench_push(&mut g, id("brooklet"), brooklet_peer::chain(d), expected);
+        let (single, batched) = (brooklet_peer::single, brooklet_peer::batched);
+        let build = brooklet_peer::chain(d);
+        bench_push(&mut g, id("brooklet"), single(&build), expected);
+        bench_chunks(&mut g, id("brooklet_batch"), batched(&build), expected);
     }
     g.finish();
 }
@@ -470,7 +706,50 @@ fn fan_out_4(c: &mut Criterion) {
     bench_batch(&mut g, id("futures_stream"), futures_fan_out_4, expected);
     bench_push(&mut g, id("rxrust_local"), rx_local_fan_out_4(), expected);
     bench_push(&mut g, id("rxrust_shared"), rx_shared_fan_out_4(), expected);
-    bench_push(&mut g, id("brooklet"), brooklet_peer::fan_out_4(), expected);
+    let (single, batched) = (brooklet_peer::single, brooklet_peer::batched);
+    let build = brooklet_peer::fan_out_4;
+    bench_push(&mut g, id("brooklet"), single(build), expected);
+    bench_chunks(&mut g, id("brooklet_batch"), batched(build), expected);
+    g.finish();
+}
+
+fn union_4(c: &mut Criterion) {
+    let expected = expected_sum();
+    let mut g = c.benchmark_group("union_4");
+    g.throughput(Throughput::Elements(N));
+    let id = |peer| (peer, N);
+
+    bench_batch(&mut g, id("hand_loop"), hand_union_4, expected);
+    bench_batch(&mut g, id("futures_stream"), futures_union_4, expected);
+    bench_push(&mut g, id("rxrust_local"), rx_local_union_4(), expected);
+    bench_push(&mut g, id("rxrust_shared"), rx_shared_union_4(), expected);
+    bench_push(&mut g, id("brooklet"), brooklet_peer::union_4(), expected);
+    bench_chunks(
+        &mut g,
+        id("brooklet_batch"),
+        brooklet_peer::union_4_batch(),
+        expected,
+    );
+    g.finish();
+}
+
+fn zip_2(c: &mut Criterion) {
+    let expected = expected_sum();
+    let mut g = c.benchmark_group("zip_2");
+    g.throughput(Throughput::Elements(N));
+    let id = |peer| (peer, N);
+
+    bench_batch(&mut g, id("hand_loop"), hand_zip_2, expected);
+    bench_batch(&mut g, id("futures_stream"), futures_zip_2, expected);
+    bench_push(&mut g, id("rxrust_local"), rx_local_zip_2(), expected);
+    bench_push(&mut g, id("rxrust_shared"), rx_shared_zip_2(), expected);
+    bench_push(&mut g, id("brooklet"), brooklet_peer::zip_2(), expected);
+    bench_chunks(
+        &mut g,
+        id("brooklet_batch"),
+        brooklet_peer::zip_2_batch(),
+        expected,
+    );
     g.finish();
 }
 
@@ -484,6 +763,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = overhead;
     config = config();
-    targets = map_filter_sink, chain_depth, fan_out_4
+    targets = map_filter_sink, chain_depth, fan_out_4, union_4, zip_2
 }
 criterion_main!(overhead);

@@ -15,7 +15,8 @@
 //! - Closing the pool drops the only job sender: workers finish what is queued, then exit, and
 //!   the last one to exit tells the inbox, which then reports the end once it is empty.
 //! - Waiting costs no wake-up when the other side answers fast: a worker polls the job queue
-//!   briefly before it blocks, the task yields to the runtime a few times before it parks, and a
+//!   briefly before it blocks (by yielding its core when the pool fills every core, so the thread
+//!   it waits for can run), the task yields to the runtime a few times before it parks, and a
 //!   put wakes the task only when it said it parks. Either side stops polling after a few
 //!   polls in a row came up empty (then tries again only now and then), so a slow pool does not
 //!   burn a core. Polling is bounded; it never changes what is delivered, only when.
@@ -65,13 +66,16 @@ impl<T: Send + 'static> Pool<T> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let inbox = Inbox::new(workers);
         let f = Arc::new(f);
+        // Workers that fill every core must not poll by spinning: the thread they wait for
+        // (the node's task, or the producer) would then have no core to run on.
+        let polite = workers >= thread::available_parallelism().map_or(1, |n| n.get());
         for i in 0..workers {
             let (rx, f, inbox) = (rx.clone(), f.clone(), inbox.clone());
             thread::Builder::new()
                 .name(format!("{kind}-{i}"))
                 .spawn({
                     let span = tracing::info_span!("node", kind, worker = i);
-                    move || span.in_scope(|| work(rx, f, inbox))
+                    move || span.in_scope(|| work(rx, f, inbox, polite))
                 })
                 .unwrap_or_else(|e| panic!("`{kind}`: could not start a worker thread: {e}"));
         }
@@ -119,13 +123,14 @@ impl<D: Failable> Drop for Live<D> {
     }
 }
 
-fn work<T, R, F>(rx: Receiver<Job<T>>, f: Arc<F>, inbox: Arc<Inbox<Done<R>>>)
+/// Runs jobs until the pool closes, handing every result to the inbox.
+fn work<T, R, F>(rx: Receiver<Job<T>>, f: Arc<F>, inbox: Arc<Inbox<Done<R>>>, polite: bool)
 where
     F: Fn(T) -> R,
 {
     let live = Live(inbox.clone());
     let mut misses = 0u32;
-    while let Some(Job { seq, x, acks }) = next_job(&rx, &mut misses) {
+    while let Some(Job { seq, x, acks }) = next_job(&rx, &mut misses, polite) {
         let out = catch_unwind(AssertUnwindSafe(|| f(x)));
         inbox.put(Done { seq, out, acks });
     }
@@ -138,6 +143,10 @@ where
 
 /// Rounds of `spin_loop` a worker spends polling for the next job before it blocks.
 const WORKER_SPINS: u32 = 2_000;
+
+/// Rounds of `yield_now` a polite worker (one of a pool that fills every core) spends polling
+/// for the next job before it blocks: a yield lets the thread that will send it run here.
+const WORKER_YIELDS: u32 = 16;
 
 /// Polls in a row that may come up empty before a waiter stops polling.
 const MAX_MISSES: u32 = 4;
@@ -156,16 +165,22 @@ fn should_poll(misses: u32) -> bool {
 /// empty polls it for a little while (a few microseconds) before it blocks: the producer
 /// usually answers a result with the next job at once, and parking, then being woken, costs far
 /// more than that on a machine whose idle cores halt. `misses` counts the polls in a row that
-/// found nothing (see [`should_poll`]).
-fn next_job<T>(rx: &Receiver<Job<T>>, misses: &mut u32) -> Option<Job<T>> {
+/// found nothing (see [`should_poll`]). A `polite` worker yields its core between polls
+/// instead of spinning on it.
+fn next_job<T>(rx: &Receiver<Job<T>>, misses: &mut u32, polite: bool) -> Option<Job<T>> {
     match rx.try_recv() {
         Ok(job) => return Some(job),
         Err(TryRecvError::Disconnected) => return None,
         Err(TryRecvError::Empty) => {}
     }
     if should_poll(*misses) {
-        for _ in 0..WORKER_SPINS {
-            std::hint::spin_loop();
+        let (rounds, pause): (u32, fn()) = if polite {
+            (WORKER_YIELDS, thread::yield_now)
+        } else {
+            (WORKER_SPINS, std::hint::spin_loop)
+        };
+        for _ in 0..rounds {
+            pause();
             match rx.try_recv() {
                 Ok(job) => {
                     *misses = 0;
