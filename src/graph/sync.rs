@@ -9,7 +9,7 @@
 //!   thread at a time pushes into the node and may miss increments that race with each other.
 
 use std::pin::pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::Notify;
@@ -78,5 +78,47 @@ pub(crate) async fn until(notify: &Notify, ready: impl Fn() -> bool) {
             return;
         }
         notified.await;
+    }
+}
+
+/// A [`Notify`] for waits on a condition that the hot path changes often and that is rarely
+/// waited for: [`wake`](Gate::wake) costs one atomic load while nobody waits, where
+/// `notify_waiters` always takes the notifier's internal lock.
+///
+/// No wake-up is lost: a waiter counts itself (sequentially consistent) before it checks the
+/// condition under the state's lock, and a waker changes the state under that lock, releases
+/// it, then reads the count. If the waker reads zero, the waiter counted itself after that
+/// read, so its check comes after the change and sees it.
+#[derive(Default)]
+pub(crate) struct Gate {
+    notify: Notify,
+    waiting: AtomicUsize,
+}
+
+impl Gate {
+    pub(crate) fn new() -> Gate {
+        Gate::default()
+    }
+
+    /// Waits until `ready()` holds (see [`until`]).
+    pub(crate) async fn until(&self, ready: impl Fn() -> bool) {
+        struct Counted<'a>(&'a AtomicUsize);
+        impl Drop for Counted<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _counted = Counted(&self.waiting);
+        until(&self.notify, ready).await;
+    }
+
+    /// Wakes the waiters, if there are any. Call it after releasing the lock under which the
+    /// condition changed.
+    #[inline]
+    pub(crate) fn wake(&self) {
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.notify.notify_waiters();
+        }
     }
 }

@@ -3,9 +3,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use tokio::sync::Notify;
-
-use crate::graph::sync::{Lock, until};
+use crate::graph::sync::{Gate, Lock};
 use crate::graph::{Acks, Cx, Input, Operator, Outputs};
 use crate::{Item, Stream};
 
@@ -33,7 +31,7 @@ struct State<A, B> {
 
 struct Shared<A, B> {
     state: Lock<State<A, B>>,
-    room: Notify,
+    room: Gate,
 }
 
 pub(crate) struct Zip<A, B> {
@@ -73,15 +71,17 @@ impl<A: Item, B: Item> Zip<A, B> {
         let shared = self.shared.clone();
         let bound = self.bound;
         cx.wait(async move {
-            until(&shared.room, || {
-                let s = shared.state.lock();
-                if side_a {
-                    s.a.queue.len() <= bound || s.b.ended
-                } else {
-                    s.b.queue.len() <= bound || s.a.ended
-                }
-            })
-            .await;
+            shared
+                .room
+                .until(|| {
+                    let s = shared.state.lock();
+                    if side_a {
+                        s.a.queue.len() <= bound || s.b.ended
+                    } else {
+                        s.b.queue.len() <= bound || s.a.ended
+                    }
+                })
+                .await;
             Ok(())
         });
     }
@@ -100,7 +100,7 @@ impl<A: Item, B: Item> Operator for Zip<A, B> {
             )
         };
         drop((a, b));
-        self.shared.room.notify_waiters();
+        self.shared.room.wake();
     }
 
     fn held(&self) -> usize {
@@ -120,7 +120,7 @@ impl<A: Item, B: Item> Input<0> for Zip<A, B> {
         };
         match (arrival, x) {
             (Arrival::Paired(y, their_acks), Some(x)) => {
-                self.shared.room.notify_waiters();
+                self.shared.room.wake();
                 let acks = cx.acks.merge(&their_acks);
                 out.push_acked((x, y), acks, cx);
             }
@@ -131,7 +131,7 @@ impl<A: Item, B: Item> Input<0> for Zip<A, B> {
 
     fn on_upstream_end(&self, _out: &Outputs<(A, B)>, _cx: &mut Cx) {
         self.shared.state.lock().a.ended = true;
-        self.shared.room.notify_waiters();
+        self.shared.room.wake();
     }
 }
 
@@ -146,7 +146,7 @@ impl<A: Item, B: Item> Input<1> for Zip<A, B> {
         };
         match (arrival, y) {
             (Arrival::Paired(x, their_acks), Some(y)) => {
-                self.shared.room.notify_waiters();
+                self.shared.room.wake();
                 let acks = their_acks.merge(&cx.acks);
                 out.push_acked((x, y), acks, cx);
             }
@@ -157,7 +157,7 @@ impl<A: Item, B: Item> Input<1> for Zip<A, B> {
 
     fn on_upstream_end(&self, _out: &Outputs<(A, B)>, _cx: &mut Cx) {
         self.shared.state.lock().b.ended = true;
-        self.shared.room.notify_waiters();
+        self.shared.room.wake();
     }
 }
 
@@ -218,7 +218,7 @@ impl<T: Item> Stream<T> {
                         a: Side::new(),
                         b: Side::new(),
                     }),
-                    room: Notify::new(),
+                    room: Gate::new(),
                 }),
             },
         );

@@ -16,9 +16,7 @@ use std::any::Any;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use tokio::sync::Notify;
-
-use crate::graph::sync::{Lock, until};
+use crate::graph::sync::{Gate, Lock};
 use crate::graph::{Acks, Cx, Inputs, Operator, Outputs};
 use crate::ops::zip::DEFAULT_ZIP_BOUND;
 use crate::{Item, Join, Stream};
@@ -34,7 +32,7 @@ struct In<T> {
 
 struct Shared<T> {
     inputs: Lock<Vec<In<T>>>,
-    room: Notify,
+    room: Gate,
 }
 
 pub(crate) struct ZipAll<T> {
@@ -68,14 +66,16 @@ impl<T: Item> ZipAll<T> {
         let shared = self.shared.clone();
         let bound = self.bound;
         cx.wait(async move {
-            until(&shared.room, || {
-                let inputs = shared.inputs.lock();
-                match inputs.iter().find(|i| i.id == id) {
-                    None => true, // cut
-                    Some(me) => me.queue.len() <= bound || starved(&inputs, id),
-                }
-            })
-            .await;
+            shared
+                .room
+                .until(|| {
+                    let inputs = shared.inputs.lock();
+                    match inputs.iter().find(|i| i.id == id) {
+                        None => true, // cut
+                        Some(me) => me.queue.len() <= bound || starved(&inputs, id),
+                    }
+                })
+                .await;
             Ok(())
         });
     }
@@ -94,7 +94,7 @@ impl<T: Item> Operator for ZipAll<T> {
             .map(|i| std::mem::take(&mut i.queue))
             .collect();
         drop(left);
-        self.shared.room.notify_waiters();
+        self.shared.room.wake();
     }
 
     fn held(&self) -> usize {
@@ -134,7 +134,7 @@ impl<T: Item> Inputs for ZipAll<T> {
             (rows(&mut inputs), over)
         };
         if !made.is_empty() {
-            self.shared.room.notify_waiters();
+            self.shared.room.wake();
         }
         out.push_each_acked(made, cx);
         if over {
@@ -146,7 +146,7 @@ impl<T: Item> Inputs for ZipAll<T> {
         if let Some(me) = self.shared.inputs.lock().iter_mut().find(|i| i.id == id) {
             me.ended = true;
         }
-        self.shared.room.notify_waiters();
+        self.shared.room.wake();
     }
 
     fn cut(&self, id: u64, out: &Outputs<Vec<T>>, cx: &mut Cx) {
@@ -159,7 +159,7 @@ impl<T: Item> Inputs for ZipAll<T> {
             (gone, rows(&mut inputs))
         };
         drop(gone);
-        self.shared.room.notify_waiters();
+        self.shared.room.wake();
         out.push_each_acked(made, cx);
     }
 
@@ -240,7 +240,7 @@ impl<T: Item> Stream<T> {
             bound,
             shared: Arc::new(Shared {
                 inputs: Lock::new(Vec::new()),
-                room: Notify::new(),
+                room: Gate::new(),
             }),
         };
         self.join_per_input("zip_all", op, others)
