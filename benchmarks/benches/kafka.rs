@@ -79,7 +79,8 @@ fn producer_config(brokers: &str) -> ClientConfig {
     c.set("bootstrap.servers", brokers)
         .set("message.timeout.ms", "30000")
         .set("allow.auto.create.topics", "false")
-        .set("reconnect.backoff.max.ms", "1000");
+        .set("reconnect.backoff.max.ms", "1000")
+        .set("enable.idempotence", "true");
     c
 }
 
