@@ -7,13 +7,13 @@
 //! Every test uses its own topics and group, short group timeouts, and bounds each wait.
 #![cfg(feature = "kafka")]
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use brooklet::kafka::rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use brooklet::kafka::rdkafka::client::DefaultClientContext;
 use brooklet::kafka::rdkafka::config::ClientConfig;
 use brooklet::kafka::rdkafka::consumer::{BaseConsumer, Consumer};
 use brooklet::kafka::rdkafka::message::Message as _;
@@ -23,49 +23,7 @@ use brooklet::kafka::{KafkaSource, KafkaSourceBuilder, OnFailure, ProducerConfig
 use brooklet::{Ack, Error, Outcome, Source};
 use tokio::time::timeout;
 
-fn brokers() -> String {
-    match std::env::var("KAFKA_BROKERS") {
-        Ok(b) if !b.trim().is_empty() => b,
-        _ => panic!(
-            "KAFKA_BROKERS is not set: these tests need a Kafka-protocol broker. Run \
-             scripts/test.sh, or `scripts/kafka.sh start` and `export KAFKA_BROKERS=$(cat \
-             .kafka/brokers)`"
-        ),
-    }
-}
-
-/// A name no other test (or earlier run against the same broker) uses.
-fn unique(prefix: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "{prefix}-{}-{nanos}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-async fn create_topic(name: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .create()
-        .expect("admin client");
-    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    let res = timeout(
-        Duration::from_secs(20),
-        admin.create_topics([&topic], &opts),
-    )
-    .await
-    .expect("create_topics timed out")
-    .expect("create_topics");
-    for r in res {
-        r.unwrap_or_else(|(t, e)| panic!("cannot create topic {t}: {e}"));
-    }
-}
+use common::{brokers, create_topic, unique, wait_until};
 
 /// Produces `(key, payload)` pairs to `topic`, waiting for every delivery.
 async fn produce(topic: &str, records: impl IntoIterator<Item = (String, String)>) {
@@ -157,17 +115,6 @@ fn source(group: &str) -> KafkaSourceBuilder {
         .set("session.timeout.ms", "2000")
         .set("heartbeat.interval.ms", "500")
         .commit_interval(Duration::from_millis(200))
-}
-
-/// Waits (bounded) until `done` holds.
-async fn wait_until(what: &str, limit: Duration, done: impl Fn() -> bool) {
-    timeout(limit, async {
-        while !done() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,13 +7,12 @@
 //! tests fail, on purpose.
 #![cfg(feature = "kafka")]
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use brooklet::kafka::rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use brooklet::kafka::rdkafka::client::DefaultClientContext;
 use brooklet::kafka::rdkafka::config::ClientConfig;
 use brooklet::kafka::rdkafka::consumer::{BaseConsumer, Consumer};
 use brooklet::kafka::rdkafka::message::{Headers, Message as _};
@@ -23,49 +22,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::time::timeout;
 
-fn brokers() -> String {
-    match std::env::var("KAFKA_BROKERS") {
-        Ok(b) if !b.trim().is_empty() => b,
-        _ => panic!(
-            "KAFKA_BROKERS is not set: these tests need a Kafka-protocol broker. Run \
-             scripts/test.sh, or `scripts/kafka.sh start` and `export KAFKA_BROKERS=$(cat \
-             .kafka/brokers)`"
-        ),
-    }
-}
-
-/// A name no other test (or earlier run against the same broker) uses.
-fn unique(prefix: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "{prefix}-{}-{nanos}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-async fn create_topic(name: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .create()
-        .expect("admin client");
-    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    let res = timeout(
-        Duration::from_secs(20),
-        admin.create_topics([&topic], &opts),
-    )
-    .await
-    .expect("create_topics timed out")
-    .expect("create_topics");
-    for r in res {
-        r.unwrap_or_else(|(t, e)| panic!("cannot create topic {t}: {e}"));
-    }
-}
+use common::{brokers, create_topic, unique};
 
 /// Produces the numbers `0..n` to `topic`, keyed `k{i % keys}`, waiting for every delivery.
 async fn produce_numbers(topic: &str, n: usize, keys: usize) {

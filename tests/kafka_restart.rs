@@ -7,18 +7,19 @@
 
 #![cfg(feature = "kafka")]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use brooklet::kafka::rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use brooklet::kafka::rdkafka::client::DefaultClientContext;
-use brooklet::kafka::rdkafka::config::ClientConfig;
 use brooklet::kafka::{ProducerConfig, Record};
 use brooklet::{Ack, Outcome, Source};
 use tokio::time::timeout;
+
+use common::{create_topic_at, wait_until};
 
 /// A broker of this test's own, stopped (by its process id) when dropped.
 struct Broker {
@@ -76,52 +77,6 @@ impl Drop for Broker {
     }
 }
 
-async fn create_topic(brokers: &str, name: &str) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .expect("admin client");
-    let topic = NewTopic::new(name, 1, TopicReplication::Fixed(1));
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    let res = timeout(
-        Duration::from_secs(30),
-        admin.create_topics([&topic], &opts),
-    )
-    .await
-    .expect("create_topics timed out")
-    .expect("create_topics");
-    for r in res {
-        r.unwrap_or_else(|(t, e)| panic!("cannot create topic {t}: {e}"));
-    }
-}
-
-/// Creates `topic` again after a restart, unless a client's metadata request already made the
-/// broker create it.
-async fn create_topic_if_missing(brokers: &str, name: &str) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .expect("admin client");
-    let topic = NewTopic::new(name, 1, TopicReplication::Fixed(1));
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    let res = timeout(
-        Duration::from_secs(30),
-        admin.create_topics([&topic], &opts),
-    )
-    .await
-    .expect("create_topics timed out")
-    .expect("create_topics");
-    for r in res {
-        if let Err((t, e)) = r {
-            assert_eq!(
-                e,
-                brooklet::kafka::rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists,
-                "cannot create topic {t}"
-            );
-        }
-    }
-}
-
 /// Counts tokens released as done and as failed.
 #[derive(Default)]
 struct Outcomes {
@@ -140,21 +95,11 @@ fn token(outcomes: &Arc<Outcomes>) -> Ack {
     })
 }
 
-async fn wait_until(what: &str, limit: Duration, done: impl Fn() -> bool) {
-    timeout(limit, async {
-        while !done() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sink_holds_what_it_was_given_while_the_broker_is_down_and_delivers_it_after() {
     let broker = Broker::start("sink-restart");
     let brokers = broker.brokers();
-    create_topic(&brokers, "out").await;
+    create_topic_at(&brokers, "out", 1, false).await;
 
     let source = Source::new();
     let sink = source
@@ -191,7 +136,7 @@ async fn the_sink_holds_what_it_was_given_while_the_broker_is_down_and_delivers_
     );
 
     broker.run("start");
-    create_topic_if_missing(&brokers, "out").await;
+    create_topic_at(&brokers, "out", 1, true).await;
     timeout(Duration::from_secs(120), source.close())
         .await
         .expect("close did not finish after the broker came back")

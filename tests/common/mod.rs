@@ -1,0 +1,80 @@
+//! Helpers shared by the Kafka test files: the broker's address, unique names, topics, bounded
+//! waits. Each test file uses its own part of them.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use brooklet::kafka::rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use brooklet::kafka::rdkafka::client::DefaultClientContext;
+use brooklet::kafka::rdkafka::config::ClientConfig;
+use brooklet::kafka::rdkafka::types::RDKafkaErrorCode;
+use tokio::time::timeout;
+
+/// The broker the test command started (`KAFKA_BROKERS`); without one, the test fails, on
+/// purpose, saying how to get one.
+pub fn brokers() -> String {
+    match std::env::var("KAFKA_BROKERS") {
+        Ok(b) if !b.trim().is_empty() => b,
+        _ => panic!(
+            "KAFKA_BROKERS is not set: these tests need a Kafka-protocol broker. Run \
+             scripts/test.sh, or `scripts/kafka.sh start` and `export KAFKA_BROKERS=$(cat \
+             .kafka/brokers)`"
+        ),
+    }
+}
+
+/// A name no other test (or earlier run against the same broker) uses.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Creates `name` with `partitions` on the test broker.
+pub async fn create_topic(name: &str, partitions: i32) {
+    create_topic_at(&brokers(), name, partitions, false).await;
+}
+
+/// Creates `name` with `partitions` on `brokers`; with `may_exist`, a topic the broker already
+/// has (made by a client's metadata request, say) is fine.
+pub async fn create_topic_at(brokers: &str, name: &str, partitions: i32, may_exist: bool) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("admin client");
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let res = timeout(
+        Duration::from_secs(30),
+        admin.create_topics([&topic], &opts),
+    )
+    .await
+    .expect("create_topics timed out")
+    .expect("create_topics");
+    for r in res {
+        if let Err((t, e)) = r
+            && !(may_exist && e == RDKafkaErrorCode::TopicAlreadyExists)
+        {
+            panic!("cannot create topic {t}: {e}");
+        }
+    }
+}
+
+/// Waits (bounded by `limit`) until `done` holds.
+pub async fn wait_until(what: &str, limit: Duration, done: impl Fn() -> bool) {
+    timeout(limit, async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+}
