@@ -17,46 +17,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use brooklet::kafka::rdkafka::config::ClientConfig;
 use brooklet::kafka::rdkafka::consumer::{BaseConsumer, Consumer};
 use brooklet::kafka::rdkafka::message::Message as _;
-use brooklet::kafka::rdkafka::producer::{FutureProducer, FutureRecord};
 use brooklet::kafka::rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use brooklet::kafka::{KafkaSource, KafkaSourceBuilder, OnFailure, ProducerConfig, Record};
 use brooklet::{Ack, Error, Outcome, Source};
 use tokio::time::timeout;
 
-use common::{brokers, create_topic, unique, wait_until};
-
-/// Produces `(key, payload)` pairs to `topic`, waiting for every delivery.
-async fn produce(topic: &str, records: impl IntoIterator<Item = (String, String)>) {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("message.timeout.ms", "20000")
-        .set("allow.auto.create.topics", "false")
-        .set("linger.ms", "5")
-        .create()
-        .expect("producer");
-    let mut deliveries = Vec::new();
-    for (k, v) in records {
-        loop {
-            match producer.send_result(FutureRecord::to(topic).key(&k).payload(&v)) {
-                Ok(d) => {
-                    deliveries.push(d);
-                    break;
-                }
-                Err((e, _)) => {
-                    assert!(e.to_string().contains("Queue full"), "produce failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(2)).await;
-                }
-            }
-        }
-    }
-    timeout(Duration::from_secs(60), async {
-        for d in deliveries {
-            d.await.expect("delivery").expect("delivered");
-        }
-    })
-    .await
-    .expect("deliveries timed out");
-}
+use common::{brokers, create_topic, produce, unique, wait_until};
 
 /// Reads `(key, payload)` of every record of `topic` (all partitions) until `expected` were
 /// read, then returns them grouped per partition, in order.

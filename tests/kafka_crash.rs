@@ -16,45 +16,20 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use brooklet::kafka::rdkafka::config::ClientConfig;
 use brooklet::kafka::rdkafka::consumer::{BaseConsumer, Consumer};
 use brooklet::kafka::rdkafka::message::{Headers, Message as _};
-use brooklet::kafka::rdkafka::producer::{FutureProducer, FutureRecord};
 use brooklet::kafka::rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::time::timeout;
 
-use common::{brokers, create_topic, unique};
+use common::{brokers, create_topic, produce, unique};
 
 /// Produces the numbers `0..n` to `topic`, keyed `k{i % keys}`, waiting for every delivery.
 async fn produce_numbers(topic: &str, n: usize, keys: usize) {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("message.timeout.ms", "20000")
-        .set("linger.ms", "5")
-        .create()
-        .expect("producer");
-    let mut deliveries = Vec::new();
-    for i in 0..n {
-        let (k, v) = (format!("k{}", i % keys), i.to_string());
-        loop {
-            match producer.send_result(FutureRecord::to(topic).key(&k).payload(&v)) {
-                Ok(d) => {
-                    deliveries.push(d);
-                    break;
-                }
-                Err((e, _)) => {
-                    assert!(e.to_string().contains("Queue full"), "produce failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(2)).await;
-                }
-            }
-        }
-    }
-    timeout(Duration::from_secs(60), async {
-        for d in deliveries {
-            d.await.expect("delivery").expect("delivered");
-        }
-    })
-    .await
-    .expect("deliveries timed out");
+    produce(
+        topic,
+        (0..n).map(|i| (format!("k{}", i % keys), i.to_string())),
+    )
+    .await;
 }
 
 /// The sum over `partitions` of the offsets committed for `group` on `topic`.

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use brooklet::kafka::rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use brooklet::kafka::rdkafka::client::DefaultClientContext;
 use brooklet::kafka::rdkafka::config::ClientConfig;
+use brooklet::kafka::rdkafka::producer::{FutureProducer, FutureRecord};
 use brooklet::kafka::rdkafka::types::RDKafkaErrorCode;
 use tokio::time::timeout;
 
@@ -77,4 +78,37 @@ pub async fn wait_until(what: &str, limit: Duration, done: impl Fn() -> bool) {
     })
     .await
     .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+}
+
+/// Produces `(key, payload)` pairs to `topic`, waiting for every delivery.
+pub async fn produce(topic: &str, records: impl IntoIterator<Item = (String, String)>) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("message.timeout.ms", "20000")
+        .set("allow.auto.create.topics", "false")
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer");
+    let mut deliveries = Vec::new();
+    for (k, v) in records {
+        loop {
+            match producer.send_result(FutureRecord::to(topic).key(&k).payload(&v)) {
+                Ok(d) => {
+                    deliveries.push(d);
+                    break;
+                }
+                Err((e, _)) => {
+                    assert!(e.to_string().contains("Queue full"), "produce failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            }
+        }
+    }
+    timeout(Duration::from_secs(60), async {
+        for d in deliveries {
+            d.await.expect("delivery").expect("delivered");
+        }
+    })
+    .await
+    .expect("deliveries timed out");
 }
