@@ -367,3 +367,22 @@ async fn try_emit_does_not_ask_nodes_behind_a_feedback_edge() {
         .expect("nothing bounded on inner's forward path");
     assert!(emit.is_complete());
 }
+
+#[tokio::test(start_paused = true)]
+async fn attaching_to_a_node_whose_task_still_drains_ends_only_the_new_branch() {
+    let source = Source::new();
+    let delayed = source.delay(Duration::from_millis(100));
+    // `partition` flushes its partial batch when it hears the end: an early end would flush
+    // nothing and strand the elements that arrive after it.
+    let batches = delayed.partition(10).sink_to_vec();
+    for x in 1..=3u32 {
+        source.emit(x).await.unwrap();
+    }
+    let closing = source.close(); // the delay has ended, its task still holds 1, 2 and 3
+    let _late = delayed.map(|x| x * 10).sink_to_vec();
+    tokio::time::timeout(Duration::from_secs(5), closing)
+        .await
+        .expect("close did not finish")
+        .unwrap();
+    assert_eq!(batches.snapshot(), vec![vec![1, 2, 3]]);
+}

@@ -81,8 +81,8 @@ pub(crate) fn connect_port<T: Item, P: Push<T>>(
         forward && me.meta().is_done()
     };
     if ended {
-        // Ends just the new edge: every other one has had its end.
-        upstream.node.outputs().end(&mut Cx::new());
+        // Ends just the new edge (a node whose task still drains has not ended its others).
+        upstream.node.outputs().end_to(addr(node), &mut Cx::new());
     }
     true
 }

@@ -158,8 +158,11 @@ impl<T: Item> Stream<T> {
         };
         if upstream_done {
             // Attached to a node that has already ended: this input has ended too. Ends just
-            // the new edge (every other one has had its end), and marks it so.
-            self.node.outputs().end(&mut Cx::new());
+            // the new edge, and marks it so (a node whose task still drains has not ended its
+            // other edges yet, and must not have them ended here).
+            self.node
+                .outputs()
+                .end_to(Arc::as_ptr(&node) as *const (), &mut Cx::new());
         }
     }
 
