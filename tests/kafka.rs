@@ -22,23 +22,12 @@ use brooklet::kafka::{KafkaSource, KafkaSourceBuilder, OnFailure, ProducerConfig
 use brooklet::{Ack, Error, Outcome, Source};
 use tokio::time::timeout;
 
-use common::{brokers, create_topic, produce, unique, wait_until};
+use common::{brokers, create_topic, produce, reader, unique, wait_until};
 
 /// Reads `(key, payload)` of every record of `topic` (all partitions) until `expected` were
 /// read, then returns them grouped per partition, in order.
 fn read_all(topic: &str, partitions: i32, expected: usize) -> Vec<Vec<(String, String)>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("group.id", unique("reader"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("reader");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
+    let consumer = reader(topic, partitions);
     let mut out = vec![Vec::new(); partitions as usize];
     let mut n = 0;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -496,16 +485,7 @@ async fn with_a_dead_letter_policy_a_failed_message_goes_to_the_dead_letter_topi
 /// Reads `n` records of partition 0 of `topic`: key, payload and headers.
 fn read_all_with_headers(topic: &str, n: usize) -> Vec<(String, String, HashMap<String, String>)> {
     use brooklet::kafka::rdkafka::message::Headers;
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("group.id", unique("reader"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("reader");
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning)
-        .unwrap();
-    consumer.assign(&tpl).unwrap();
+    let consumer = reader(topic, 1);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let mut out = Vec::new();
     while out.len() < n {
@@ -580,18 +560,7 @@ async fn the_prediction_example_runs_against_the_broker() {
 /// Reads `topic` (all partitions) until every payload prefix `0..n` (payloads are `i:...`) was
 /// seen; returns how many records were read in all.
 fn read_until_every_input(topic: &str, partitions: i32, n: usize) -> usize {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("group.id", unique("reader"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("reader");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
+    let consumer = reader(topic, partitions);
     let mut seen = vec![false; n];
     let (mut missing, mut total) = (n, 0);
     let mut quiet_since = std::time::Instant::now();

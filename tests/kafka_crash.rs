@@ -21,7 +21,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::time::timeout;
 
-use common::{brokers, create_topic, produce, unique};
+use common::{brokers, create_topic, produce, reader, unique};
 
 /// Produces the numbers `0..n` to `topic`, keyed `k{i % keys}`, waiting for every delivery.
 async fn produce_numbers(topic: &str, n: usize, keys: usize) {
@@ -206,18 +206,7 @@ struct Reader(BaseConsumer);
 
 impl Reader {
     fn new(topic: &str, partitions: i32) -> Self {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", brokers())
-            .set("group.id", unique("reader"))
-            .set("enable.auto.commit", "false")
-            .create()
-            .expect("reader");
-        let mut tpl = TopicPartitionList::new();
-        for p in 0..partitions {
-            tpl.add_partition_offset(topic, p, Offset::Beginning)
-                .unwrap();
-        }
-        consumer.assign(&tpl).unwrap();
+        let consumer = reader(topic, partitions);
         Reader(consumer)
     }
 

@@ -49,22 +49,7 @@ impl<T, A: Aggregator<T>> Store<T, A> for PaneStore<A::Acc> {
         wm: i64,
         updated: Option<&mut Vec<(i64, i64)>>,
     ) -> Admit {
-        let (lo, hi) = g.containing(ev.ts);
-        let (open, mut admit) = if g.all_open(lo, wm) {
-            let accepted = g.all_count(lo, hi);
-            (
-                lo,
-                Admit {
-                    accepted,
-                    ..Admit::default()
-                },
-            )
-        } else {
-            let open = g.first_open(wm).max(lo);
-            let mut admit = Admit::rejected_between(g, lo, hi.min(open - g.step as i128));
-            admit.accepted = g.count(open, hi);
-            (open, admit)
-        };
+        let (open, hi, mut admit) = Admit::for_event(g, ev.ts, wm);
         if admit.accepted == 0 {
             return admit;
         }

@@ -84,6 +84,26 @@ pub(crate) struct Admit {
 const MAX_LISTED: u64 = 1024;
 
 impl Admit {
+    /// Which windows of a tumbling or hopping geometry take an event at `ts` under watermark
+    /// `wm`: the first open window's start and the last window's start (both inclusive), with
+    /// the closed ones counted as rejections.
+    #[inline]
+    pub(crate) fn for_event(g: &Geometry, ts: i64, wm: i64) -> (i128, i128, Admit) {
+        let (lo, hi) = g.containing(ts);
+        if g.all_open(lo, wm) {
+            let accepted = g.all_count(lo, hi);
+            let admit = Admit {
+                accepted,
+                ..Admit::default()
+            };
+            return (lo, hi, admit);
+        }
+        let open = g.first_open(wm).max(lo);
+        let mut admit = Admit::rejected_between(g, lo, hi.min(open - g.step as i128));
+        admit.accepted = g.count(open, hi);
+        (open, hi, admit)
+    }
+
     /// The windows starting from `lo` to `hi` (inclusive) rejected the event.
     pub(crate) fn rejected_between(g: &Geometry, lo: i128, hi: i128) -> Admit {
         let rejected = g.count(lo, hi);

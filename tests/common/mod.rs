@@ -8,7 +8,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use brooklet::kafka::rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use brooklet::kafka::rdkafka::client::DefaultClientContext;
 use brooklet::kafka::rdkafka::config::ClientConfig;
+use brooklet::kafka::rdkafka::consumer::{BaseConsumer, Consumer};
 use brooklet::kafka::rdkafka::producer::{FutureProducer, FutureRecord};
+use brooklet::kafka::rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use brooklet::kafka::rdkafka::types::RDKafkaErrorCode;
 use tokio::time::timeout;
 
@@ -111,4 +113,22 @@ pub async fn produce(topic: &str, records: impl IntoIterator<Item = (String, Str
     })
     .await
     .expect("deliveries timed out");
+}
+
+/// A consumer of partitions `0..partitions` of `topic` on the test broker, from their
+/// beginning, in a group of its own that commits nothing.
+pub fn reader(topic: &str, partitions: i32) -> BaseConsumer {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("reader");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    consumer
 }
