@@ -293,6 +293,24 @@ async fn counters_track_each_node() {
     assert_eq!((w.received, w.emitted, w.held), (5, 3, 3));
 }
 
+#[tokio::test]
+async fn a_source_counts_what_it_passes_on_not_what_it_refuses() {
+    let upstream = Source::new();
+    let inner = Source::new();
+    let seen = inner.sink_to_vec();
+    upstream.connect(&inner);
+    upstream.emit(1u32).await.unwrap();
+    inner.emit(2).await.unwrap();
+    inner.emit_batch(vec![3, 4]).await.unwrap();
+    inner.close().await.unwrap();
+    // The closed source refuses what still reaches it through the connection.
+    let _ = upstream.emit(5).await;
+    let _ = upstream.emit_batch(vec![6, 7]).await;
+    assert_eq!(seen.snapshot(), vec![1, 2, 3, 4]);
+    let m = inner.metrics();
+    assert_eq!((m.received, m.emitted, m.errors), (7, 4, 0));
+}
+
 #[test]
 fn emitting_from_many_threads_loses_nothing() {
     let source = Source::new();

@@ -39,6 +39,10 @@ pub(crate) struct SourceOp<T> {
 
 impl<T: Item> Operator for SourceOp<T> {
     type Out = T;
+    // A source passes on every element it takes, so its `emitted` is derived from `received`
+    // (one counter update per emit instead of two); elements refused after the end count as
+    // skipped.
+    const PASSES_EACH: bool = true;
 
     fn on_end(&self, _out: &Outputs<T>, _cx: &mut Cx) {
         self.closed.store(true, Ordering::Release);
@@ -54,8 +58,9 @@ impl<T: Item> Input<0> for SourceOp<T> {
         // Elements that reach a closed source through `connect` are dropped, and their tokens
         // fail: the graph ended under them.
         if !self.closed.load(Ordering::Acquire) {
-            out.push(x, cx);
+            out.pass(x, cx);
         } else {
+            out.skipped.inc();
             cx.acks.fail(&Error::Closed);
         }
     }
@@ -63,8 +68,9 @@ impl<T: Item> Input<0> for SourceOp<T> {
     #[inline]
     fn on_batch(&self, xs: Vec<T>, out: &Outputs<T>, cx: &mut Cx) {
         if !self.closed.load(Ordering::Acquire) {
-            out.push_batch(xs, cx);
+            out.pass_batch(xs, cx);
         } else {
+            out.skipped.add(xs.len());
             cx.acks.fail(&Error::Closed);
         }
     }
@@ -441,7 +447,7 @@ impl<T: Item> Source<T> {
         // fail with the panic's own message before the panic goes on to the caller.
         let pushed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.node.meta.received.inc();
-            self.node.out.push(x, &mut cx);
+            self.node.out.pass(x, &mut cx);
         }));
         if let Err(payload) = pushed {
             let node = take_panic_site().unwrap_or_else(|| "unknown".to_string());
@@ -505,7 +511,7 @@ impl<T: Item> Source<T> {
                 }
                 let mut cx = Cx::new();
                 node.meta.received.add(xs.len());
-                node.out.push_batch(xs, &mut cx);
+                node.out.pass_batch(xs, &mut cx);
                 if cx.is_trivial() {
                     std::mem::forget(cx);
                     return Emit::complete();
@@ -551,7 +557,7 @@ impl<T: Item> Source<T> {
         // As in `emit_with_ack`: the token fails with the panic's own message.
         let pushed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.node.meta.received.add(xs.len());
-            self.node.out.push_batch(xs, &mut cx);
+            self.node.out.pass_batch(xs, &mut cx);
         }));
         if let Err(payload) = pushed {
             let node = take_panic_site().unwrap_or_else(|| "unknown".to_string());
@@ -569,7 +575,7 @@ impl<T: Item> Source<T> {
             return Emit::failed(Error::Closed);
         }
         node.meta.received.inc();
-        node.out.push(x, &mut cx);
+        node.out.pass(x, &mut cx);
         if cx.is_trivial() {
             // Nothing to clean up: skip the move and the drop glue (see `Cx::into_emit`).
             std::mem::forget(cx);
