@@ -115,6 +115,29 @@ async fn zip_holds_until_paired() {
 }
 
 #[tokio::test]
+async fn zip_batches_release_a_token_once_all_its_elements_are_paired() {
+    let (a, b) = (Source::new(), Source::new());
+    let pairs = a.zip_bounded(&b, 8).sink_to_vec();
+    // A batch without tokens waits on one side; a batch with a token pairs with it.
+    a.emit_batch(vec![1, 2, 3]).await.unwrap();
+    let (r1, f1) = token();
+    b.emit_batch_with_ack(vec![10, 20, 30, 40], r1)
+        .await
+        .unwrap();
+    assert!(!released(&f1), "40 still waits for its partner");
+    // A tokenless batch meets the held, token-carrying 40: the pair takes that token.
+    a.emit_batch(vec![4, 5]).await.unwrap();
+    assert!(released(&f1));
+    let (r2, f2) = token();
+    b.emit_batch_with_ack(vec![50], r2).await.unwrap();
+    assert!(released(&f2));
+    assert_eq!(
+        pairs.snapshot(),
+        vec![(1, 10), (2, 20), (3, 30), (4, 40), (5, 50)]
+    );
+}
+
+#[tokio::test]
 async fn combine_latest_holds_the_latest_value() {
     // Streamz test_combine_latest_ref_counts.
     let (a, b) = (Source::new(), Source::new());

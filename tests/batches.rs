@@ -135,6 +135,33 @@ async fn buffer_and_zip_take_the_elements_one_by_one() {
         .expect("no hang");
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_zip_batch_over_the_bound_is_kept_and_pends_until_the_partner_catches_up() {
+    let (a, b) = (Source::new(), Source::new());
+    let pairs = a.zip_bounded(&b, 2).sink_to_vec();
+    let mut ahead = a.emit_batch(vec![1, 2, 3, 4, 5]);
+    assert!(
+        !ahead.is_complete(),
+        "five unpaired elements against a bound of 2"
+    );
+    b.emit_batch(vec![10, 20]).await.unwrap();
+    assert!(
+        timeout(Duration::from_secs(1), &mut ahead).await.is_err(),
+        "three still wait: over the bound"
+    );
+    b.emit(30).await.unwrap();
+    timeout(Duration::from_secs(1), ahead)
+        .await
+        .expect("room again")
+        .unwrap();
+    b.emit_batch(vec![40, 50, 60]).await.unwrap();
+    assert_eq!(
+        pairs.snapshot(),
+        vec![(1, 10), (2, 20), (3, 30), (4, 40), (5, 50)]
+    );
+    assert_eq!(pairs.metrics().received, 5);
+}
+
 // `par_map` works on threads of its own, which a paused clock does not wait for: this test
 // runs on the real clock, bounded all the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -66,7 +66,79 @@ fn arrive<X, Y>(
     (Arrival::Queued(mine.queue.len() > bound), None)
 }
 
+/// What a batch did on its arrival (see [`arrive_batch`]).
+struct BatchArrival<X, O> {
+    /// The pairs it completed, in order.
+    pairs: Vec<O>,
+    /// Whether its side went over the bound.
+    over: bool,
+    /// The elements left to take one by one: from the first whose partner carries tokens.
+    rest: Vec<X>,
+}
+
+/// Takes a batch without tokens in one lock: pairs what the partner holds, queues or drops
+/// the rest as [`arrive`] would, element by element. It stops at the first partner carrying
+/// tokens (the pair would need its own tokens), leaving that element and the ones after it in
+/// `rest`.
+fn arrive_batch<X, Y, O>(
+    mine: &mut Side<X>,
+    theirs: &mut Side<Y>,
+    xs: Vec<X>,
+    bound: usize,
+    pair: impl Fn(X, Y) -> O,
+) -> BatchArrival<X, O> {
+    let mut pairs = Vec::with_capacity(xs.len().min(theirs.queue.len()));
+    let mut over = false;
+    let mut xs = xs.into_iter();
+    while let Some(x) = xs.next() {
+        match theirs.queue.front() {
+            Some((_, acks)) if !acks.is_empty() => {
+                let mut rest = vec![x];
+                rest.extend(xs);
+                return BatchArrival { pairs, over, rest };
+            }
+            Some(_) => {
+                let (y, _) = theirs.queue.pop_front().expect("a partner in front");
+                pairs.push(pair(x, y));
+            }
+            None if theirs.ended => {}
+            None => {
+                mine.queue.push_back((x, Acks::None));
+                over |= mine.queue.len() > bound;
+            }
+        }
+    }
+    BatchArrival {
+        pairs,
+        over,
+        rest: Vec::new(),
+    }
+}
+
 impl<A: Item, B: Item> Zip<A, B> {
+    /// Passes on what a batch did: its pairs as one batch, a wait if its side went over the
+    /// bound, then the elements left to take one by one.
+    fn after_batch<X>(
+        &self,
+        arrival: BatchArrival<X, (A, B)>,
+        side_a: bool,
+        out: &Outputs<(A, B)>,
+        cx: &mut Cx,
+        one: impl Fn(X, &mut Cx),
+    ) {
+        let BatchArrival { pairs, over, rest } = arrival;
+        if !pairs.is_empty() {
+            self.shared.room.wake();
+            out.push_batch(pairs, cx);
+        }
+        if over {
+            self.wait_for_room(cx, side_a);
+        }
+        for x in rest {
+            one(x, cx);
+        }
+    }
+
     fn wait_for_room(&self, cx: &mut Cx, side_a: bool) {
         let shared = self.shared.clone();
         let bound = self.bound;
@@ -129,6 +201,24 @@ impl<A: Item, B: Item> Input<0> for Zip<A, B> {
         }
     }
 
+    /// A batch without tokens pairs and queues under one lock; a batch with tokens goes
+    /// element by element, each pair carrying the tokens of its two elements.
+    fn on_batch(&self, xs: Vec<A>, out: &Outputs<(A, B)>, cx: &mut Cx) {
+        if !cx.acks.is_empty() {
+            return xs
+                .into_iter()
+                .for_each(|x| <Self as Input<0>>::on_input(self, x, out, cx));
+        }
+        let arrival = {
+            let mut s = self.shared.state.lock();
+            let State { a, b } = &mut *s;
+            arrive_batch(a, b, xs, self.bound, |x, y| (x, y))
+        };
+        self.after_batch(arrival, true, out, cx, |x, cx| {
+            <Self as Input<0>>::on_input(self, x, out, cx)
+        });
+    }
+
     fn on_upstream_end(&self, _out: &Outputs<(A, B)>, _cx: &mut Cx) {
         self.shared.state.lock().a.ended = true;
         self.shared.room.wake();
@@ -153,6 +243,23 @@ impl<A: Item, B: Item> Input<1> for Zip<A, B> {
             (Arrival::Queued(true), _) => self.wait_for_room(cx, false),
             _ => {}
         }
+    }
+
+    /// As for the first input.
+    fn on_batch(&self, ys: Vec<B>, out: &Outputs<(A, B)>, cx: &mut Cx) {
+        if !cx.acks.is_empty() {
+            return ys
+                .into_iter()
+                .for_each(|y| <Self as Input<1>>::on_input(self, y, out, cx));
+        }
+        let arrival = {
+            let mut s = self.shared.state.lock();
+            let State { a, b } = &mut *s;
+            arrive_batch(b, a, ys, self.bound, |y, x| (x, y))
+        };
+        self.after_batch(arrival, false, out, cx, |y, cx| {
+            <Self as Input<1>>::on_input(self, y, out, cx)
+        });
     }
 
     fn on_upstream_end(&self, _out: &Outputs<(A, B)>, _cx: &mut Cx) {
