@@ -15,7 +15,7 @@ mod ack;
 mod cx;
 mod detach;
 mod dot;
-#[allow(unsafe_code)] // one audited use: the edge dispatch, see `edges::Target`
+#[allow(unsafe_code)] // audited uses, all in `edges`: the edge dispatch (`Target`) and the single-edge fast path (`Outputs::single`)
 mod edges;
 mod emit;
 mod error;
