@@ -15,7 +15,9 @@ mod ack;
 mod cx;
 mod detach;
 mod dot;
-#[allow(unsafe_code)] // audited uses, all in `edges`: the edge dispatch (`Target`) and the single-edge fast path (`Outputs::single`)
+// The crate's audited `unsafe` code: the edge dispatch (`Target`) and the single-edge fast
+// path (`Outputs::single`).
+#[allow(unsafe_code)]
 mod edges;
 mod emit;
 mod error;
