@@ -22,7 +22,7 @@ use brooklet::kafka::{KafkaSource, KafkaSourceBuilder, OnFailure, ProducerConfig
 use brooklet::{Ack, Error, Outcome, Source};
 use tokio::time::timeout;
 
-use common::{brokers, create_topic, produce, reader, unique, wait_until};
+use common::{Process, brokers, create_topic, produce, reader, unique, wait_until};
 
 /// Reads `(key, payload)` of every record of `topic` (all partitions) until `expected` were
 /// read, then returns them grouped per partition, in order.
@@ -531,20 +531,14 @@ fn example(name: &str) -> std::path::PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_prediction_example_runs_against_the_broker() {
     let path = example("kafka_prediction");
-    let out = tokio::process::Command::new(path)
-        .env("KAFKA_BROKERS", brokers())
-        .kill_on_drop(true)
-        .output();
-    let out = timeout(Duration::from_secs(120), out)
-        .await
-        .expect("the example did not finish within 120 s")
-        .expect("run the example");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let out = Process::spawn(std::process::Command::new(path).env("KAFKA_BROKERS", brokers()))
+        .finish(Duration::from_secs(120));
+    let stdout = &out.stdout;
     assert!(
         out.status.success(),
         "{}\n{stdout}\n{}",
         out.status,
-        String::from_utf8_lossy(&out.stderr)
+        out.stderr
     );
     for line in [
         "produced 180 readings",
@@ -605,14 +599,11 @@ async fn a_pipeline_killed_at_random_moments_loses_nothing() {
     // 250 µs of work per record on 2 workers: a full pass takes about 2.5 s, so kills land
     // while records are in flight.
     let spawn = |idle_ms: &str| {
-        tokio::process::Command::new(&relay)
-            .args([input.as_str(), &output, &group, idle_ms, "250"])
-            .env("KAFKA_BROKERS", brokers())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start the relay")
+        Process::spawn(
+            std::process::Command::new(&relay)
+                .args([input.as_str(), &output, &group, idle_ms, "250"])
+                .env("KAFKA_BROKERS", brokers()),
+        )
     };
     // Kill moments from a seeded generator; the seed is printed to replay a failure.
     let seed = SystemTime::now()
@@ -630,15 +621,8 @@ async fn a_pipeline_killed_at_random_moments_loses_nothing() {
         // A group join takes a few seconds: kill between 0.5 s and 5 s in.
         let after = Duration::from_millis(500 + rng % 4_500);
         tokio::time::sleep(after).await;
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the relay exited on its own"
-        );
-        child.start_kill().expect("SIGKILL");
-        timeout(Duration::from_secs(10), child.wait())
-            .await
-            .expect("the killed relay did not exit")
-            .unwrap();
+        assert!(child.running(), "the relay exited on its own");
+        child.kill();
     }
     // Runs that finish the job, each stopping once idle. A run may go idle with part of the
     // partitions only (the killed member stays in the group until its session times out, and
@@ -650,15 +634,8 @@ async fn a_pipeline_killed_at_random_moments_loses_nothing() {
     };
     for attempt in 1.. {
         let last = spawn("5000");
-        let out = timeout(Duration::from_secs(120), last.wait_with_output())
-            .await
-            .expect("the last relay run did not finish")
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = last.finish(Duration::from_secs(120));
+        assert!(out.status.success(), "{}", out.stderr);
         let done = committed_total();
         println!("final run {attempt}: {done} of {N} inputs committed");
         if done == N as i64 {

@@ -17,11 +17,9 @@ use brooklet::kafka::rdkafka::config::ClientConfig;
 use brooklet::kafka::rdkafka::consumer::{BaseConsumer, Consumer};
 use brooklet::kafka::rdkafka::message::{Headers, Message as _};
 use brooklet::kafka::rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-use tokio::time::timeout;
+use std::process::Command;
 
-use common::{brokers, create_topic, produce, reader, unique};
+use common::{Process, brokers, create_topic, produce, reader, unique};
 
 /// Produces the numbers `0..n` to `topic`, keyed `k{i % keys}`, waiting for every delivery.
 async fn produce_numbers(topic: &str, n: usize, keys: usize) {
@@ -101,22 +99,19 @@ impl Pipeline {
     }
 
     /// Starts a process that stops once idle for `idle_ms` (0: never).
-    fn spawn(&self, idle_ms: u64) -> Child {
-        Command::new(pipeline_binary())
-            .args([
-                self.mode,
-                &self.input,
-                &self.output,
-                &self.group,
-                &idle_ms.to_string(),
-                &self.work_us.to_string(),
-            ])
-            .env("KAFKA_BROKERS", brokers())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start the pipeline")
+    fn spawn(&self, idle_ms: u64) -> Process {
+        Process::spawn(
+            Command::new(pipeline_binary())
+                .args([
+                    self.mode,
+                    &self.input,
+                    &self.output,
+                    &self.group,
+                    &idle_ms.to_string(),
+                    &self.work_us.to_string(),
+                ])
+                .env("KAFKA_BROKERS", brokers()),
+        )
     }
 
     fn committed(&self) -> i64 {
@@ -139,13 +134,13 @@ impl Pipeline {
             // Kill between 0 and 0.8 s after it started reading. A kill before would test
             // nothing: a group join takes seconds, and while the last killed member's session
             // runs the new one may get only partitions that are done.
-            let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-            match timeout(Duration::from_secs(15), lines.next_line()).await {
-                Ok(line) => assert_eq!(line.unwrap().as_deref(), Some("reading")),
-                Err(_) => {
+            match child.next_line(Duration::from_secs(15)) {
+                Some(line) => assert_eq!(line, "reading"),
+                None => {
+                    assert!(child.running(), "the pipeline exited on its own");
                     assert_eq!(self.committed(), n as i64, "the pipeline never read");
                     println!("(the job was done after {kill} kills)");
-                    child.start_kill().expect("SIGKILL");
+                    child.kill();
                     break;
                 }
             }
@@ -153,15 +148,8 @@ impl Pipeline {
             rng ^= rng >> 7;
             rng ^= rng << 17;
             tokio::time::sleep(Duration::from_millis(rng % self.kill_ms)).await;
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "the pipeline exited on its own"
-            );
-            child.start_kill().expect("SIGKILL");
-            timeout(Duration::from_secs(10), child.wait())
-                .await
-                .expect("the killed pipeline did not exit")
-                .unwrap();
+            assert!(child.running(), "the pipeline exited on its own");
+            child.kill();
             let done = self.committed();
             print!("{done} ");
             if 0 < done && done < n as i64 {
@@ -174,15 +162,8 @@ impl Pipeline {
         // group until its session times out), so run again until every input is committed.
         for attempt in 1.. {
             let last = self.spawn(4000);
-            let out = timeout(Duration::from_secs(60), last.wait_with_output())
-                .await
-                .expect("the last run did not finish")
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let out = last.finish(Duration::from_secs(60));
+            assert!(out.status.success(), "{}", out.stderr);
             let done = self.committed();
             println!("final run {attempt}: {done} of {n} inputs committed");
             if done == n as i64 {
@@ -336,11 +317,8 @@ async fn three_processes_split_six_partitions_and_a_killed_ones_share_moves_to_t
     // 0 to 6 ms of work per record on 4 workers: each process handles about 1,300 records/s,
     // so the job outlasts the group joins and the kill.
     let pipeline = Pipeline::new("unordered", PARTITIONS, N, 997, 2000).await;
-    let mut members: Vec<Child> = (0..3).map(|_| pipeline.spawn(5000)).collect();
-    let pids: Vec<String> = members
-        .iter()
-        .map(|c| c.id().unwrap().to_string())
-        .collect();
+    let mut members: Vec<Process> = (0..3).map(|_| pipeline.spawn(5000)).collect();
+    let pids: Vec<String> = members.iter().map(|c| c.id().to_string()).collect();
     let reader = Reader::new(&pipeline.output, PARTITIONS);
 
     // Wait (bounded) until each of the three has written output: each was assigned some.
@@ -357,34 +335,20 @@ async fn three_processes_split_six_partitions_and_a_killed_ones_share_moves_to_t
     }
     let mut victim = members.pop().unwrap();
     let victim_pid = pids[2].clone();
-    victim.start_kill().expect("SIGKILL");
-    timeout(Duration::from_secs(10), victim.wait())
-        .await
-        .expect("the killed member did not exit")
-        .unwrap();
+    victim.kill();
     let killed_at = before.len();
     println!("killed member {victim_pid} after {killed_at} outputs");
 
     // The two others finish the job, its share included, and stop once idle.
     for member in members {
-        let out = timeout(Duration::from_secs(90), member.wait_with_output())
-            .await
-            .expect("a member did not finish")
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = member.finish(Duration::from_secs(90));
+        assert!(out.status.success(), "{}", out.stderr);
     }
     let done = pipeline.committed();
     if done < N as i64 {
         // A member went idle before the group gave it the killed one's partitions.
         let last = pipeline.spawn(4000);
-        timeout(Duration::from_secs(60), last.wait_with_output())
-            .await
-            .expect("the last run did not finish")
-            .unwrap();
+        last.finish(Duration::from_secs(60));
     }
     assert_eq!(pipeline.committed(), N as i64, "every input committed");
 

@@ -132,3 +132,122 @@ pub fn reader(topic: &str, partitions: i32) -> BaseConsumer {
     consumer.assign(&tpl).unwrap();
     consumer
 }
+
+/// A child process of a test: its stdout read line by line on a thread of its own, killed with
+/// SIGKILL and reaped when dropped (so a failing test leaves no pipeline running). Every wait
+/// is bounded. The waits block their thread, so they are made from a multi-threaded runtime
+/// (`block_in_place`).
+pub struct Process {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+/// How a [`Process`] ended, and what it printed.
+pub struct Ended {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Process {
+    /// Starts `command` with its stdout and stderr piped.
+    pub fn spawn(command: &mut std::process::Command) -> Process {
+        use std::io::{BufRead, Read};
+        let mut child = command
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {command:?}: {e}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut stderr = child.stderr.take().expect("piped stderr");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        Process {
+            child,
+            lines,
+            stderr: Some(stderr),
+        }
+    }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The next line the process printed, or `None` if it printed none within `limit` (or
+    /// closed its stdout).
+    pub fn next_line(&self, limit: Duration) -> Option<String> {
+        tokio::task::block_in_place(|| self.lines.recv_timeout(limit).ok())
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+
+    /// Sends SIGKILL and waits (at most 10 s) until the process is gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        self.wait_exit(Duration::from_secs(10))
+            .expect("the killed process did not exit within 10 s");
+    }
+
+    /// Waits at most `limit` for the process to exit on its own, then returns its status and
+    /// everything it printed; panics (killing it) if it did not exit in time.
+    pub fn finish(mut self, limit: Duration) -> Ended {
+        let status = self
+            .wait_exit(limit)
+            .unwrap_or_else(|| panic!("the process did not exit within {limit:?}"));
+        // The pipes close with the process: read what is left in them.
+        let (stdout, stderr) = tokio::task::block_in_place(|| {
+            let mut stdout = Vec::new();
+            while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+                stdout.push(line);
+            }
+            let stderr = self.stderr.take().map(|t| t.join().unwrap_or_default());
+            (stdout, stderr.unwrap_or_default())
+        });
+        Ended {
+            status,
+            stdout: stdout.join("\n"),
+            stderr,
+        }
+    }
+
+    fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        tokio::task::block_in_place(|| {
+            loop {
+                if let Some(status) = self.child.try_wait().expect("try_wait") {
+                    return Some(status);
+                }
+                if std::time::Instant::now() >= deadline {
+                    return None;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
