@@ -82,6 +82,30 @@ use sync::Lock;
 /// assert_eq!(lines.snapshot(), vec![5, 0]);
 /// # Ok::<(), brooklet::Error>(()) }).unwrap();
 /// ```
+///
+/// A value that must be owned again further down, such as a reply channel, travels as
+/// `Arc<Mutex<Option<_>>>`, and the node that consumes it takes it out once:
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use brooklet::Source;
+/// use tokio::sync::oneshot;
+/// # futures::executor::block_on(async {
+/// type Reply = Arc<Mutex<Option<oneshot::Sender<u64>>>>;
+/// let requests: Source<(u64, Reply)> = Source::new();
+/// requests.sink(|(x, reply): (u64, Reply)| {
+///     if let Some(reply) = reply.lock().unwrap().take() {
+///         let _ = reply.send(x * x);
+///     }
+/// });
+/// let (tx, rx) = oneshot::channel();
+/// requests.emit((12, Arc::new(Mutex::new(Some(tx))))).await?;
+/// assert_eq!(rx.await.unwrap(), 144);
+/// # Ok::<(), brooklet::Error>(()) }).unwrap();
+/// ```
+///
+/// Writing `Source<std::io::Result<String>>` or mapping to a `File` fails to compile with
+/// this trait's message, which says to wrap the value in `Arc`.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot flow through a brooklet stream",
     label = "elements must be `Clone + Send + 'static`",
@@ -90,6 +114,9 @@ use sync::Lock;
             that is not `Send` in a type that is"
 )]
 pub trait Item: Clone + Send + 'static {}
+// Without `do_not_recommend`, rustc reports the missing `Clone` or `Send` of this impl's bounds
+// and never shows the message above, which says what to do about it.
+#[diagnostic::do_not_recommend]
 impl<T: Clone + Send + 'static> Item for T {}
 
 static TOPOLOGY: Lock<()> = Lock::new(());
