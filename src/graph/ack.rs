@@ -123,25 +123,39 @@ impl Outcome {
 /// assert!(matches!(outcome, Outcome::Failed(Error::Panicked { ref node, .. }) if node == "map"));
 /// ```
 #[derive(Clone)]
-pub struct Ack(Arc<AckInner>);
+pub struct Ack(Arc<AckInner<dyn Release>>);
 
-struct AckState {
-    release: Option<Box<dyn FnOnce(Outcome) + Send>>,
+/// A token's state and its callback, in one allocation: the callback is stored by value (the
+/// unsized tail of the struct) rather than boxed, so a token costs one allocation, not two.
+struct AckInner<R: ?Sized + Release> {
     /// The first failure, and whether it was recorded precisely (see the module invariants).
-    failure: Option<(Error, bool)>,
+    failure: Lock<Option<(Error, bool)>>,
+    release: R,
 }
 
-struct AckInner(Lock<AckState>);
+/// The callback of a token, called once, with the element's outcome, when the last clone
+/// goes.
+trait Release: Send + Sync {
+    fn release(&mut self, outcome: Outcome);
+}
 
-impl Drop for AckInner {
-    fn drop(&mut self) {
-        let (release, failure) = {
-            let mut s = self.0.lock();
-            (s.release.take(), s.failure.take())
-        };
-        if let Some(release) = release {
-            release(failure.map_or(Outcome::Done, |(e, _)| Outcome::Failed(e)));
+/// `Lock` makes a callback that is only `Send` shareable; it is taken once, in `drop`, where
+/// nobody else can hold it, so the lock is never contended.
+struct Callback<F>(Lock<Option<F>>);
+
+impl<F: FnOnce(Outcome) + Send> Release for Callback<F> {
+    fn release(&mut self, outcome: Outcome) {
+        if let Some(f) = self.0.get_mut().take() {
+            f(outcome);
         }
+    }
+}
+
+impl<R: ?Sized + Release> Drop for AckInner<R> {
+    fn drop(&mut self) {
+        let failure = self.failure.get_mut().take();
+        self.release
+            .release(failure.map_or(Outcome::Done, |(e, _)| Outcome::Failed(e)));
     }
 }
 
@@ -169,10 +183,10 @@ impl Ack {
     /// drop(copy); // prints "Done"
     /// ```
     pub fn new(on_release: impl FnOnce(Outcome) + Send + 'static) -> Ack {
-        Ack(Arc::new(AckInner(Lock::new(AckState {
-            release: Some(Box::new(on_release)),
-            failure: None,
-        }))))
+        Ack(Arc::new(AckInner {
+            failure: Lock::new(None),
+            release: Callback(Lock::new(Some(on_release))),
+        }))
     }
 
     /// Marks the element failed with `error`: when the last clone is dropped, the callback
@@ -196,10 +210,10 @@ impl Ack {
     }
 
     fn mark(&self, error: Error, precise: bool) {
-        let mut s = (self.0).0.lock();
-        match &s.failure {
-            None => s.failure = Some((error, precise)),
-            Some((_, false)) if precise => s.failure = Some((error, true)),
+        let mut failure = self.0.failure.lock();
+        match &*failure {
+            None => *failure = Some((error, precise)),
+            Some((_, false)) if precise => *failure = Some((error, true)),
             Some(_) => {}
         }
     }

@@ -33,8 +33,12 @@ pub struct Message {
     topic: Arc<str>,
     partition: i32,
     offset: i64,
-    key: Option<Bytes>,
-    payload: Option<Bytes>,
+    /// The key's bytes, then the payload's, in one allocation per message read.
+    body: Bytes,
+    /// The key's length; `None`: no key.
+    key_len: Option<usize>,
+    /// Whether there is a payload (the bytes after the key).
+    has_payload: bool,
     timestamp: Option<i64>,
     headers: Vec<(String, Option<Bytes>)>,
 }
@@ -53,8 +57,9 @@ impl Message {
             topic: topic.into(),
             partition,
             offset,
-            key: None,
-            payload: None,
+            body: Bytes::from(&[][..]),
+            key_len: None,
+            has_payload: false,
             timestamp: None,
             headers: Vec::new(),
         }
@@ -67,7 +72,9 @@ impl Message {
     /// assert_eq!(Message::new("t", 0, 0).with_key("k").key(), Some(&b"k"[..]));
     /// ```
     pub fn with_key(mut self, key: impl AsRef<[u8]>) -> Message {
-        self.key = Some(key.as_ref().into());
+        let key = key.as_ref();
+        self.body = joined(key, self.payload().unwrap_or_default());
+        self.key_len = Some(key.len());
         self
     }
 
@@ -78,7 +85,8 @@ impl Message {
     /// assert_eq!(Message::new("t", 0, 0).with_payload([1, 2]).payload(), Some(&[1u8, 2][..]));
     /// ```
     pub fn with_payload(mut self, payload: impl AsRef<[u8]>) -> Message {
-        self.payload = Some(payload.as_ref().into());
+        self.body = joined(self.key().unwrap_or_default(), payload.as_ref());
+        self.has_payload = true;
         self
     }
 
@@ -115,12 +123,19 @@ impl Message {
                     .collect()
             })
             .unwrap_or_default();
+        let (key, payload) = (m.key(), m.payload());
+        let body: Bytes = match (key, payload) {
+            (Some(k), Some(p)) => joined(k, p),
+            (Some(b), None) | (None, Some(b)) => b.into(),
+            (None, None) => Bytes::from(&[][..]),
+        };
         Message {
             topic,
             partition: m.partition(),
             offset: m.offset(),
-            key: m.key().map(Bytes::from),
-            payload: m.payload().map(Bytes::from),
+            body,
+            key_len: key.map(<[u8]>::len),
+            has_payload: payload.is_some(),
             timestamp: m.timestamp().to_millis(),
             headers,
         }
@@ -163,7 +178,7 @@ impl Message {
     /// assert_eq!(Message::new("t", 0, 0).key(), None);
     /// ```
     pub fn key(&self) -> Option<&[u8]> {
-        self.key.as_deref()
+        self.key_len.map(|n| &self.body[..n])
     }
 
     /// The payload, if the message has one (a tombstone has none).
@@ -173,7 +188,8 @@ impl Message {
     /// assert_eq!(Message::new("t", 0, 0).with_payload("x").payload(), Some(&b"x"[..]));
     /// ```
     pub fn payload(&self) -> Option<&[u8]> {
-        self.payload.as_deref()
+        self.has_payload
+            .then(|| &self.body[self.key_len.unwrap_or(0)..])
     }
 
     /// The payload as UTF-8 text, if it is some and valid.
@@ -233,14 +249,19 @@ impl Message {
     }
 }
 
+/// `a` then `b`, in one allocation (the iterator knows its exact length).
+fn joined(a: &[u8], b: &[u8]) -> Bytes {
+    a.iter().chain(b).copied().collect()
+}
+
 impl fmt::Debug for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Message")
             .field("topic", &self.topic)
             .field("partition", &self.partition)
             .field("offset", &self.offset)
-            .field("key", &self.key.as_deref().map(String::from_utf8_lossy))
-            .field("payload_len", &self.payload.as_ref().map(|p| p.len()))
+            .field("key", &self.key().map(String::from_utf8_lossy))
+            .field("payload_len", &self.payload().map(<[u8]>::len))
             .field("timestamp", &self.timestamp)
             .field("headers", &self.headers.len())
             .finish()
@@ -310,3 +331,39 @@ impl fmt::Display for DecodeError {
 }
 
 impl std::error::Error for DecodeError {}
+
+#[cfg(test)]
+mod tests {
+    use super::Message;
+
+    #[test]
+    fn key_and_payload_share_one_buffer_and_read_back_apart() {
+        let none = Message::new("t", 0, 0);
+        assert_eq!((none.key(), none.payload()), (None, None));
+        let key = Message::new("t", 0, 0).with_key("k1");
+        assert_eq!((key.key(), key.payload()), (Some(&b"k1"[..]), None));
+        let payload = Message::new("t", 0, 0).with_payload("p");
+        assert_eq!((payload.key(), payload.payload()), (None, Some(&b"p"[..])));
+        // Either order of the builders gives the same message.
+        let both = Message::new("t", 0, 0).with_payload("pay").with_key("k");
+        assert_eq!(
+            both,
+            Message::new("t", 0, 0).with_key("k").with_payload("pay")
+        );
+        assert_eq!(
+            (both.key(), both.payload()),
+            (Some(&b"k"[..]), Some(&b"pay"[..]))
+        );
+        // An empty key or payload is not a missing one.
+        let empty = Message::new("t", 0, 0).with_key("").with_payload("");
+        assert_eq!(
+            (empty.key(), empty.payload()),
+            (Some(&b""[..]), Some(&b""[..]))
+        );
+        assert_ne!(empty, none);
+        // Replacing a key keeps the payload, and the other way round.
+        let replaced = both.clone().with_key("longer-key").with_payload("p2");
+        assert_eq!(replaced.key_str(), Some("longer-key"));
+        assert_eq!(replaced.payload_str(), Some("p2"));
+    }
+}

@@ -16,11 +16,12 @@
 //! - Completing an offset that is not tracked (twice, or after the partition was revoked) is
 //!   ignored.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::graph::sync::Lock;
+use crate::window::keyhash::KeyMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -166,8 +167,10 @@ pub(crate) struct Assignment {
     parts: Lock<ByTopic>,
 }
 
-/// Partitions by topic, then number (a topic is looked up by `&str`).
-type ByTopic = HashMap<Arc<str>, HashMap<i32, Arc<Partition>>>;
+/// Partitions by topic, then number (a topic is looked up by `&str`). Every message read
+/// looks its partition up here, so the maps use the same cheap hasher as the window key maps
+/// (topic names and partition numbers come from the broker, not from an adversary).
+type ByTopic = KeyMap<Arc<str>, KeyMap<i32, Arc<Partition>>>;
 
 impl Assignment {
     /// Starts tracking a newly assigned partition (a fresh state if it was assigned before).
@@ -217,7 +220,7 @@ impl Assignment {
     pub(crate) fn positions(&self, all: bool) -> Vec<(Arc<str>, i32, i64)> {
         let parts = self.parts.lock();
         let mut out = Vec::new();
-        for part in parts.values().flat_map(HashMap::values) {
+        for part in parts.values().flat_map(KeyMap::values) {
             let mut offsets = part.offsets.lock();
             let pos = if all {
                 let c = offsets.committable();
@@ -247,7 +250,7 @@ impl Assignment {
         self.parts
             .lock()
             .values()
-            .flat_map(HashMap::values)
+            .flat_map(KeyMap::values)
             .map(|p| p.offsets.lock().in_flight())
             .sum()
     }

@@ -1124,7 +1124,11 @@ impl Reader {
         let wait = self.linger_until.map_or(TICK, |t| {
             t.saturating_duration_since(Instant::now()).min(TICK)
         });
+        // `biased`: a message that is ready is taken without polling the other branches,
+        // so a busy source registers no timer and no waiter per message. The caller checks
+        // for a stop between messages.
         let received = tokio::select! {
+            biased;
             r = consumer.recv() => r.map(|m| {
                 let topic = self.topic(m.topic());
                 Message::from_kafka(&m, topic)

@@ -127,7 +127,7 @@ pub mod clock;
 mod count;
 mod emitters;
 mod hopping;
-mod keyhash;
+pub(crate) mod keyhash;
 mod late;
 mod operator;
 mod processing;
