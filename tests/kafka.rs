@@ -356,6 +356,81 @@ async fn an_undeliverable_record_goes_to_the_error_output_with_its_token() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_over_the_size_limit_goes_to_the_error_output_saying_what_to_change() {
+    let topic = unique("oversize");
+    create_topic(&topic, 1).await;
+    let source = Source::new();
+    let t = topic.clone();
+    let sink = source
+        .to_kafka(
+            ProducerConfig::new(&brokers()).set("message.max.bytes", "10000"),
+            move |n: usize| Record::to(&t).key("k").payload(vec![b'x'; n]),
+        )
+        .unwrap();
+    let dead = sink.errors().sink_to_vec();
+    let (acks, seen) = tokens(3);
+    for (n, ack) in [10, 50_000, 20].into_iter().zip(acks) {
+        source.emit_with_ack(n, ack).await.unwrap();
+    }
+    timeout(Duration::from_secs(30), source.close())
+        .await
+        .expect("close did not finish")
+        .unwrap();
+    let dead = dead.snapshot();
+    assert_eq!(dead.len(), 1, "only the oversize record is refused");
+    assert_eq!(
+        dead[0].record().payload_bytes().map(<[u8]>::len),
+        Some(50_000)
+    );
+    let why = dead[0].error();
+    assert!(
+        why.contains("50001 bytes") && why.contains("message.max.bytes is 10000"),
+        "{why}"
+    );
+    // The records on either side of it were delivered, in order.
+    let got = read_all(&topic, 1, 2);
+    let sizes: Vec<usize> = got[0].iter().map(|(_, v)| v.len()).collect();
+    assert_eq!(sizes, [10, 20]);
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort_by_key(|(i, _)| *i);
+    assert!(
+        seen.iter().all(|(_, o)| o.is_done()),
+        "all handled: {seen:?}"
+    );
+    assert_eq!(seen.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_over_the_size_limit_with_no_error_output_makes_close_say_what_to_change() {
+    let topic = unique("oversize");
+    create_topic(&topic, 1).await;
+    let source = Source::new();
+    let t = topic.clone();
+    let _sink = source
+        .to_kafka(ProducerConfig::new(&brokers()), move |n: usize| {
+            Record::to(&t).payload(vec![b'x'; n])
+        })
+        .unwrap();
+    let (mut acks, seen) = tokens(1);
+    source
+        .emit_with_ack(2_000_000, acks.pop().unwrap())
+        .await
+        .unwrap();
+    let closed = timeout(Duration::from_secs(30), source.close())
+        .await
+        .expect("close did not finish");
+    assert!(
+        matches!(&closed, Err(Error::Failed { node, message })
+            if node == "to_kafka" && message.contains("2000000 bytes")
+                && message.contains("message.max.bytes is 1000000")),
+        "{closed:?}"
+    );
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1);
+    assert!(!seen[0].1.is_done(), "a refused record is not done");
+}
+
 /// Outcomes of tokens, by element number.
 type Outcomes = Arc<std::sync::Mutex<Vec<(usize, Outcome)>>>;
 

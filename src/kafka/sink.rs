@@ -163,6 +163,19 @@ impl Record {
         self.payload.as_deref()
     }
 
+    /// Bytes of key, payload and headers (names and values): what counts against the
+    /// producer's size limit, less its framing.
+    fn size(&self) -> usize {
+        let field = |f: &Option<Vec<u8>>| f.as_ref().map_or(0, Vec::len);
+        field(&self.key)
+            + field(&self.payload)
+            + self
+                .headers
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>()
+    }
+
     fn future_record(&self) -> FutureRecord<'_, [u8], [u8]> {
         let mut r = FutureRecord::to(&self.topic);
         if let Some(k) = &self.key {
@@ -489,6 +502,12 @@ impl<T: Item> Stream<T> {
         F: Fn(T) -> Record + Send + Sync + 'static,
     {
         let rt = runtime("to_kafka");
+        // librdkafka's default limit when the user sets none.
+        let max_bytes: Arc<str> = config
+            .config
+            .get("message.max.bytes")
+            .unwrap_or("1000000")
+            .into();
         let producer: FutureProducer = config
             .config
             .create()
@@ -533,7 +552,7 @@ impl<T: Item> Stream<T> {
                     futures_util::future::Either::Left(Some((x, acks))) => {
                         let built = std::panic::catch_unwind(AssertUnwindSafe(|| record(x)));
                         match built {
-                            Ok(rec) => match send(&producer, rec, acks).await {
+                            Ok(rec) => match send(&producer, max_bytes.clone(), rec, acks).await {
                                 Ok(delivery) => in_flight.push(delivery),
                                 Err((err, rec, acks)) => {
                                     undelivered(&worker.op.errors, &t, &worker, rec, err, acks)
@@ -574,6 +593,7 @@ impl<T: Item> Stream<T> {
 /// Returns the record back with the error when it cannot be queued at all.
 async fn send(
     producer: &FutureProducer,
+    max_bytes: Arc<str>,
     rec: Record,
     acks: Acks,
 ) -> Result<Delivery, (String, Record, Acks)> {
@@ -584,7 +604,7 @@ async fn send(
                 return Ok(Box::pin(async move {
                     let result = match delivery.await {
                         Ok(Ok(_)) => Ok(()),
-                        Ok(Err((e, _))) => Err(e.to_string()),
+                        Ok(Err((e, _))) => Err(reason(&e, &rec, &max_bytes)),
                         Err(_) => Err("the producer was dropped before delivery".to_string()),
                     };
                     (result, rec, acks)
@@ -595,8 +615,26 @@ async fn send(
                 // moment and retry. Nothing is dropped.
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
-            Err((e, _)) => return Err((e.to_string(), rec, acks)),
+            Err((e, _)) => {
+                let why = reason(&e, &rec, &max_bytes);
+                return Err((why, rec, acks));
+            }
         }
+    }
+}
+
+/// Why `rec` was not delivered, in words that say what to change where librdkafka's own
+/// message does not (a record over the size limit, refused by the client or by the broker).
+fn reason(e: &KafkaError, rec: &Record, max_bytes: &str) -> String {
+    match e.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::MessageSizeTooLarge) => format!(
+            "{e}: the record is {} bytes (key, payload and headers) and the producer's \
+             message.max.bytes is {max_bytes}; send smaller records, or raise \
+             message.max.bytes on the ProducerConfig and max.message.bytes on the topic {:?}",
+            rec.size(),
+            rec.topic
+        ),
+        _ => e.to_string(),
     }
 }
 
