@@ -30,6 +30,13 @@
 //! - Startup of a source: `run` fails within
 //!   [`startup_timeout`](KafkaSourceBuilder::startup_timeout) (default 30 s) when the brokers
 //!   do not answer or a topic or partition does not exist.
+//! - A topic deleted while a source reads it: once the consumer reports it unknown (at a
+//!   failed fetch or the next metadata refresh, `topic.metadata.refresh.interval.ms`) and it
+//!   stays missing for the startup timeout, `run` commits what is done and fails naming it.
+//!   (Some brokers answer such a fetch with a malformed metadata entry that crashes
+//!   librdkafka 2.12.1 first; the process dies and, on restart, nothing done is lost.)
+//! - Size of a record: one over the producer's `message.max.bytes` (default 1,000,000
+//!   bytes) goes to the sink's error output with its size and the limit.
 //! - Delivery of a sink: a record that cannot be delivered fails after `message.timeout.ms`
 //!   (default 30 s), so `close()` returns within about that time after the last emit.
 //! - Stop of a source: the graph drains, dead-letter writes are flushed (at most 60 s), then

@@ -57,6 +57,9 @@ use crate::{Ack, Emit, Error, Item, Outcome, Source, Stream};
 /// partitions are paused, and notices a stop request.
 const TICK: Duration = Duration::from_millis(200);
 
+/// How often the metadata is asked whether an input the consumer reported unknown is back.
+const MISSING_CHECK: Duration = Duration::from_secs(1);
+
 /// The consumer context: keeps the assignment tracker in step with rebalances and commits the
 /// positions of revoked partitions before they go to another member.
 struct Context {
@@ -275,7 +278,10 @@ impl KafkaSourceBuilder {
 
     /// How long [`run`](KafkaSource::run) may take to reach the brokers and find every topic
     /// and partition it reads (default 30 s). Past it, `run` fails naming the brokers or the
-    /// missing topic, instead of waiting for them forever.
+    /// missing topic, instead of waiting for them forever. The same bound applies while
+    /// running: a topic or partition the consumer reports unknown (deleted while being read)
+    /// and still missing from the metadata after this long ends `run` with an error naming
+    /// it, once what was done is committed.
     ///
     /// ```
     /// use std::time::Duration;
@@ -657,7 +663,8 @@ impl<T: Item> KafkaSource<T> {
     /// panic as [`Error::Panicked`]. Fails with [`Error::NotRunnable`] when the source is
     /// already being run, and with [`Error::Failed`] when, within the
     /// [startup timeout](KafkaSourceBuilder::startup_timeout), the brokers do not answer or a
-    /// topic or partition to read does not exist.
+    /// topic or partition to read does not exist, or when one is deleted while being read and
+    /// stays missing for that long.
     ///
     /// ```
     /// use brooklet::{Error, kafka::KafkaSource};
@@ -757,6 +764,28 @@ impl<T: Item> KafkaSource<T> {
                 && let Some(r) = self.emit_batch(&mut reader, consumer, &mut batch).await
             {
                 return r;
+            }
+            if let Some(since) = reader.missing_since
+                && reader.last_check.elapsed() >= MISSING_CHECK
+            {
+                reader.last_check = Instant::now();
+                match self.input_now(consumer).await {
+                    Some(None) => reader.missing_since = None,
+                    Some(Some(what)) if since.elapsed() >= self.shared.startup_timeout => {
+                        return Err(failed(
+                            "kafka_source",
+                            format!(
+                                "{what} on the brokers {} any more (missing for over {:?}, the \
+                                 startup timeout): was it deleted while being read? Recreate \
+                                 it, or stop reading it; what was done before is committed",
+                                self.shared.brokers, self.shared.startup_timeout
+                            ),
+                        ));
+                    }
+                    // Still missing but not for long yet, or the brokers did not answer
+                    // (a broker restart is waited out, not an error).
+                    _ => {}
+                }
             }
             let Some((msg, part)) = reader.next(self, consumer).await else {
                 continue;
@@ -965,6 +994,24 @@ impl<T: Item> KafkaSource<T> {
         }
     }
 
+    /// One look at the metadata of the input: `Some(None)` when every topic and partition to
+    /// read exists, `Some(Some(what))` naming one that does not, `None` when the brokers did
+    /// not answer within a tick.
+    async fn input_now(&self, consumer: &Arc<StreamConsumer<Context>>) -> Option<Option<String>> {
+        let c = consumer.clone();
+        let topics = self.topics();
+        let fetched = tokio::task::spawn_blocking(move || {
+            topics
+                .iter()
+                .map(|t| c.fetch_metadata(Some(t), MISSING_CHECK))
+                .collect::<KafkaResult<Vec<_>>>()
+        })
+        .await
+        .ok()?
+        .ok()?;
+        Some(self.missing_input(&fetched))
+    }
+
     /// The topics to read, each once; subscription patterns (`^...`) are left out, as they
     /// may match nothing yet.
     fn topics(&self) -> Vec<String> {
@@ -1060,6 +1107,11 @@ struct Reader {
     pause_after: Duration,
     last_commit: Instant,
     last_warning: Option<Instant>,
+    /// Since when the consumer has reported a topic or partition to read as unknown (a topic
+    /// deleted while being read), until the metadata shows it again.
+    missing_since: Option<Instant>,
+    /// When the metadata was last asked whether a missing input is back.
+    last_check: Instant,
     topics: Vec<Arc<str>>,
     /// When the batch being gathered must be emitted, full or not.
     linger_until: Option<Instant>,
@@ -1078,6 +1130,8 @@ impl Reader {
             pause_after,
             last_commit: Instant::now(),
             last_warning: None,
+            missing_since: None,
+            last_check: Instant::now(),
             topics: Vec::new(),
             linger_until: None,
         }
@@ -1142,6 +1196,16 @@ impl Reader {
                 None => Polled::Nothing,
             },
             Err(e) => {
+                if matches!(
+                    e.rdkafka_error_code(),
+                    Some(
+                        RDKafkaErrorCode::UnknownTopicOrPartition
+                            | RDKafkaErrorCode::UnknownTopic
+                            | RDKafkaErrorCode::UnknownPartition
+                    )
+                ) {
+                    self.missing_since.get_or_insert_with(Instant::now);
+                }
                 self.warn(&e);
                 Polled::Nothing
             }
@@ -1235,6 +1299,67 @@ mod tests {
         assert!(
             err.to_string().contains("cannot create the consumer"),
             "{err}"
+        );
+    }
+
+    /// A topic that disappears while being read (deleted). The mock cluster stands in for a
+    /// broker here: librdkafka 2.12.1 crashes in its metadata cache when the project's test
+    /// broker deletes a topic that is being read, before the source can see anything.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_topic_gone_while_being_read_ends_run_with_an_error_naming_it() {
+        use rdkafka::mocking::MockCluster;
+        use rdkafka::producer::{FutureProducer, FutureRecord};
+        use rdkafka::types::RDKafkaRespErr;
+
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("readings", 2, 1).unwrap();
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", cluster.bootstrap_servers())
+            .create()
+            .unwrap();
+        for i in 0..10 {
+            let payload = i.to_string();
+            producer
+                .send(
+                    FutureRecord::to("readings").key("k").payload(&payload),
+                    Duration::from_secs(10),
+                )
+                .await
+                .unwrap();
+        }
+        let source = KafkaSource::builder(&cluster.bootstrap_servers(), "g")
+            .topic("readings")
+            // The mock cluster's group never assigns below 3000 ms.
+            .set("session.timeout.ms", "3000")
+            .set("heartbeat.interval.ms", "500")
+            .set("topic.metadata.refresh.interval.ms", "500")
+            .startup_timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        let seen = source.sink_to_vec();
+        let run = tokio::spawn(source.run());
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while seen.snapshot().len() < 10 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("every message read");
+        cluster
+            .topic_error(
+                "readings",
+                RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
+            )
+            .unwrap();
+        let result = tokio::time::timeout(Duration::from_secs(60), run)
+            .await
+            .expect("run did not end after its topic went away")
+            .unwrap();
+        assert!(
+            matches!(&result, Err(Error::Failed { node, message }) if node == "kafka_source"
+                && message.contains("topic readings does not exist")
+                && message.contains("deleted while being read")),
+            "{result:?}"
         );
     }
 
