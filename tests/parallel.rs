@@ -145,22 +145,52 @@ async fn in_flight_and_running_never_exceed_their_bounds() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn default_bound_is_twice_the_workers() {
-    let in_flight = Arc::new(Peak::default());
-    let seen = in_flight.clone();
+async fn default_bound_is_twice_the_workers_and_at_least_32() {
+    for (workers, bound) in [(2, 32), (20, 40)] {
+        let in_flight = Arc::new(Peak::default());
+        let seen = in_flight.clone();
+        let source = Source::new();
+        let _out = source
+            .par_map(workers, |x: u64| {
+                work(x, 200);
+                x
+            })
+            .sink(move |_| seen.leave());
+        for x in 0..200 {
+            in_flight.enter();
+            source.emit(x).await.unwrap();
+        }
+        source.close().await.unwrap();
+        assert_eq!(in_flight.max(), bound, "{workers} workers");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_push_results_downstream_inside_the_runtime() {
+    // The synchronous nodes behind the pool run on the worker that finished the element, and
+    // a node that needs the runtime there (a delay starts a timer) finds it.
+    let threads = Arc::new(Mutex::new(HashSet::new()));
+    let names = threads.clone();
     let source = Source::new();
-    let _out = source
-        .par_map(2, |x: u64| {
-            work(x, 200);
+    let out = source
+        .par_map(2, |x: u64| x + 1)
+        .map(move |x| {
+            let name = std::thread::current().name().map(str::to_string);
+            names.lock().unwrap().insert(name.unwrap_or_default());
             x
         })
-        .sink(move |_| seen.leave());
+        .delay(Duration::from_millis(1))
+        .sink_to_vec();
     for x in 0..100 {
-        in_flight.enter();
         source.emit(x).await.unwrap();
     }
     source.close().await.unwrap();
-    assert_eq!(in_flight.max(), 4);
+    assert_eq!(out.snapshot(), (1..=100).collect::<Vec<_>>());
+    let threads = threads.lock().unwrap();
+    assert!(
+        threads.iter().all(|n| n.starts_with("par_map-")),
+        "pushed from {threads:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -187,8 +217,17 @@ async fn a_panic_is_reported_and_later_elements_flow() {
     assert_eq!(out.snapshot(), expected);
     assert_eq!(node.metrics().errors, 5);
     assert!(!errors.is_empty(), "a panic on a worker is never lost");
+    // Panics that come before the producer's next `emit` are reported together.
+    let reported: usize = errors
+        .iter()
+        .map(|e| match e {
+            Error::Several { more, .. } => 1 + more,
+            _ => 1,
+        })
+        .sum();
+    assert_eq!(reported, 5, "{errors:?}");
     for e in &errors {
-        match e {
+        match e.first() {
             Error::Panicked { node, message } => {
                 assert_eq!(node, "par_map");
                 assert!(message.starts_with("bad element"), "{message}");

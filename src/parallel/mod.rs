@@ -5,23 +5,24 @@
 //! is [`Stream::par_map`](crate::Stream::par_map). The function runs on a pool of dedicated
 //! threads (so heavy work never starves the runtime's timers), the results come back in input
 //! order through a reorder buffer (or as they finish, with
-//! [`par_map_unordered`](crate::Stream::par_map_unordered)), and they are pushed downstream from
-//! a task on the ambient tokio runtime. [`Stream::map_async`](crate::Stream::map_async) does
-//! the same for functions that return futures. [`try_par_map`](crate::Stream::try_par_map)
+//! [`par_map_unordered`](crate::Stream::par_map_unordered)), and the worker that finished one
+//! pushes it downstream (a push that must wait is awaited by a task on the ambient tokio
+//! runtime). [`Stream::map_async`](crate::Stream::map_async) does the same for functions that
+//! return futures. [`try_par_map`](crate::Stream::try_par_map)
 //! routes `Err` results to an error stream.
 //!
 //! Invariants:
-//! - **Bounded** (2): at most [`ParMap::in_flight`] elements are in flight (accepted, not yet
+//! - **Bounded**: at most [`ParMap::in_flight`] elements are in flight (accepted, not yet
 //!   accepted downstream) while producers await `emit`; the push that fills the node makes its
 //!   `emit` pend. Nothing is dropped and no thread blocks: the element is always accepted.
-//! - **No lock across a push** (3): the pool's and inbox's locks only guard queue operations;
-//!   the task pushes downstream with no lock held.
-//! - **Errors are never lost** (6): a panic in the function is caught on the worker, which
+//! - **No lock across a push**: the pool's, turn's and inbox's locks only guard queue
+//!   operations; whichever thread pushes downstream (one at a time) holds no lock then.
+//! - **Errors are never lost**: a panic in the function is caught on the worker, which
 //!   lives on (the pool never shrinks), and is reported on the next `emit` or by `close()`.
-//! - **At-least-once** (7): an element's tokens travel with it to the worker and back, and are
+//! - **At-least-once**: an element's tokens travel with it to the worker and back, and are
 //!   dropped only after its result (or error record) has been accepted downstream, whatever
 //!   order results complete in.
-//! - **Lifetimes** (5): `close()` waits for all work in flight; when every source handle is
+//! - **Lifetimes**: `close()` waits for all work in flight; when every source handle is
 //!   dropped, the pool's job channel closes, the workers finish what is queued and exit, and
 //!   the task ends its targets and stops. Nothing outlives the graph.
 //!

@@ -14,7 +14,8 @@
 /// assert_eq!(options.workers(), 4);
 /// assert_eq!(options.in_flight(), 16);
 /// assert!(!options.is_ordered());
-/// assert_eq!(ParMap::new(3).in_flight(), 6); // default: 2 × workers
+/// assert_eq!(ParMap::new(3).in_flight(), 32); // default: 2 × workers, at least 32
+/// assert_eq!(ParMap::new(20).in_flight(), 40);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParMap {
@@ -24,7 +25,13 @@ pub struct ParMap {
 }
 
 impl ParMap {
-    /// `workers` threads, at most `2 × workers` elements in flight, outputs in input order.
+    /// `workers` threads, at most `2 × workers` elements in flight but never fewer than 32,
+    /// outputs in input order.
+    ///
+    /// Why at least 32: with room for only a few, the producer waits for nearly every result
+    /// and must be woken for each, which costs a worker several microseconds per element; with
+    /// 32 it is woken once per 16 results, and each worker still has queued work. Set a lower
+    /// bound with [`max_in_flight`](Self::max_in_flight) when elements are large.
     ///
     /// # Panics
     ///
@@ -43,7 +50,7 @@ impl ParMap {
         );
         ParMap {
             workers,
-            in_flight: workers.saturating_mul(2),
+            in_flight: workers.saturating_mul(2).max(32),
             ordered: true,
         }
     }
@@ -90,7 +97,7 @@ impl ParMap {
     ///
     /// ```
     /// use brooklet::parallel::ParMap;
-    /// assert_eq!(ParMap::new(1).in_flight(), 2);
+    /// assert_eq!(ParMap::new(1).in_flight(), 32);
     /// ```
     pub fn in_flight(&self) -> usize {
         self.in_flight

@@ -2,20 +2,36 @@
 //! work, ordered (or unordered) output and at-least-once tokens.
 //!
 //! Data path: `emit` → [`ParMapOp::on_input`] counts the element in the [`Gate`] and sends it,
-//! with its tokens, to the [`Pool`] → a worker runs the function → the result lands in the
-//! pool's inbox → the node's task (on the ambient tokio runtime) puts it through the reorder
-//! buffer and pushes it downstream, awaiting each push → only then does the element leave the
-//! gate and its tokens drop.
+//! with its tokens, to the [`Pool`] → a worker runs the function → the worker puts the result
+//! in the [`Turn`] and, unless another thread holds the turn, takes it and pushes every result
+//! that is next in order downstream itself → the element leaves the gate and its tokens drop.
+//! A push that must wait (a downstream node over its bound) is handed, with the turn, to the
+//! node's task on the tokio runtime, which awaits it and goes on pushing.
+//!
+//! Why the workers push: handing each result to a task on another thread costs that thread's
+//! wake-up, which on a virtual machine takes several microseconds of the worker's own time per
+//! result, and a core for the forwarding thread that the workers then lack.
+//!
+//! Invariants:
+//! - **One pusher.** At most one thread (a worker or the task) pushes downstream at a time:
+//!   the one that set `Turn::pushing`. It pops and pushes until nothing is ready, and clears
+//!   the flag under the same lock under which it found nothing, so a result put in the turn is
+//!   always pushed, by the thread that put it or by the pusher it found there.
+//! - **Order.** In ordered mode a result is ready only when every earlier one has left (the
+//!   reorder buffer, keyed by the pool's dense sequence numbers); unordered, in arrival order.
+//! - **Backpressure.** The pusher awaits (through the task) a push that pends before it pushes
+//!   the next one, exactly as a producer awaits `emit`.
 
 use std::sync::Arc;
 
 use super::gate::{Gate, OpenOnDrop};
 use super::options::ParMap;
-use super::pool::{Done, Pool};
+use super::pool::{Done, Failable, Inbox, Pool};
 use super::reorder::Reorder;
-use crate::Error;
-use crate::graph::task::{Detach, Task, end_targets, forward, runtime};
+use crate::graph::sync::Lock;
+use crate::graph::task::{Detach, Task, end_targets, forward_finish, forward_start, runtime};
 use crate::graph::{Cx, Input, Operator, Outputs, Room};
+use crate::{Emit, Error};
 use crate::{Fallible, Item, Stream};
 
 pub(crate) struct ParMapOp<T, U> {
@@ -53,7 +69,7 @@ impl<T: Send + 'static, U: Item> Input<0> for ParMapOp<T, U> {
     #[inline]
     fn on_input(&self, x: T, _out: &Outputs<U>, cx: &mut Cx) {
         self.task.report(cx);
-        // Counted before it is sent, so the task never sees it leave before it entered.
+        // Counted before it is sent, so it never leaves before it entered.
         let full = self.gate.add();
         match self.pool.submit(x, cx.acks.clone()) {
             Ok(()) if full => self.gate.wait(cx),
@@ -76,41 +92,117 @@ impl<T: Send + 'static, U: Item> Detach for ParMapOp<T, U> {
     }
 }
 
-/// Routes one finished element: its result downstream, its panic to the task's failure slot.
-/// Then the element leaves the gate and its tokens drop.
-async fn deliver<U: Item>(out: &Outputs<U>, task: &Task, gate: &Gate, d: Done<U>) {
-    match d.out {
-        Ok(y) => forward(out, task, y, d.acks).await,
-        Err(payload) => {
-            out.errors.inc_exact();
-            let error = task.panicked_here(&*payload);
-            d.acks.fail(&error);
-            task.fail(error);
-            drop(d.acks);
+/// Finished results waiting for their turn downstream (see the module invariants).
+struct Turn<U> {
+    ready: Reorder<Done<U>>,
+    /// Arrivals so far: the key of an unordered result, which is ready on arrival.
+    arrivals: u64,
+    /// A thread is pushing: it will push what is put here meanwhile.
+    pushing: bool,
+    /// Set when the node's task died: results are failed instead of pushed.
+    fault: Option<Error>,
+}
+
+/// A push that pends, handed with the turn from a worker to the node's task.
+struct Handoff(Emit);
+
+impl Failable for Handoff {
+    fn fail(&self, _error: &Error) {
+        // Its element was accepted downstream and its tokens went with it; the gate, failed
+        // at the same time, releases the waiting producers.
+    }
+}
+
+/// What the workers and the task share to push results downstream.
+struct Pusher<T: Send + 'static, U: Item> {
+    turn: Lock<Turn<U>>,
+    node: Arc<crate::graph::Node<ParMapOp<T, U>>>,
+    task: Arc<Task>,
+    gate: Arc<Gate>,
+    inbox: Arc<Inbox<Handoff>>,
+    ordered: bool,
+}
+
+impl<T: Send + 'static, U: Item> Pusher<T, U> {
+    /// A worker's result: into the turn, and pushed now if no other thread is pushing.
+    fn finish(&self, d: Done<U>) {
+        let first = {
+            let mut t = self.turn.lock();
+            if let Some(error) = &t.fault {
+                // Nobody will deliver it.
+                d.acks.fail(error);
+                drop(t);
+                self.gate.leave();
+                return;
+            }
+            let key = if self.ordered {
+                d.seq
+            } else {
+                t.arrivals += 1;
+                t.arrivals - 1
+            };
+            t.ready.insert(key, d);
+            if t.pushing {
+                return;
+            }
+            t.pushing = true;
+            // Taken under the same lock: a worker that finds the turn free pays one lock
+            // to take its result and one to give the turn back.
+            t.ready.pop()
+        };
+        if let Some(emit) = self.push_ready(first) {
+            self.inbox.put(Handoff(emit));
         }
     }
-    gate.leave();
-}
 
-/// What the task holds between the inbox and downstream. If the task is dropped before it
-/// delivered it all (its runtime shut down), the elements' tokens fail.
-struct Held<U> {
-    batch: Vec<Done<U>>,
-    reorder: Reorder<Done<U>>,
-    task: Arc<Task>,
-}
-
-impl<U> Drop for Held<U> {
-    fn drop(&mut self) {
-        if self.batch.is_empty() && self.reorder.is_empty() {
-            return;
+    /// Pushes `first` (already taken from the turn), then results downstream while the next
+    /// one is ready, holding the turn. Returns with the turn given up once none is ready, or,
+    /// still holding it, with the wait of a push that pends: the caller awaits it, lets its
+    /// element leave the gate, and calls again.
+    fn push_ready(&self, mut first: Option<Done<U>>) -> Option<Emit> {
+        let out = &self.node.out;
+        loop {
+            let d = match first.take() {
+                Some(d) => d,
+                None => {
+                    let mut t = self.turn.lock();
+                    match t.ready.pop() {
+                        Some(d) => d,
+                        None => {
+                            t.pushing = false;
+                            return None;
+                        }
+                    }
+                }
+            };
+            match d.out {
+                Ok(y) => {
+                    if let Some(emit) = forward_start(out, &self.task, y, d.acks) {
+                        return Some(emit);
+                    }
+                }
+                Err(payload) => {
+                    out.errors.inc_exact();
+                    let error = self.task.panicked_here(&*payload);
+                    d.acks.fail(&error);
+                    self.task.fail(error);
+                    drop(d.acks);
+                }
+            }
+            self.gate.leave();
         }
-        let error = self.task.death().unwrap_or_else(|| Error::Failed {
-            node: "par_map".to_string(),
-            message: "the node's task stopped before it delivered the element".to_string(),
-        });
-        for d in self.batch.drain(..).chain(self.reorder.drain_all()) {
-            d.acks.fail(&error);
+    }
+
+    /// The node's task died: what waits in the turn, and every result after, fails.
+    fn kill(&self, error: &Error) {
+        let lost: Vec<Done<U>> = {
+            let mut t = self.turn.lock();
+            t.fault = Some(error.clone());
+            t.ready.drain_all().collect()
+        };
+        for d in lost {
+            d.acks.fail(error);
+            self.gate.leave();
         }
     }
 }
@@ -123,7 +215,8 @@ where
     F: Fn(T) -> U + Send + Sync + 'static,
 {
     let rt = runtime(kind);
-    let (pool, inbox) = Pool::start(options.workers(), kind, f);
+    let (pool, workers) = Pool::new();
+    let inbox = Inbox::new(options.workers());
     let gate = Gate::new(options.in_flight());
     let task = Task::new(kind);
     let node = up.then_detachable(
@@ -136,44 +229,65 @@ where
         },
     );
     task.bind(node.clone());
+    let pusher = Arc::new(Pusher {
+        turn: Lock::new(Turn {
+            ready: Reorder::new(),
+            arrivals: 0,
+            pushing: false,
+            fault: None,
+        }),
+        node: node.clone(),
+        task: task.clone(),
+        gate: gate.clone(),
+        inbox: inbox.clone(),
+        ordered: options.is_ordered(),
+    });
     {
-        // If the task dies (its runtime shut down), nothing will deliver what the pool holds:
-        // close the pool, fail its results, and release the waiting pushes with the failure.
+        // If the task dies (its runtime shut down), nothing will await a pending push: close
+        // the pool, fail what waits and what comes, and release the waiting pushes with the
+        // failure.
         let (inbox, gate, node) = (inbox.clone(), gate.clone(), Arc::downgrade(&node));
+        let pusher = Arc::downgrade(&pusher);
         task.on_death(move |e| {
             if let Some(node) = node.upgrade() {
                 node.op.pool.close();
+            }
+            if let Some(pusher) = pusher.upgrade() {
+                pusher.kill(e);
             }
             inbox.kill(e);
             gate.kill(e);
         });
     }
-    let ordered = options.is_ordered();
-    let worker = node.clone();
+    let finishing = pusher.clone();
+    workers.start(
+        options.workers(),
+        kind,
+        &rt,
+        f,
+        move |d| finishing.finish(d),
+        &inbox,
+    );
     let t = task.clone();
     task.spawn(&rt, async move {
-        let _open = OpenOnDrop(gate.clone());
-        let out = &worker.out;
-        let mut held = Held {
-            batch: Vec::new(),
-            reorder: Reorder::new(),
-            task: t.clone(),
-        };
-        let Held { batch, reorder, .. } = &mut held;
-        while inbox.take(batch).await {
-            for d in batch.drain(..) {
-                if ordered {
-                    reorder.insert(d.seq, d);
-                    while let Some(d) = reorder.pop() {
-                        deliver(out, &t, &gate, d).await;
+        let _open = OpenOnDrop(pusher.gate.clone());
+        let mut batch = Vec::new();
+        while inbox.take(&mut batch).await {
+            for Handoff(emit) in batch.drain(..) {
+                // This task holds the turn now: await the push, then go on pushing.
+                let mut emit = emit;
+                loop {
+                    forward_finish(&t, emit).await;
+                    pusher.gate.leave();
+                    match pusher.push_ready(None) {
+                        Some(next) => emit = next,
+                        None => break,
                     }
-                } else {
-                    deliver(out, &t, &gate, d).await;
                 }
             }
         }
         tracing::debug!(kind, "worker pool stopped");
-        end_targets(out, &t).await;
+        end_targets(&pusher.node.out, &t).await;
     });
     Stream::from_node(node)
 }
@@ -183,10 +297,12 @@ impl<T: Item> Stream<T> {
     ///
     /// For functions too heavy for the stream's own thread: a model scored on every window, an
     /// image decoded per message. The threads are the pool's own, not the tokio runtime's, so
-    /// heavy work never delays timers. At most `2 × workers` elements are in flight (see
-    /// [`ParMap`]); past that `emit` pends until half of them have been accepted downstream. Results
-    /// are pushed downstream from a task on the ambient tokio runtime, one at a time, awaiting
-    /// each push, so a slow consumer slows the producer down through the node.
+    /// heavy work never delays timers. At most `2 × workers` elements, and at least 32, are in
+    /// flight (see [`ParMap`]); past that `emit` pends until half of them have been accepted
+    /// downstream. Each result is pushed downstream, in order and one at a time, by the worker
+    /// that finished it (so synchronous nodes downstream run on that thread, inside the
+    /// runtime's context); a push that must wait is awaited by a task on the ambient tokio
+    /// runtime before the next one, so a slow consumer slows the producer down through the node.
     ///
     /// A panic in `f` is caught on the worker (which lives on), counted in the node's `errors`,
     /// and reported on the next `emit` or by `close()`; the other elements still flow.

@@ -1,19 +1,22 @@
-//! The worker pool: dedicated OS threads that run the user's function, and the inbox their
-//! results come back through.
+//! The worker pool: dedicated OS threads that run the user's function and hand each result
+//! on, and the inbox through which they reach the node's task.
 //!
 //! Heavy functions run on their own threads, not on the tokio runtime, so a model that takes
 //! a second per window never delays a timer or another task. Jobs travel to the workers over a
-//! crossbeam channel; results come back through an [`Inbox`] that the node's task drains in
-//! batches, so a burst of finished results costs one task wake-up, not one per result.
+//! crossbeam channel; a worker hands each result to the node's `finish` callback on its own
+//! thread (inside the runtime's context), which pushes it downstream when it can, so a result
+//! costs no wake-up of another thread. What must wait goes through an [`Inbox`] that the node's
+//! task drains in batches.
 //!
 //! Invariants:
-//! - Every job submitted produces exactly one result in the inbox, even when the function
-//!   panics (the panic is caught and travels as the result), so a worker never dies of a panic
-//!   and the pool never shrinks.
+//! - Every job submitted produces exactly one call of `finish`, even when the function panics
+//!   (the panic is caught and travels as the result), so a worker never dies of a panic and
+//!   the pool never shrinks.
 //! - Sequence numbers are handed out under the same lock as the send, densely from 0, so the
 //!   reorder buffer never waits for a number that was not sent.
-//! - Closing the pool drops the only job sender: workers finish what is queued, then exit, and
-//!   the last one to exit tells the inbox, which then reports the end once it is empty.
+//! - Closing the pool drops the only job sender: workers finish what is queued (each `finish`
+//!   returns before its worker takes the next job), then exit, and the last one to exit tells
+//!   the inbox, which then reports the end once it is empty.
 //! - Waiting costs no wake-up when the other side answers fast: a worker polls the job queue
 //!   briefly before it blocks (by yielding its core when the pool fills every core, so the thread
 //!   it waits for can run), the task yields to the runtime a few times before it parks, and a
@@ -51,42 +54,25 @@ struct Jobs<T> {
     next: u64,
 }
 
-/// The submitting end of a running pool.
+/// The submitting end of a pool.
 pub(crate) struct Pool<T> {
     jobs: Lock<Jobs<T>>,
 }
 
+/// The receiving end of a pool, until [`Workers::start`] hands it to the threads.
+pub(crate) struct Workers<T>(Receiver<Job<T>>);
+
 impl<T: Send + 'static> Pool<T> {
-    /// Starts `workers` threads named after `kind`, each running `f` on the jobs it takes.
-    pub(crate) fn start<R, F>(workers: usize, kind: &str, f: F) -> (Pool<T>, Arc<Inbox<Done<R>>>)
-    where
-        F: Fn(T) -> R + Send + Sync + 'static,
-        R: Send + 'static,
-    {
+    /// A pool with no threads yet: jobs submitted queue until [`Workers::start`].
+    pub(crate) fn new() -> (Pool<T>, Workers<T>) {
         let (tx, rx) = crossbeam_channel::unbounded();
-        let inbox = Inbox::new(workers);
-        let f = Arc::new(f);
-        // Workers that fill every core must not poll by spinning: the thread they wait for
-        // (the node's task, or the producer) would then have no core to run on.
-        let polite = workers >= thread::available_parallelism().map_or(1, |n| n.get());
-        for i in 0..workers {
-            let (rx, f, inbox) = (rx.clone(), f.clone(), inbox.clone());
-            thread::Builder::new()
-                .name(format!("{kind}-{i}"))
-                .spawn({
-                    let span = tracing::info_span!("node", kind, worker = i);
-                    move || span.in_scope(|| work(rx, f, inbox, polite))
-                })
-                .unwrap_or_else(|e| panic!("`{kind}`: could not start a worker thread: {e}"));
-        }
-        tracing::debug!(kind, workers, "worker pool started");
         let pool = Pool {
             jobs: Lock::new(Jobs {
                 tx: Some(tx),
                 next: 0,
             }),
         };
-        (pool, inbox)
+        (pool, Workers(rx))
     }
 
     /// Hands `x` to the workers. Returns it back when the pool is closed.
@@ -114,6 +100,49 @@ impl<T: Send + 'static> Pool<T> {
     }
 }
 
+impl<T: Send + 'static> Workers<T> {
+    /// Starts `workers` threads named after `kind`, each running `f` on the jobs it takes and
+    /// handing every result to `finish`, inside the context of the runtime `rt`. `inbox`
+    /// learns when the last one has gone.
+    pub(crate) fn start<R, F, D, H>(
+        self,
+        workers: usize,
+        kind: &str,
+        rt: &tokio::runtime::Handle,
+        f: F,
+        finish: D,
+        inbox: &Arc<Inbox<H>>,
+    ) where
+        F: Fn(T) -> R + Send + Sync + 'static,
+        D: Fn(Done<R>) + Send + Sync + 'static,
+        R: Send + 'static,
+        H: Failable + Send + 'static,
+    {
+        let f = Arc::new(f);
+        let finish = Arc::new(finish);
+        // Workers that fill every core must not poll by spinning: the thread they wait for
+        // (the producer) would then have no core to run on.
+        let polite = workers >= thread::available_parallelism().map_or(1, |n| n.get());
+        for i in 0..workers {
+            let (rx, f, finish, inbox) = (self.0.clone(), f.clone(), finish.clone(), inbox.clone());
+            let rt = rt.clone();
+            thread::Builder::new()
+                .name(format!("{kind}-{i}"))
+                .spawn({
+                    let span = tracing::info_span!("node", kind, worker = i);
+                    move || {
+                        // Downstream nodes run here when a worker pushes a result: they may
+                        // start timers or tasks, as they would on the runtime.
+                        let _rt = rt.enter();
+                        span.in_scope(|| work(rx, f, finish, inbox, polite))
+                    }
+                })
+                .unwrap_or_else(|e| panic!("`{kind}`: could not start a worker thread: {e}"));
+        }
+        tracing::debug!(kind, workers, "worker pool started");
+    }
+}
+
 /// Tells the inbox that a worker has gone, however it goes.
 struct Live<D: Failable>(Arc<Inbox<D>>);
 
@@ -123,20 +152,28 @@ impl<D: Failable> Drop for Live<D> {
     }
 }
 
-/// Runs jobs until the pool closes, handing every result to the inbox.
-fn work<T, R, F>(rx: Receiver<Job<T>>, f: Arc<F>, inbox: Arc<Inbox<Done<R>>>, polite: bool)
-where
+/// Runs jobs until the pool closes, handing every result to `finish`.
+fn work<T, R, F, D, H>(
+    rx: Receiver<Job<T>>,
+    f: Arc<F>,
+    finish: Arc<D>,
+    inbox: Arc<Inbox<H>>,
+    polite: bool,
+) where
     F: Fn(T) -> R,
+    D: Fn(Done<R>),
+    H: Failable,
 {
-    let live = Live(inbox.clone());
+    let live = Live(inbox);
     let mut misses = 0u32;
     while let Some(Job { seq, x, acks }) = next_job(&rx, &mut misses, polite) {
         let out = catch_unwind(AssertUnwindSafe(|| f(x)));
-        inbox.put(Done { seq, out, acks });
+        finish(Done { seq, out, acks });
     }
     // The function (and whatever it captured) goes before the worker counts as gone, so once
     // the node's task has seen every worker leave, the function has been dropped.
     drop(f);
+    drop(finish);
     drop(rx);
     drop(live);
 }
@@ -223,12 +260,6 @@ pub(crate) struct Inbox<D> {
 /// What the inbox carries: something whose tokens can be failed.
 pub(crate) trait Failable {
     fn fail(&self, error: &Error);
-}
-
-impl<R> Failable for Done<R> {
-    fn fail(&self, error: &Error) {
-        self.acks.fail(error);
-    }
 }
 
 impl<D: Failable> Inbox<D> {

@@ -35,11 +35,6 @@ impl<V> Reorder<V> {
         self.slots.drain(..).flatten()
     }
 
-    /// Whether nothing is held.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.slots.iter().all(Option::is_none)
-    }
-
     /// The next result in sequence order, if it has arrived.
     pub(crate) fn pop(&mut self) -> Option<V> {
         match self.slots.front() {
