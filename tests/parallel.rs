@@ -259,6 +259,40 @@ async fn a_panic_is_reported_by_close() {
     assert_eq!(out.snapshot(), vec![0, 2]);
 }
 
+/// Workers push while earlier pushes pend behind a full buffer and the node's task holds the
+/// turn: the order holds, every element arrives once, and every token is done, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ordered_output_holds_while_pushes_pend_behind_a_slow_consumer() {
+    const N: u64 = 600;
+    let released = Arc::new(AtomicUsize::new(0));
+    let source = Source::new();
+    let out = source
+        .par_map_with(ParMap::new(4).max_in_flight(9), |x: u64| {
+            work(x, 300);
+            x
+        })
+        .buffer(2)
+        .map(|x| {
+            // A consumer slower than the pool now and then: the buffer fills, pushes pend.
+            if x % 7 == 0 {
+                std::thread::sleep(Duration::from_micros(300));
+            }
+            x
+        })
+        .sink_to_vec();
+    for x in 0..N {
+        let released = released.clone();
+        let ack = Ack::new(move |o| {
+            assert!(o.is_done(), "{o:?}");
+            released.fetch_add(1, Ordering::SeqCst);
+        });
+        source.emit_with_ack(x, ack).await.unwrap();
+    }
+    source.close().await.unwrap();
+    assert_eq!(out.snapshot(), (0..N).collect::<Vec<_>>());
+    assert_eq!(released.load(Ordering::SeqCst), N as usize);
+}
+
 /// Every token must be released only once its element's result is in the sink.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unordered_delivers_everything_once_and_acks_after_the_sink() {
