@@ -121,4 +121,14 @@ impl Gate {
             self.notify.notify_waiters();
         }
     }
+
+    /// Wakes the waiters if there are any and `ready()` holds now: for a condition whose
+    /// every change is followed by this call (a sequentially consistent change, then the
+    /// call), so that a waiter not woken now is woken by a later change.
+    #[inline]
+    pub(crate) fn wake_if(&self, ready: impl FnOnce() -> bool) {
+        if self.waiting.load(Ordering::SeqCst) > 0 && ready() {
+            self.notify.notify_waiters();
+        }
+    }
 }

@@ -141,14 +141,14 @@ impl<T: Send + 'static, U: Item> Pusher<T, U> {
                 t.arrivals += 1;
                 t.arrivals - 1
             };
-            t.ready.insert(key, d);
             if t.pushing {
+                t.ready.insert(key, d);
                 return;
             }
             t.pushing = true;
             // Taken under the same lock: a worker that finds the turn free pays one lock
             // to take its result and one to give the turn back.
-            t.ready.pop()
+            t.ready.take_next(key, d)
         };
         if let Some(emit) = self.push_ready(first) {
             self.inbox.put(Handoff(emit));

@@ -30,6 +30,18 @@ impl<V> Reorder<V> {
         self.slots[i] = Some(v);
     }
 
+    /// Stores the result numbered `seq` and returns the next one in order, if it has arrived:
+    /// `insert` then `pop`, without touching the buffer when `seq` is the next and nothing
+    /// waits (the usual case for a pool that keeps up).
+    pub(crate) fn take_next(&mut self, seq: u64, v: V) -> Option<V> {
+        if seq == self.base && self.slots.is_empty() {
+            self.base += 1;
+            return Some(v);
+        }
+        self.insert(seq, v);
+        self.pop()
+    }
+
     /// Everything held, in no particular order (for failing it when the task stops).
     pub(crate) fn drain_all(&mut self) -> impl Iterator<Item = V> + '_ {
         self.slots.drain(..).flatten()
@@ -61,5 +73,16 @@ mod tests {
         assert_eq!(r.pop(), None);
         r.insert(1, 'b');
         assert_eq!((r.pop(), r.pop(), r.pop()), (Some('b'), Some('c'), None));
+    }
+
+    #[test]
+    fn take_next_is_insert_then_pop() {
+        let mut r = Reorder::new();
+        assert_eq!(r.take_next(0, 'a'), Some('a'));
+        assert_eq!(r.take_next(2, 'c'), None);
+        assert_eq!(r.take_next(1, 'b'), Some('b'));
+        assert_eq!(r.pop(), Some('c'));
+        assert_eq!(r.take_next(3, 'd'), Some('d'));
+        assert_eq!(r.pop(), None);
     }
 }
