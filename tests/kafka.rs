@@ -18,7 +18,9 @@ use brooklet::kafka::rdkafka::config::ClientConfig;
 use brooklet::kafka::rdkafka::consumer::{BaseConsumer, Consumer};
 use brooklet::kafka::rdkafka::message::Message as _;
 use brooklet::kafka::rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use brooklet::kafka::{KafkaSource, KafkaSourceBuilder, OnFailure, ProducerConfig, Record};
+use brooklet::kafka::{
+    KafkaSink, KafkaSource, KafkaSourceBuilder, OnFailure, ProducerConfig, Record,
+};
 use brooklet::{Ack, Error, Outcome, Source};
 use tokio::time::timeout;
 
@@ -356,18 +358,25 @@ async fn an_undeliverable_record_goes_to_the_error_output_with_its_token() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_record_over_the_size_limit_goes_to_the_error_output_saying_what_to_change() {
+/// A fresh one-partition topic and a sink into it of records with key `k` and a payload of
+/// `n` bytes for element `n`.
+async fn sized_records(config: ProducerConfig) -> (String, Source<usize>, KafkaSink) {
     let topic = unique("oversize");
     create_topic(&topic, 1).await;
     let source = Source::new();
     let t = topic.clone();
     let sink = source
-        .to_kafka(
-            ProducerConfig::new(&brokers()).set("message.max.bytes", "10000"),
-            move |n: usize| Record::to(&t).key("k").payload(vec![b'x'; n]),
-        )
+        .to_kafka(config, move |n: usize| {
+            Record::to(&t).key("k").payload(vec![b'x'; n])
+        })
         .unwrap();
+    (topic, source, sink)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_over_the_size_limit_goes_to_the_error_output_saying_what_to_change() {
+    let (topic, source, sink) =
+        sized_records(ProducerConfig::new(&brokers()).set("message.max.bytes", "10000")).await;
     let dead = sink.errors().sink_to_vec();
     let (acks, seen) = tokens(3);
     for (n, ack) in [10, 50_000, 20].into_iter().zip(acks) {
@@ -392,8 +401,7 @@ async fn a_record_over_the_size_limit_goes_to_the_error_output_saying_what_to_ch
     let got = read_all(&topic, 1, 2);
     let sizes: Vec<usize> = got[0].iter().map(|(_, v)| v.len()).collect();
     assert_eq!(sizes, [10, 20]);
-    let mut seen = seen.lock().unwrap().clone();
-    seen.sort_by_key(|(i, _)| *i);
+    let seen = seen.lock().unwrap();
     assert!(
         seen.iter().all(|(_, o)| o.is_done()),
         "all handled: {seen:?}"
@@ -403,18 +411,11 @@ async fn a_record_over_the_size_limit_goes_to_the_error_output_saying_what_to_ch
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_over_the_size_limit_with_no_error_output_makes_close_say_what_to_change() {
-    let topic = unique("oversize");
-    create_topic(&topic, 1).await;
-    let source = Source::new();
-    let t = topic.clone();
-    let _sink = source
-        .to_kafka(ProducerConfig::new(&brokers()), move |n: usize| {
-            Record::to(&t).payload(vec![b'x'; n])
-        })
-        .unwrap();
+    let (_topic, source, _sink) = sized_records(ProducerConfig::new(&brokers())).await;
     let (mut acks, seen) = tokens(1);
+    // With the one-byte key: 2,000,000 bytes, twice the default limit.
     source
-        .emit_with_ack(2_000_000, acks.pop().unwrap())
+        .emit_with_ack(1_999_999, acks.pop().unwrap())
         .await
         .unwrap();
     let closed = timeout(Duration::from_secs(30), source.close())

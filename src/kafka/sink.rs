@@ -30,7 +30,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use rdkafka::config::ClientConfig;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
@@ -461,7 +461,7 @@ impl KafkaSink {
     }
 }
 
-type Delivery = Pin<Box<dyn Future<Output = (Result<(), String>, Record, Acks)> + Send>>;
+type Delivery = Pin<Box<dyn Future<Output = (KafkaResult<()>, Record, Acks)> + Send>>;
 
 impl<T: Item> Stream<T> {
     /// Produces a Kafka record for every element: `record` builds it (topic, key, payload,
@@ -502,12 +502,12 @@ impl<T: Item> Stream<T> {
         F: Fn(T) -> Record + Send + Sync + 'static,
     {
         let rt = runtime("to_kafka");
-        // librdkafka's default limit when the user sets none.
-        let max_bytes: Arc<str> = config
+        // librdkafka's default limit when the user sets none; quoted when a record is over it.
+        let max_bytes = config
             .config
             .get("message.max.bytes")
             .unwrap_or("1000000")
-            .into();
+            .to_string();
         let producer: FutureProducer = config
             .config
             .create()
@@ -552,10 +552,11 @@ impl<T: Item> Stream<T> {
                     futures_util::future::Either::Left(Some((x, acks))) => {
                         let built = std::panic::catch_unwind(AssertUnwindSafe(|| record(x)));
                         match built {
-                            Ok(rec) => match send(&producer, max_bytes.clone(), rec, acks).await {
+                            Ok(rec) => match send(&producer, rec, acks).await {
                                 Ok(delivery) => in_flight.push(delivery),
                                 Err((err, rec, acks)) => {
-                                    undelivered(&worker.op.errors, &t, &worker, rec, err, acks)
+                                    let why = reason(&err, &rec, &max_bytes);
+                                    undelivered(&worker.op.errors, &t, &worker, rec, why, acks)
                                         .await;
                                 }
                             },
@@ -570,7 +571,8 @@ impl<T: Item> Stream<T> {
                     futures_util::future::Either::Left(None) => open = false,
                     futures_util::future::Either::Right((Ok(()), _rec, acks)) => drop(acks),
                     futures_util::future::Either::Right((Err(err), rec, acks)) => {
-                        undelivered(&worker.op.errors, &t, &worker, rec, err, acks).await;
+                        let why = reason(&err, &rec, &max_bytes);
+                        undelivered(&worker.op.errors, &t, &worker, rec, why, acks).await;
                     }
                 }
             }
@@ -593,10 +595,9 @@ impl<T: Item> Stream<T> {
 /// Returns the record back with the error when it cannot be queued at all.
 async fn send(
     producer: &FutureProducer,
-    max_bytes: Arc<str>,
     rec: Record,
     acks: Acks,
-) -> Result<Delivery, (String, Record, Acks)> {
+) -> Result<Delivery, (KafkaError, Record, Acks)> {
     loop {
         let attempt = producer.send_result(rec.future_record());
         match attempt {
@@ -604,8 +605,8 @@ async fn send(
                 return Ok(Box::pin(async move {
                     let result = match delivery.await {
                         Ok(Ok(_)) => Ok(()),
-                        Ok(Err((e, _))) => Err(reason(&e, &rec, &max_bytes)),
-                        Err(_) => Err("the producer was dropped before delivery".to_string()),
+                        Ok(Err((e, _))) => Err(e),
+                        Err(_) => Err(KafkaError::Canceled),
                     };
                     (result, rec, acks)
                 }));
@@ -615,10 +616,7 @@ async fn send(
                 // moment and retry. Nothing is dropped.
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
-            Err((e, _)) => {
-                let why = reason(&e, &rec, &max_bytes);
-                return Err((why, rec, acks));
-            }
+            Err((e, _)) => return Err((e, rec, acks)),
         }
     }
 }
@@ -626,6 +624,9 @@ async fn send(
 /// Why `rec` was not delivered, in words that say what to change where librdkafka's own
 /// message does not (a record over the size limit, refused by the client or by the broker).
 fn reason(e: &KafkaError, rec: &Record, max_bytes: &str) -> String {
+    if let KafkaError::Canceled = e {
+        return "the producer was dropped before delivery".to_string();
+    }
     match e.rdkafka_error_code() {
         Some(RDKafkaErrorCode::MessageSizeTooLarge) => format!(
             "{e}: the record is {} bytes (key, payload and headers) and the producer's \

@@ -942,21 +942,7 @@ impl<T: Item> KafkaSource<T> {
             let left = limit
                 .saturating_sub(started.elapsed())
                 .min(Duration::from_secs(2));
-            let c = consumer.clone();
-            let topics = self.topics();
-            // Metadata requests block until the brokers answer or the time is up.
-            let fetched = tokio::task::spawn_blocking(move || {
-                if topics.is_empty() {
-                    // Only patterns: check that the brokers answer.
-                    return c.fetch_metadata(None, left).map(|m| vec![m]);
-                }
-                topics
-                    .iter()
-                    .map(|t| c.fetch_metadata(Some(t), left))
-                    .collect::<KafkaResult<Vec<_>>>()
-            })
-            .await
-            .map_err(|e| failed("kafka_source", format!("metadata request failed: {e}")))?;
+            let fetched = self.input_metadata(consumer, left).await?;
             let problem = match fetched {
                 // The brokers answered before: what was missing then is the news.
                 Err(_) if missing.is_some() => missing.clone().unwrap_or_default(),
@@ -994,21 +980,38 @@ impl<T: Item> KafkaSource<T> {
         }
     }
 
-    /// One look at the metadata of the input: `Some(None)` when every topic and partition to
-    /// read exists, `Some(Some(what))` naming one that does not, `None` when the brokers did
-    /// not answer within a tick.
-    async fn input_now(&self, consumer: &Arc<StreamConsumer<Context>>) -> Option<Option<String>> {
+    /// The metadata of every topic to read (of none, with only patterns: then it only shows
+    /// that the brokers answer), asked on a blocking thread, as the requests block until the
+    /// brokers answer or `limit` is up.
+    async fn input_metadata(
+        &self,
+        consumer: &Arc<StreamConsumer<Context>>,
+        limit: Duration,
+    ) -> Result<KafkaResult<Vec<rdkafka::metadata::Metadata>>, Error> {
         let c = consumer.clone();
         let topics = self.topics();
-        let fetched = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
+            if topics.is_empty() {
+                return c.fetch_metadata(None, limit).map(|m| vec![m]);
+            }
             topics
                 .iter()
-                .map(|t| c.fetch_metadata(Some(t), MISSING_CHECK))
+                .map(|t| c.fetch_metadata(Some(t), limit))
                 .collect::<KafkaResult<Vec<_>>>()
         })
         .await
-        .ok()?
-        .ok()?;
+        .map_err(|e| failed("kafka_source", format!("metadata request failed: {e}")))
+    }
+
+    /// One look at the metadata of the input: `Some(None)` when every topic and partition to
+    /// read exists, `Some(Some(what))` naming one that does not, `None` when the brokers did
+    /// not answer in time.
+    async fn input_now(&self, consumer: &Arc<StreamConsumer<Context>>) -> Option<Option<String>> {
+        let fetched = self
+            .input_metadata(consumer, MISSING_CHECK)
+            .await
+            .ok()?
+            .ok()?;
         Some(self.missing_input(&fetched))
     }
 

@@ -95,8 +95,6 @@ impl<T: Send + 'static, U: Item> Detach for ParMapOp<T, U> {
 /// Finished results waiting for their turn downstream (see the module invariants).
 struct Turn<U> {
     ready: Reorder<Done<U>>,
-    /// Arrivals so far: the key of an unordered result, which is ready on arrival.
-    arrivals: u64,
     /// A thread is pushing: it will push what is put here meanwhile.
     pushing: bool,
     /// Set when the node's task died: results are failed instead of pushed.
@@ -113,12 +111,11 @@ impl Failable for Handoff {
     }
 }
 
-/// What the workers and the task share to push results downstream.
+/// What the workers and the task share to push results downstream (the gate and the task
+/// are the node's own).
 struct Pusher<T: Send + 'static, U: Item> {
     turn: Lock<Turn<U>>,
     node: Arc<crate::graph::Node<ParMapOp<T, U>>>,
-    task: Arc<Task>,
-    gate: Arc<Gate>,
     inbox: Arc<Inbox<Handoff>>,
     ordered: bool,
 }
@@ -132,15 +129,11 @@ impl<T: Send + 'static, U: Item> Pusher<T, U> {
                 // Nobody will deliver it.
                 d.acks.fail(error);
                 drop(t);
-                self.gate.leave();
+                self.node.op.gate.leave();
                 return;
             }
-            let key = if self.ordered {
-                d.seq
-            } else {
-                t.arrivals += 1;
-                t.arrivals - 1
-            };
+            // Unordered, a result is ready on arrival: it goes right after the last one.
+            let key = if self.ordered { d.seq } else { t.ready.end() };
             if t.pushing {
                 t.ready.insert(key, d);
                 return;
@@ -160,7 +153,7 @@ impl<T: Send + 'static, U: Item> Pusher<T, U> {
     /// still holding it, with the wait of a push that pends: the caller awaits it, lets its
     /// element leave the gate, and calls again.
     fn push_ready(&self, mut first: Option<Done<U>>) -> Option<Emit> {
-        let out = &self.node.out;
+        let (out, ParMapOp { task, gate, .. }) = (&self.node.out, &self.node.op);
         loop {
             let d = match first.take() {
                 Some(d) => d,
@@ -177,19 +170,19 @@ impl<T: Send + 'static, U: Item> Pusher<T, U> {
             };
             match d.out {
                 Ok(y) => {
-                    if let Some(emit) = forward_start(out, &self.task, y, d.acks) {
+                    if let Some(emit) = forward_start(out, task, y, d.acks) {
                         return Some(emit);
                     }
                 }
                 Err(payload) => {
                     out.errors.inc_exact();
-                    let error = self.task.panicked_here(&*payload);
+                    let error = task.panicked_here(&*payload);
                     d.acks.fail(&error);
-                    self.task.fail(error);
+                    task.fail(error);
                     drop(d.acks);
                 }
             }
-            self.gate.leave();
+            gate.leave();
         }
     }
 
@@ -202,7 +195,7 @@ impl<T: Send + 'static, U: Item> Pusher<T, U> {
         };
         for d in lost {
             d.acks.fail(error);
-            self.gate.leave();
+            self.node.op.gate.leave();
         }
     }
 }
@@ -232,13 +225,10 @@ where
     let pusher = Arc::new(Pusher {
         turn: Lock::new(Turn {
             ready: Reorder::new(),
-            arrivals: 0,
             pushing: false,
             fault: None,
         }),
         node: node.clone(),
-        task: task.clone(),
-        gate: gate.clone(),
         inbox: inbox.clone(),
         ordered: options.is_ordered(),
     });
@@ -270,7 +260,8 @@ where
     );
     let t = task.clone();
     task.spawn(&rt, async move {
-        let _open = OpenOnDrop(pusher.gate.clone());
+        let gate = &pusher.node.op.gate;
+        let _open = OpenOnDrop(gate.clone());
         let mut batch = Vec::new();
         while inbox.take(&mut batch).await {
             for Handoff(emit) in batch.drain(..) {
@@ -278,7 +269,7 @@ where
                 let mut emit = emit;
                 loop {
                     forward_finish(&t, emit).await;
-                    pusher.gate.leave();
+                    gate.leave();
                     match pusher.push_ready(None) {
                         Some(next) => emit = next,
                         None => break,

@@ -42,6 +42,12 @@ impl<V> Reorder<V> {
         self.pop()
     }
 
+    /// The number after the last one stored or taken: where a result that is ready on
+    /// arrival goes.
+    pub(crate) fn end(&self) -> u64 {
+        self.base + self.slots.len() as u64
+    }
+
     /// Everything held, in no particular order (for failing it when the task stops).
     pub(crate) fn drain_all(&mut self) -> impl Iterator<Item = V> + '_ {
         self.slots.drain(..).flatten()
@@ -84,5 +90,8 @@ mod tests {
         assert_eq!(r.pop(), Some('c'));
         assert_eq!(r.take_next(3, 'd'), Some('d'));
         assert_eq!(r.pop(), None);
+        assert_eq!(r.end(), 4);
+        r.insert(r.end(), 'e');
+        assert_eq!(r.pop(), Some('e'));
     }
 }
