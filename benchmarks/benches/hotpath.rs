@@ -12,7 +12,9 @@
 //!
 //! Topologies: `map_filter_sink`, `chain1`, `chain2`, `chain5`, `chain10`, `fan_out_4`,
 //! `union_4`, `zip_2`, and each of them with `_batch` appended (the same elements pushed in
-//! batches of 1,024 with `emit_batch`).
+//! batches of 1,024 with `emit_batch`). The window workloads of `benchmarks/benches/windows.rs`:
+//! `tumbling` and `hopping` (in order, 100 keys) and `tumbling_ooo` and `hopping_ooo` (1,000
+//! keys, out of order inside a 1 s grace period).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -29,6 +31,10 @@ fn main() {
         return;
     };
     let count: u64 = count.parse().expect("count is a number");
+    if let Some(total) = windows(&topology, count) {
+        println!("{total}");
+        return;
+    }
     let (name, batched) = match topology.strip_suffix("_batch") {
         Some(name) => (name, true),
         None => (topology.as_str(), false),
@@ -93,4 +99,58 @@ fn main() {
         }
     }
     println!("{}", acc.load(Relaxed));
+}
+
+#[derive(Clone, Copy)]
+struct Reading {
+    key: u64,
+    ts: i64,
+    value: u64,
+}
+
+/// The window workloads: `count` events summed per key and window; returns how many results
+/// came out, or `None` for a topology that is not a window.
+fn windows(topology: &str, count: u64) -> Option<u64> {
+    use brooklet::window::Window;
+    let (window, shuffled) = match topology {
+        "tumbling" => (Window::tumbling(1_000), false),
+        "hopping" => (Window::hopping(10_000, 1_000), false),
+        "tumbling_ooo" => (Window::tumbling(1_000), true),
+        "hopping_ooo" => (Window::hopping(10_000, 1_000), true),
+        _ => return None,
+    };
+    let event = |i: u64| {
+        if shuffled {
+            let delay = (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) % 500;
+            Reading {
+                key: i % 1_000,
+                ts: (i / 10) as i64 - delay as i64,
+                value: i % 7,
+            }
+        } else {
+            Reading {
+                key: i % 100,
+                ts: i as i64,
+                value: i % 7,
+            }
+        }
+    };
+    let source = Source::new();
+    let results = Arc::new(AtomicU64::new(0));
+    let r = results.clone();
+    source
+        .window(window)
+        .timestamp(|e: &Reading| e.ts)
+        .grace(if shuffled { 1_000 } else { 0 })
+        .key_by(|e| e.key)
+        .sum(|e| e.value)
+        .sink(move |w| {
+            black_box(w);
+            r.fetch_add(1, Relaxed);
+        });
+    for i in 0..count {
+        drop(source.emit(black_box(event(i))));
+    }
+    drop(source.close());
+    Some(results.load(Relaxed))
 }

@@ -324,6 +324,7 @@ fn div_floor(a: i128, b: i64) -> i128 {
 }
 
 /// Clamps an `i128` to the `i64` range.
+#[inline]
 pub(crate) fn clamp(x: i128) -> i64 {
     x.clamp(i64::MIN as i128, i64::MAX as i128) as i64
 }
@@ -370,12 +371,14 @@ impl Geometry {
     }
 
     /// The smallest window start `>= x`.
+    #[inline]
     pub(crate) fn ceil_start(&self, x: i128) -> i128 {
         let f = self.floor_to(x, self.step);
         if f == x { f } else { f + self.step as i128 }
     }
 
     /// The start of the pane holding `ts`.
+    #[inline]
     pub(crate) fn pane_of(&self, ts: i64) -> i64 {
         clamp(self.floor_to(ts as i128, self.pane))
     }
@@ -387,6 +390,20 @@ impl Geometry {
         } else {
             i128::MIN / 4
         }
+    }
+
+    /// The last start of the windows holding `ts` when every one of them is open under `wm`
+    /// and the arithmetic fits in `i64` (the size a whole number of steps, no dropped starts):
+    /// the common case, with no `i128` and no rejection to count. `None` otherwise, for the
+    /// general path ([`containing`](Self::containing)).
+    #[inline(always)]
+    pub(crate) fn last_start_if_open(&self, ts: i64, wm: i64) -> Option<i64> {
+        if !self.whole_steps || self.drop_negative {
+            return None;
+        }
+        let hi = ts.checked_sub(ts.checked_sub(self.offset)?.rem_euclid(self.step))?;
+        // The first window holding `ts` starts at `hi - (size - step)` and ends at `hi + step`.
+        (hi.checked_add(self.step)? > wm).then_some(hi)
     }
 
     /// First and last start (inclusive) of the windows holding `ts`; `lo > hi` when none.
@@ -426,6 +443,7 @@ impl Geometry {
     }
 
     /// The first start of a window still open under watermark `wm` (`start + size > wm`).
+    #[inline]
     pub(crate) fn first_open(&self, wm: i64) -> i128 {
         self.ceil_start(wm as i128 - self.size as i128 + 1)
     }
@@ -448,7 +466,83 @@ impl Geometry {
     }
 
     /// The end of the window starting at `s`, clamped.
+    #[inline]
     pub(crate) fn end(&self, s: i128) -> i64 {
         clamp(s + self.size as i128)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `i64` fast path agrees with the general one wherever it answers, edges included.
+    #[test]
+    fn window_fast_path_agrees_with_the_general_one() {
+        let mut x = 0x2545_F491_4F6C_DD1D_u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let edges = [i64::MIN, i64::MIN + 1, -1, 0, 1, i64::MAX - 1, i64::MAX];
+        let shapes = [
+            Window::tumbling(1_000),
+            Window::hopping(10_000, 1_000),
+            Window::hopping(10, 5),
+            Window::hopping(7, 3),
+            Window::tumbling(1_000).offset(250),
+            Window::tumbling(3).offset(i64::MIN),
+            Window::hopping(i64::MAX, i64::MAX / 2),
+        ];
+        let (mut answered, mut declined) = (0, 0);
+        for w in shapes {
+            for drop_negative in [false, true] {
+                let g = w.geometry(drop_negative).expect("a time window");
+                for i in 0..2_000 {
+                    let pick = |r: u64| {
+                        if r.is_multiple_of(4) {
+                            edges[(r / 4) as usize % edges.len()]
+                        } else {
+                            (r as i64) >> (r % 50)
+                        }
+                    };
+                    let ts = pick(next());
+                    let wm = if i % 2 == 0 {
+                        pick(next())
+                    } else {
+                        ts.saturating_sub(1_000)
+                    };
+                    let (lo, hi) = g.containing(ts);
+                    match g.last_start_if_open(ts, wm) {
+                        Some(last) => {
+                            answered += 1;
+                            assert_eq!(last as i128, hi, "{w:?} ts {ts}");
+                            assert!(lo <= hi && g.all_open(lo, wm), "{w:?} ts {ts} wm {wm}");
+                        }
+                        None => {
+                            declined += 1;
+                            // Declined only off the fast path's shape, at the edges, or when
+                            // a window holding the event is closed.
+                            assert!(
+                                !g.whole_steps
+                                    || drop_negative
+                                    || lo > hi
+                                    || !g.all_open(lo, wm)
+                                    || hi < i64::MIN as i128
+                                    || hi + g.step as i128 > i64::MAX as i128
+                                    || i64::try_from(ts as i128 - g.offset as i128).is_err(),
+                                "{w:?} ts {ts} wm {wm}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            answered > 1_000 && declined > 1_000,
+            "{answered} / {declined}"
+        );
     }
 }

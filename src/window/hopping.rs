@@ -15,7 +15,7 @@
 
 use super::aggregate::Aggregator;
 use super::assign::{Geometry, clamp};
-use super::operator::{Admit, Event, Slot, Store, Timer};
+use super::operator::{Admit, Event, Slot, Store, Timer, add_to_slot};
 use super::slots::Slots;
 use crate::graph::Acks;
 
@@ -49,36 +49,32 @@ impl<T, A: Aggregator<T>> Store<T, A> for PaneStore<A::Acc> {
         wm: i64,
         updated: Option<&mut Vec<(i64, i64)>>,
     ) -> Admit {
-        let (open, hi, mut admit) = Admit::for_event(g, ev.ts, wm);
+        if g.pane == g.step
+            && updated.is_none()
+            && let Some(hi) = g.last_start_if_open(ev.ts, wm)
+        {
+            // In `i64`: every window holding the event is open, and its pane is its last
+            // window's start.
+            let admit = Admit {
+                accepted: g.per_event,
+                ..Admit::default()
+            };
+            return add_to_slot(&mut self.panes, agg, hi, ev, admit);
+        }
+        let (open, hi, admit) = Admit::for_event(g, ev.ts, wm);
         if admit.accepted == 0 {
             return admit;
         }
-        // One pane, updated in place (`add` leaves it as it was if it panics); a new pane is
-        // stored only once it took the event.
         // When panes are steps, the event's pane is its last window's start.
         let p = if g.pane == g.step {
             clamp(hi)
         } else {
             g.pane_of(ev.ts)
         };
-        match self.panes.get_mut(p) {
-            Some(pane) => {
-                agg.add(&mut pane.acc, ev.item, ev.ts);
-                pane.hold(ev.acks);
-            }
-            None => {
-                let mut acc = agg.init();
-                agg.add(&mut acc, ev.item, ev.ts);
-                let mut pane = Slot::new(acc, ev.seq);
-                pane.hold(ev.acks);
-                admit.behind = self.panes.insert(p, pane) > 0;
-                admit.opened = true;
-            }
-        }
         if let Some(u) = updated {
             u.extend(g.starts(open, hi).map(|s| (clamp(s), g.end(s))));
         }
-        admit
+        add_to_slot(&mut self.panes, agg, p, ev, admit)
     }
 
     fn current(&self, _g: &Geometry, agg: &A, start: i64, end: i64) -> A::Out {
@@ -92,15 +88,18 @@ impl<T, A: Aggregator<T>> Store<T, A> for PaneStore<A::Acc> {
     fn next(&mut self, g: &Geometry, wm: i64, last_start: i64) -> Option<Timer> {
         loop {
             let (p0, _) = self.panes.first()?;
-            let s = g
-                .ceil_start(p0 as i128 + g.pane as i128 - g.size as i128)
-                .max(if last_start == i64::MIN {
-                    i128::MIN / 4
-                } else {
-                    last_start as i128 + g.step as i128
-                })
-                .max(g.first_open(wm))
-                .max(g.min_start());
+            // The first window holding the pane, after the last one closed, open under `wm`
+            // (`i64::MIN` when closing, where every window after `last_start` is due or open).
+            let mut s = g.ceil_start(p0 as i128 + g.pane as i128 - g.size as i128);
+            if last_start != i64::MIN {
+                s = s.max(last_start as i128 + g.step as i128);
+            }
+            if wm != i64::MIN {
+                s = s.max(g.first_open(wm));
+            }
+            if g.drop_negative {
+                s = s.max(g.min_start());
+            }
             if s <= p0 as i128 {
                 let (start, end) = (clamp(s), g.end(s));
                 return Some((end, start, self.first_seq(start, end)));
@@ -123,9 +122,16 @@ impl<T, A: Aggregator<T>> Store<T, A> for PaneStore<A::Acc> {
             let mut acks = Vec::new();
             for (_, p) in self.panes.range(start, end) {
                 agg.merge(&mut acc, &p.acc);
-                acks.extend(p.acks.iter().cloned());
+                if !p.acks.is_empty() {
+                    acks.extend(p.acks.iter().cloned());
+                }
             }
-            (agg.result(&acc), Acks::union(&acks))
+            let acks = if acks.is_empty() {
+                Acks::default()
+            } else {
+                Acks::union(&acks)
+            };
+            (agg.result(&acc), acks)
         });
         // Panes before the next window's start are in no later window.
         let keep_from = clamp(start as i128 + g.step as i128);

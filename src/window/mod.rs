@@ -134,6 +134,7 @@ mod processing;
 mod result;
 mod sliding;
 mod slots;
+mod timers;
 mod tumbling;
 
 pub use aggregate::Aggregator;

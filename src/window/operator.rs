@@ -38,6 +38,8 @@ use super::clock::Clock;
 use super::keyhash::KeyMap;
 use super::late::LateOut;
 use super::result::{LateEvent, WindowResult, WindowStats};
+use super::slots::Slots;
+use super::timers::{Entry, Timers};
 use crate::Item;
 use crate::graph::sync::Lock;
 use crate::graph::task::{Task, forward};
@@ -83,11 +85,14 @@ pub(crate) struct Admit {
 
 const MAX_LISTED: u64 = 1024;
 
+/// Spare stores kept beyond the number of live keys.
+const SPARE_SLACK: usize = 64;
+
 impl Admit {
     /// Which windows of a tumbling or hopping geometry take an event at `ts` under watermark
     /// `wm`: the first open window's start and the last window's start (both inclusive), with
     /// the closed ones counted as rejections.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn for_event(g: &Geometry, ts: i64, wm: i64) -> (i128, i128, Admit) {
         let (lo, hi) = g.containing(ts);
         if g.all_open(lo, wm) {
@@ -98,6 +103,12 @@ impl Admit {
             };
             return (lo, hi, admit);
         }
+        Admit::for_late_event(g, lo, hi, wm)
+    }
+
+    /// [`for_event`](Self::for_event) when the first window holding the event is closed.
+    #[inline(never)]
+    fn for_late_event(g: &Geometry, lo: i128, hi: i128, wm: i64) -> (i128, i128, Admit) {
         let open = g.first_open(wm).max(lo);
         let mut admit = Admit::rejected_between(g, lo, hi.min(open - g.step as i128));
         admit.accepted = g.count(open, hi);
@@ -148,6 +159,34 @@ impl<Acc> Slot<Acc> {
     }
 }
 
+/// Adds an event to the window or pane starting at `start` in `slots`: updated in place
+/// (`add` leaves it as it was if it panics), or created and stored only once it took the
+/// event. Sets `opened` and `behind` in `admit`.
+#[inline(always)]
+pub(crate) fn add_to_slot<T, A: Aggregator<T>>(
+    slots: &mut Slots<Slot<A::Acc>>,
+    agg: &A,
+    start: i64,
+    ev: Event<'_, T>,
+    mut admit: Admit,
+) -> Admit {
+    match slots.get_mut(start) {
+        Some(slot) => {
+            agg.add(&mut slot.acc, ev.item, ev.ts);
+            slot.hold(ev.acks);
+        }
+        None => {
+            let mut acc = agg.init();
+            agg.add(&mut acc, ev.item, ev.ts);
+            let mut slot = Slot::new(acc, ev.seq);
+            slot.hold(ev.acks);
+            admit.behind = slots.insert(start, slot) > 0;
+            admit.opened = true;
+        }
+    }
+    admit
+}
+
 /// How one key's windows are stored: per window (tumbling), per pane (hopping) or per record
 /// (sliding).
 pub(crate) trait Store<T, A: Aggregator<T>>: Send + 'static {
@@ -155,6 +194,9 @@ pub(crate) trait Store<T, A: Aggregator<T>>: Send + 'static {
     /// rather than the first ms after it. The operator works on half-open bounds throughout and
     /// converts only when it builds a result.
     const END_INCLUSIVE: bool = false;
+    /// An empty store. A store that [holds](Store::held) nothing, has no
+    /// [expiry](Store::expiry) and no window to close must be as good as a new one: the
+    /// operator reuses the stores of freed keys.
     fn new() -> Self;
     /// Applies an event under watermark `wm`; pushes the bounds of updated windows to
     /// `updated` (ascending start) when given.
@@ -287,13 +329,19 @@ struct State<K, S> {
     index: KeyMap<K, usize>,
     /// Keys with state; a freed key is swap-removed (see `sweep`).
     keys: Vec<KeyState<K, S>>,
-    timers: BTreeSet<(i64, i64, u64, usize)>,
+    /// Each key's earliest window with data (see `timers.rs`).
+    timers: Timers,
     /// `(watermark, key slot)` of keys whose store only holds data that expires.
     expiries: BTreeSet<(i64, usize)>,
     /// Per-key clock: the clocks of keys whose state was freed.
     retired: KeyMap<K, Clock>,
     /// Key slots that may have become freeable since the last sweep.
     emptied: Vec<usize>,
+    /// Stores of freed keys, kept for new keys: most keys come back (a tumbling key is freed
+    /// when its window closes and returns with its next event), and a store that holds
+    /// nothing is as good as a new one, with its allocation. At most the live keys plus
+    /// `SPARE_SLACK`.
+    spare: Vec<S>,
     clock: Clock,
     seq: u64,
     stats: WindowStats,
@@ -319,19 +367,41 @@ impl<K: WindowKey, S> State<K, S> {
         }
     }
 
+    /// Key slot `k`'s timer, `None` for a slot that no longer exists.
+    #[inline]
+    fn timer_of(keys: &[KeyState<K, S>], k: usize) -> Option<Timer> {
+        keys.get(k).and_then(|ks| ks.timer)
+    }
+
     fn set_timer(&mut self, k: usize, t: Option<Timer>) {
         let ks = &mut self.keys[k];
         if ks.timer == t {
             // Most new windows and panes open behind the key's earliest one.
             return;
         }
-        if let Some((e, s, f)) = ks.timer.take() {
-            self.timers.remove(&(e, s, f, k));
-        }
-        if let Some((e, s, f)) = t {
-            self.timers.insert((e, s, f, k));
-        }
+        // The queue's entry for the old timer goes stale by itself.
         ks.timer = t;
+        if let Some(t) = t {
+            self.schedule(t, k);
+        }
+    }
+
+    /// Queues key slot `k`'s timer `t` (which the key's state already holds).
+    fn schedule(&mut self, t: Timer, k: usize) {
+        let keys = &self.keys;
+        self.timers.push(t, k, keys.len(), || {
+            keys.iter()
+                .enumerate()
+                .filter_map(|(k, ks)| ks.timer.map(|(e, s, f)| (e, s, f, k)))
+                .collect()
+        });
+    }
+
+    /// Removes and returns the earliest timer due at `wm`.
+    #[inline]
+    fn pop_due(&mut self, wm: i64) -> Option<Entry> {
+        let keys = &self.keys;
+        self.timers.pop_due(wm, |k| Self::timer_of(keys, k))
     }
 
     fn set_expiry(&mut self, k: usize, x: Option<i64>) {
@@ -348,9 +418,30 @@ impl<K: WindowKey, S> State<K, S> {
         ks.expiry = x;
     }
 
+    /// Whether a window or an expiry may be due under the operator watermark `wm`.
+    #[inline]
+    fn may_be_due(&self, wm: i64) -> bool {
+        self.timers.earliest_end().is_some_and(|e| e <= wm)
+            || self.expiries.first().is_some_and(|&(e, _)| e <= wm)
+    }
+
     /// After key `k` changed: drops its expired data, schedules the expiry of the rest, and
     /// marks it for freeing when nothing is left.
+    #[inline]
     fn settle<T, A: Aggregator<T>>(&mut self, cfg: &Config, k: usize)
+    where
+        S: Store<T, A>,
+    {
+        let ks = &self.keys[k];
+        if ks.timer.is_some() && ks.expiry.is_none() {
+            // A key with a window to close has no expiry and is not freeable.
+            return;
+        }
+        self.settle_slow::<T, A>(cfg, k);
+    }
+
+    #[inline(never)]
+    fn settle_slow<T, A: Aggregator<T>>(&mut self, cfg: &Config, k: usize)
     where
         S: Store<T, A>,
     {
@@ -402,21 +493,27 @@ impl<K: WindowKey, S> State<K, S> {
                 continue;
             }
             let last = self.keys.len() - 1;
-            let ks = self.keys.swap_remove(k);
-            self.index.remove(&ks.key);
+            let KeyState {
+                key, store, clock, ..
+            } = self.keys.swap_remove(k);
+            self.index.remove(&key);
             if cfg.per_key {
-                self.retired.insert(ks.key, ks.clock);
+                self.retired.insert(key, clock);
+            }
+            if self.spare.len() < self.keys.len() + SPARE_SLACK {
+                self.spare.push(store);
             }
             if k != last {
                 let moved = &self.keys[k];
                 if let Some(i) = self.index.get_mut(&moved.key) {
                     *i = k;
                 }
-                if let Some((e, s, f)) = moved.timer {
-                    self.timers.remove(&(e, s, f, last));
-                    self.timers.insert((e, s, f, k));
+                let (timer, expiry) = (moved.timer, moved.expiry);
+                if let Some(t) = timer {
+                    // The entry under the old slot goes stale.
+                    self.schedule(t, k);
                 }
-                if let Some(x) = moved.expiry {
+                if let Some(x) = expiry {
                     self.expiries.remove(&(x, last));
                     self.expiries.insert((x, k));
                 }
@@ -435,7 +532,7 @@ impl<K: WindowKey, S> State<K, S> {
     ) where
         S: Store<T, A>,
     {
-        // The caller took `t` out of `timers`.
+        // The caller took `t` out of `timers`; clearing the key's timer stales any copy.
         let (end, start, _, k) = t;
         let ks = &mut self.keys[k];
         ks.timer = None;
@@ -471,19 +568,22 @@ impl<K: WindowKey, S> State<K, S> {
         // Per-key clocks close each key at its own watermark; at end of stream every
         // watermark is +infinity and the ordered walk below serves both modes.
         if cfg.per_key && !self.clock.is_infinite() {
+            // In queue order, skipping keys whose own watermark is behind: closing a window
+            // changes no clock, and the key's next window joins the queue in its place.
+            let mut waiting = Vec::new();
             loop {
-                let due = self
-                    .timers
-                    .iter()
-                    .find(|t| t.0 <= self.keys[t.3].clock.watermark(cfg.grace))
-                    .copied();
-                match due {
-                    Some(t) => {
-                        self.timers.remove(&t);
-                        self.fire_one(cfg, agg, t, out)
-                    }
-                    None => break,
+                let keys = &self.keys;
+                let Some(t) = self.timers.pop_valid(|k| Self::timer_of(keys, k)) else {
+                    break;
+                };
+                if t.0 <= self.keys[t.3].clock.watermark(cfg.grace) {
+                    self.fire_one(cfg, agg, t, out);
+                } else {
+                    waiting.push(t);
                 }
+            }
+            for t in waiting {
+                self.timers.restore(t);
             }
             let due: Vec<usize> = self
                 .expiries
@@ -496,11 +596,7 @@ impl<K: WindowKey, S> State<K, S> {
             }
         } else {
             let wm = self.clock.watermark(cfg.grace);
-            while let Some(&t) = self.timers.first() {
-                if t.0 > wm {
-                    break;
-                }
-                self.timers.pop_first();
+            while let Some(t) = self.pop_due(wm) {
                 self.fire_one(cfg, agg, t, out);
             }
             // `settle` never schedules an expiry at or below the watermark: this ends.
@@ -529,7 +625,6 @@ impl<K: WindowKey, S> State<K, S> {
             if e > wm {
                 break;
             }
-            self.timers.remove(&(e, s, f, k));
             self.fire_one(cfg, agg, (e, s, f, k), out);
         }
         self.settle::<T, A>(cfg, k);
@@ -588,10 +683,11 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>> TimeWindowOp<T, K,
             state: Lock::new(State {
                 index: KeyMap::default(),
                 keys: Vec::new(),
-                timers: BTreeSet::new(),
+                timers: Timers::default(),
                 expiries: BTreeSet::new(),
                 retired: KeyMap::default(),
                 emptied: Vec::new(),
+                spare: Vec::new(),
                 clock: Clock::new(),
                 seq: 0,
                 stats: WindowStats::default(),
@@ -649,7 +745,7 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>> TimeWindowOp<T, K,
                 } else {
                     (Clock::new(), st.clock.watermark(cfg.grace))
                 };
-                let mut store = S::new();
+                let mut store = st.spare.pop().unwrap_or_else(S::new);
                 let admit = store.add(&cfg.geo, &self.agg, ev, wm, current.then_some(&mut updated));
                 if cfg.per_key {
                     st.retired.remove(&key);
@@ -711,11 +807,13 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>> TimeWindowOp<T, K,
         } else {
             st.clock.observe(ts, cfg.explicit, cfg.skew);
             st.settle::<T, A>(cfg, k);
-            if st.clock.watermark(cfg.grace) != wm {
+            let now = st.clock.watermark(cfg.grace);
+            if now != wm && st.may_be_due(now) {
                 st.fire(cfg, &self.agg, out);
             } else {
                 // Nothing can be due: every window or expiry due at `wm` was closed before this
-                // event, and what it scheduled lies beyond `wm`.
+                // event, and what it scheduled lies beyond `wm`; or nothing is queued at or
+                // below the new watermark.
                 st.sweep::<T, A>(cfg);
             }
         }

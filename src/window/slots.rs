@@ -30,10 +30,16 @@ impl<V> Slots<V> {
         }
     }
 
-    /// The first index at or after `start`.
+    /// The first index at or after `start`. Windows and panes are looked up by bounds that
+    /// mostly lie before the first slot or after the last: those take no search.
     #[inline]
     fn lower(&self, start: i64) -> usize {
-        self.items.partition_point(|&(s, _)| s < start)
+        match (self.items.front(), self.items.back()) {
+            (Some(&(first, _)), _) if first >= start => 0,
+            (_, Some(&(last, _))) if last < start => self.items.len(),
+            (None, _) => 0,
+            _ => self.items.partition_point(|&(s, _)| s < start),
+        }
     }
 
     #[inline]

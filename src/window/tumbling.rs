@@ -8,7 +8,7 @@
 
 use super::aggregate::{Aggregator, add_all};
 use super::assign::{Geometry, clamp};
-use super::operator::{Admit, Event, Slot, Store, Timer};
+use super::operator::{Admit, Event, Slot, Store, Timer, add_to_slot};
 use super::slots::Slots;
 use crate::graph::Acks;
 
@@ -32,31 +32,28 @@ impl<T, A: Aggregator<T>> Store<T, A> for WindowStore<A::Acc> {
         wm: i64,
         updated: Option<&mut Vec<(i64, i64)>>,
     ) -> Admit {
+        if g.per_event == 1
+            && updated.is_none()
+            && let Some(start) = g.last_start_if_open(ev.ts, wm)
+        {
+            // Tumbling, in `i64`: the event's one window is open.
+            let admit = Admit {
+                accepted: 1,
+                ..Admit::default()
+            };
+            return add_to_slot(&mut self.slots, agg, start, ev, admit);
+        }
         let (open, hi, mut admit) = Admit::for_event(g, ev.ts, wm);
         if admit.accepted == 0 {
             return admit;
         }
         if admit.accepted == 1 {
-            // Tumbling: one window, updated in place (`add` leaves it as it was if it panics).
             let start = clamp(open);
-            match self.slots.get_mut(start) {
-                Some(slot) => {
-                    agg.add(&mut slot.acc, ev.item, ev.ts);
-                    slot.hold(ev.acks);
-                }
-                None => {
-                    let mut acc = agg.init();
-                    agg.add(&mut acc, ev.item, ev.ts);
-                    let mut slot = Slot::new(acc, ev.seq);
-                    slot.hold(ev.acks);
-                    admit.behind = self.slots.insert(start, slot) > 0;
-                    admit.opened = true;
-                }
-            }
             if let Some(u) = updated {
                 u.push((start, g.end(open)));
             }
-            return admit;
+            // One window, updated in place.
+            return add_to_slot(&mut self.slots, agg, start, ev, admit);
         }
         // The event goes into every window or none: new windows are built aside, and nothing
         // is stored before every accumulator took the event (see `aggregate::add_all`).
