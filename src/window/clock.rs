@@ -37,6 +37,7 @@ impl Clock {
     }
 
     /// An event at `ts` arrived: moves the clock unless explicit, or beyond the skew.
+    #[inline]
     pub(crate) fn observe(&mut self, ts: i64, explicit: bool, skew: Option<i64>) {
         if explicit {
             return;
