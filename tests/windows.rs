@@ -490,6 +490,37 @@ fn shared_clock_is_the_default() {
     });
 }
 
+/// Each event opens a window before the key's earliest one, so the key's next closing moves
+/// earlier 300 times, for each of three keys: every window still closes exactly once, in
+/// `(end, start)` order and, within a window, in the order its keys first appeared.
+#[test]
+fn closings_that_keep_moving_earlier_still_come_out_once_each_in_order() {
+    block_on(async {
+        let source = Source::<E>::new();
+        let out = source
+            .window(Window::tumbling(10))
+            .timestamp(|e| e.1)
+            .grace(1_000_000)
+            .key_by(|e| e.0)
+            .count()
+            .sink_to_vec();
+        for i in (0..300).rev() {
+            for key in ["a", "b", "c"] {
+                source.emit((key, 1_000_000 + i * 10, 1)).await.unwrap();
+            }
+        }
+        assert!(out.snapshot().is_empty(), "nothing is due under the grace");
+        source.close().await.unwrap();
+        let expected: Vec<_> = (0..300)
+            .flat_map(|i| {
+                let start = 1_000_000 + i * 10;
+                ["a", "b", "c"].map(|k| wr(k, start, start + 10, 1u64))
+            })
+            .collect();
+        assert_eq!(out.snapshot(), expected);
+    });
+}
+
 // ---------------------------------------------------------------- key state is freed
 
 /// (session id, ts, value): a stream whose set of keys keeps growing.
