@@ -1054,3 +1054,143 @@ async fn a_stop_while_the_source_waits_for_its_brokers_ends_run_soon() {
         .expect("stop was not noticed during startup");
     assert_eq!(result, Ok(()));
 }
+
+/// A runtime that shuts down while the sink's records await their delivery reports: those
+/// records may never be stored, so their tokens fail; none is reported done.
+#[test]
+fn records_awaiting_delivery_when_the_runtime_shuts_down_fail_their_tokens() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let addr = closed_port();
+    let source = Source::new();
+    let (acks, seen) = tokens(3);
+    rt.block_on(async {
+        let sink = source
+            .to_kafka(
+                ProducerConfig::new(&addr).set("message.timeout.ms", "60000"),
+                |s: String| Record::to("t").payload(s),
+            )
+            .unwrap();
+        for (i, ack) in acks.into_iter().enumerate() {
+            source.emit_with_ack(i.to_string(), ack).await.unwrap();
+        }
+        // One thread: once the sink's queue is empty, its task has handed every record to
+        // the producer, where each awaits a delivery report that cannot come.
+        timeout(Duration::from_secs(30), async {
+            while sink.metrics().held > 0 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the sink never took its elements");
+    });
+    assert!(seen.lock().unwrap().is_empty(), "released before delivery");
+    drop(rt);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 3, "every token ends: {seen:?}");
+    assert!(
+        seen.iter().all(
+            |(_, o)| matches!(o, Outcome::Failed(Error::Failed { node, .. }) if node == "to_kafka")
+        ),
+        "a record never delivered was reported {seen:?}"
+    );
+}
+
+/// With the brokers unreachable, the sink holds at most `capacity` queued elements plus
+/// `in_flight` records awaiting a report; the next `emit` pends, and when the records time out
+/// every token fails and `close()` says so.
+#[test]
+fn a_sink_that_cannot_deliver_bounds_what_it_holds_and_fails_every_token() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let addr = closed_port();
+    let source = Source::new();
+    let (mut acks, seen) = tokens(6);
+    acks.reverse();
+    rt.block_on(async {
+        let sink = source
+            .to_kafka(
+                ProducerConfig::new(&addr)
+                    .set("message.timeout.ms", "3000")
+                    .capacity(2)
+                    .in_flight(3),
+                |s: String| Record::to("t").payload(s),
+            )
+            .unwrap();
+        for i in 0..5 {
+            timeout(
+                Duration::from_secs(30),
+                source.emit_with_ack(i.to_string(), acks.pop().unwrap()),
+            )
+            .await
+            .expect("an emit within the bound pended")
+            .unwrap();
+        }
+        // One thread: let the sink's task take what it may (three records in flight).
+        for _ in 0..1000 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(sink.metrics().held, 2, "two elements wait in the sink's queue");
+        let mut sixth = std::pin::pin!(source.emit_with_ack("5".to_string(), acks.pop().unwrap()));
+        for _ in 0..1000 {
+            assert!(
+                futures::FutureExt::now_or_never(sixth.as_mut()).is_none(),
+                "an emit past capacity + in_flight did not pend"
+            );
+            tokio::task::yield_now().await;
+        }
+        assert!(seen.lock().unwrap().is_empty(), "released before delivery");
+        // The records time out; the queued ones are sent and time out in turn.
+        let _ = timeout(Duration::from_secs(60), sixth).await.expect("emit hung");
+        let closed = timeout(Duration::from_secs(60), source.close())
+            .await
+            .expect("close hung");
+        // Six failures: the first, with the count of the others.
+        assert!(
+            matches!(&closed, Err(Error::Several { first, more: 5 })
+                if matches!(&**first, Error::Failed { message, .. } if message.contains("cannot deliver"))),
+            "{closed:?}"
+        );
+    });
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 6, "every token ends: {seen:?}");
+    assert!(seen.iter().all(|(_, o)| !o.is_done()), "{seen:?}");
+}
+
+/// A token callback that panics when its record is delivered: the panic is reported by
+/// `close()`, and the sink goes on delivering (and releasing) the other records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_callback_that_panics_on_delivery_is_reported_and_the_sink_goes_on() {
+    let output = unique("out");
+    create_topic(&output, 1).await;
+    let source = Source::new();
+    let topic = output.clone();
+    let _sink = source
+        .to_kafka(ProducerConfig::new(&brokers()), move |i: u32| {
+            Record::to(&topic).payload(i.to_string())
+        })
+        .unwrap();
+    let released = Arc::new(AtomicUsize::new(0));
+    for i in 0..100 {
+        let r = released.clone();
+        let ack = Ack::new(move |o| {
+            assert!(i != 10, "callback of element 10");
+            assert!(o.is_done(), "{o:?}");
+            r.fetch_add(1, Ordering::SeqCst);
+        });
+        source.emit_with_ack(i, ack).await.unwrap();
+    }
+    let closed = timeout(Duration::from_secs(30), source.close())
+        .await
+        .expect("close did not finish");
+    assert!(
+        matches!(&closed, Err(Error::Panicked { node, message }) if node == "to_kafka" && message.contains("element 10")),
+        "{closed:?}"
+    );
+    assert_eq!(released.load(Ordering::SeqCst), 99);
+    assert_eq!(read_all(&output, 1, 100)[0].len(), 100);
+}

@@ -106,7 +106,7 @@ impl Task {
         tracing::info_span!("node", name = %self.name(), kind = self.kind)
     }
 
-    fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         self.node
             .lock()
             .as_ref()

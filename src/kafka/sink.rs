@@ -2,16 +2,24 @@
 //!
 //! Why it is built this way: librdkafka produces asynchronously (a record is queued, batched,
 //! sent, and a delivery report comes back later), and a record that is queued is not yet safe.
-//! So the sink keeps each element's acknowledgement tokens beside its delivery future and
-//! releases them only when the delivery report says the record is stored; a source upstream
-//! therefore never commits past an element whose record could still be lost.
+//! So each element's acknowledgement tokens travel with its record through librdkafka (as the
+//! record's delivery opaque) and are released only when the delivery report says the record is
+//! stored; a source upstream therefore never commits past an element whose record could still
+//! be lost. The report is taken on librdkafka's polling thread, which releases a delivered
+//! record's tokens there and then: no future, channel or task wake-up per record.
 //!
 //! Invariants:
 //! - Elements go through a bounded mailbox and a task; the task builds each record with the
 //!   user's function and hands it to librdkafka. When librdkafka's queue is full the task waits
-//!   for a delivery (or a short while) and retries: nothing is dropped, and `emit` pends once
-//!   the mailbox is full too.
-//! - At most `in_flight` records await their delivery report at once.
+//!   a short while and retries: nothing is dropped, and `emit` pends once the mailbox is full
+//!   too.
+//! - At most `in_flight` records await their delivery report at once: a record is counted
+//!   before it is queued, and leaves the count when its report is handled (on the polling
+//!   thread when delivered; by the task, after passing it on, when not).
+//! - Every record queued gets exactly one outcome for its tokens: done on a successful report,
+//!   the error output or a failure otherwise. If the task is gone (its runtime shut down),
+//!   dropping the producer purges the queue, and each purged record's report fails its
+//!   tokens: a record never stored is never reported done.
 //! - A record that cannot be delivered goes, with its element's tokens, to the
 //!   [`errors`](KafkaSink::errors) side output, where it counts as handled once accepted; when
 //!   nothing is connected there, its tokens are failed and the failure is reported on the next
@@ -20,19 +28,18 @@
 //! - `close()` resolves once every accepted element's record has a delivery report.
 
 use std::fmt;
-use std::future::Future;
 use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use futures_util::stream::FuturesUnordered;
+use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, DeliveryResult, Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, ProducerContext, ThreadedProducer};
+use tokio::sync::Notify;
 
 use super::failed;
 use crate::graph::task::{Detach, Mailbox, Task, runtime};
@@ -176,8 +183,8 @@ impl Record {
                 .sum::<usize>()
     }
 
-    fn future_record(&self) -> FutureRecord<'_, [u8], [u8]> {
-        let mut r = FutureRecord::to(&self.topic);
+    fn base_record(&self, pending: Box<Pending>) -> BaseRecord<'_, [u8], [u8], Box<Pending>> {
+        let mut r = BaseRecord::with_opaque_to(&self.topic, pending);
         if let Some(k) = &self.key {
             r = r.key(k.as_slice());
         }
@@ -201,6 +208,26 @@ impl Record {
             r = r.headers(hs);
         }
         r
+    }
+
+    /// The record as a delivery report gives it back; `partition` and `timestamp` as the user
+    /// set them (librdkafka fills in its own).
+    fn returned(m: &BorrowedMessage<'_>, partition: Option<i32>, timestamp: Option<i64>) -> Record {
+        Record {
+            topic: m.topic().to_string(),
+            partition,
+            key: m.key().map(<[u8]>::to_vec),
+            payload: m.payload().map(<[u8]>::to_vec),
+            timestamp,
+            headers: m
+                .headers()
+                .map(|hs| {
+                    hs.iter()
+                        .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
     }
 }
 
@@ -461,7 +488,107 @@ impl KafkaSink {
     }
 }
 
-type Delivery = Pin<Box<dyn Future<Output = (KafkaResult<()>, Record, Acks)> + Send>>;
+/// What the sink's task and librdkafka's delivery reports share.
+struct Shared {
+    /// Records handed to the producer whose report the task has not finished with: a
+    /// delivered record leaves when its report comes, an undelivered one once the task has
+    /// passed it on.
+    in_flight: AtomicUsize,
+    max: usize,
+    /// Wakes the task when `in_flight` falls below `max` or to zero.
+    changed: Notify,
+    /// Reports the task must act on: undelivered records, panics while releasing tokens.
+    report: tokio::sync::mpsc::UnboundedSender<Report>,
+    task: Arc<Task>,
+}
+
+/// The producer's context: it takes each delivery report on librdkafka's polling thread. A
+/// delivered record's tokens are released there and then, with no hop through the task; an
+/// undelivered one goes to the task, which owns the error output.
+struct Reports(Arc<Shared>);
+
+/// What travels with a record through librdkafka: its element's tokens, and what the
+/// delivery report cannot give back as the user set it.
+struct Pending {
+    acks: Acks,
+    partition: Option<i32>,
+    timestamp: Option<i64>,
+}
+
+enum Report {
+    Undelivered(Undelivered),
+    Panicked(Error),
+}
+
+/// An undelivered record on its way to the task. If the task is gone (its runtime shut
+/// down), dropping it fails the tokens: the record was never stored.
+struct Undelivered {
+    record: Record,
+    error: KafkaError,
+    acks: Acks,
+    task: Arc<Task>,
+}
+
+impl Drop for Undelivered {
+    fn drop(&mut self) {
+        if !self.acks.is_empty() {
+            self.acks
+                .fail(&torn_down(&self.task, &self.record, &self.error));
+        }
+    }
+}
+
+fn torn_down(task: &Task, rec: &Record, error: &KafkaError) -> Error {
+    failed(
+        &task.name(),
+        format!(
+            "cannot deliver a record to {}: {error}; the sink stopped (its runtime shut down) \
+             before the record was delivered",
+            rec.topic
+        ),
+    )
+}
+
+impl ClientContext for Reports {}
+
+impl ProducerContext for Reports {
+    type DeliveryOpaque = Box<Pending>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, pending: Box<Pending>) {
+        let shared = &*self.0;
+        let Pending {
+            acks,
+            partition,
+            timestamp,
+        } = *pending;
+        match result {
+            Ok(_) => {
+                // Releasing the tokens runs their callbacks; a panic there must not end
+                // librdkafka's polling thread (no more reports would come).
+                if let Err(payload) = std::panic::catch_unwind(AssertUnwindSafe(|| drop(acks))) {
+                    let error = shared.task.panicked(&*payload);
+                    let _ = shared.report.send(Report::Panicked(error));
+                }
+                let before = shared.in_flight.fetch_sub(1, Ordering::AcqRel);
+                if before == shared.max || before == 1 {
+                    shared.changed.notify_one();
+                }
+            }
+            Err((error, message)) => {
+                let undelivered = Undelivered {
+                    record: Record::returned(message, partition, timestamp),
+                    error: error.clone(),
+                    acks,
+                    task: shared.task.clone(),
+                };
+                // With the task gone, the report comes back and its drop fails the tokens.
+                if let Err(returned) = shared.report.send(Report::Undelivered(undelivered)) {
+                    let _ = std::panic::catch_unwind(AssertUnwindSafe(|| drop(returned)));
+                }
+            }
+        }
+    }
+}
 
 impl<T: Item> Stream<T> {
     /// Produces a Kafka record for every element: `record` builds it (topic, key, payload,
@@ -508,12 +635,20 @@ impl<T: Item> Stream<T> {
             .get("message.max.bytes")
             .unwrap_or("1000000")
             .to_string();
-        let producer: FutureProducer = config
+        let task = Task::new("to_kafka");
+        let (report, mut reports) = tokio::sync::mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            in_flight: AtomicUsize::new(0),
+            max: config.in_flight,
+            changed: Notify::new(),
+            report,
+            task: task.clone(),
+        });
+        let producer: ThreadedProducer<Reports> = config
             .config
-            .create()
+            .create_with_context(Reports(shared.clone()))
             .map_err(|e| failed("to_kafka", format!("cannot create the producer: {e}")))?;
         let mailbox = Mailbox::new(config.capacity);
-        let task = Task::new("to_kafka");
         let errors = Side::new("errors");
         let error_stream = errors.stream();
         let node = self.then_detachable(
@@ -529,51 +664,49 @@ impl<T: Item> Stream<T> {
         task.bind(node.clone());
         let worker = node.clone();
         let t = task.clone();
-        let max_in_flight = config.in_flight;
         task.spawn(&rt, async move {
-            let mut in_flight: FuturesUnordered<Delivery> = FuturesUnordered::new();
             let mut open = true;
             loop {
-                let next = if open && in_flight.len() < max_in_flight {
-                    if in_flight.is_empty() {
-                        futures_util::future::Either::Left(mailbox.recv().await)
-                    } else {
-                        tokio::select! {
-                            x = mailbox.recv() => futures_util::future::Either::Left(x),
-                            Some(d) = in_flight.next() => futures_util::future::Either::Right(d),
-                        }
-                    }
-                } else if let Some(d) = in_flight.next().await {
-                    futures_util::future::Either::Right(d)
-                } else {
+                let in_flight = shared.in_flight.load(Ordering::Acquire);
+                if !open && in_flight == 0 {
                     break;
-                };
-                match next {
-                    futures_util::future::Either::Left(Some((x, acks))) => {
-                        let built = std::panic::catch_unwind(AssertUnwindSafe(|| record(x)));
-                        match built {
-                            Ok(rec) => match send(&producer, rec, acks).await {
-                                Ok(delivery) => in_flight.push(delivery),
-                                Err((err, rec, acks)) => {
-                                    let why = reason(&err, &rec, &max_bytes);
-                                    undelivered(&worker.op.errors, &t, &worker, rec, why, acks)
-                                        .await;
+                }
+                let room = open && in_flight < shared.max;
+                tokio::select! {
+                    biased;
+                    Some(report) = reports.recv() => match report {
+                        Report::Undelivered(mut u) => {
+                            let acks = std::mem::take(&mut u.acks);
+                            let why = reason(&u.error, &u.record, &max_bytes);
+                            let rec = std::mem::replace(&mut u.record, Record::to(""));
+                            undelivered(&worker.op.errors, &t, &worker, rec, why, acks).await;
+                            shared.in_flight.fetch_sub(1, Ordering::AcqRel);
+                        }
+                        Report::Panicked(error) => t.fail(error),
+                    },
+                    x = mailbox.recv(), if room => match x {
+                        Some((x, acks)) => {
+                            let built = std::panic::catch_unwind(AssertUnwindSafe(|| record(x)));
+                            match built {
+                                Ok(rec) => {
+                                    if let Err((err, acks)) = send(&producer, &shared, &rec, acks).await {
+                                        let why = reason(&err, &rec, &max_bytes);
+                                        undelivered(&worker.op.errors, &t, &worker, rec, why, acks)
+                                            .await;
+                                    }
                                 }
-                            },
-                            Err(payload) => {
-                                worker.out.errors.inc_exact();
-                                let error = t.panicked(&*payload);
-                                acks.fail(&error);
-                                t.fail(error);
+                                Err(payload) => {
+                                    worker.out.errors.inc_exact();
+                                    let error = t.panicked(&*payload);
+                                    acks.fail(&error);
+                                    t.fail(error);
+                                }
                             }
                         }
-                    }
-                    futures_util::future::Either::Left(None) => open = false,
-                    futures_util::future::Either::Right((Ok(()), _rec, acks)) => drop(acks),
-                    futures_util::future::Either::Right((Err(err), rec, acks)) => {
-                        let why = reason(&err, &rec, &max_bytes);
-                        undelivered(&worker.op.errors, &t, &worker, rec, why, acks).await;
-                    }
+                        None => open = false,
+                    },
+                    // Room again, or the last report in: look again.
+                    () = shared.changed.notified(), if !room => {}
                 }
             }
             // Dropping the producer purges and flushes, which blocks: not on a runtime worker.
@@ -591,32 +724,34 @@ impl<T: Item> Stream<T> {
     }
 }
 
-/// Hands `rec` to the producer, retrying while its queue is full, and returns its delivery.
-/// Returns the record back with the error when it cannot be queued at all.
+/// Hands `rec` to the producer, retrying while its queue is full; its tokens travel with it
+/// to the delivery report. Returns the tokens with the error when it cannot be queued at all.
 async fn send(
-    producer: &FutureProducer,
-    rec: Record,
+    producer: &ThreadedProducer<Reports>,
+    shared: &Shared,
+    rec: &Record,
     acks: Acks,
-) -> Result<Delivery, (KafkaError, Record, Acks)> {
+) -> Result<(), (KafkaError, Acks)> {
+    let mut pending = Box::new(Pending {
+        acks,
+        partition: rec.partition,
+        timestamp: rec.timestamp,
+    });
+    // Counted before the record is queued: its report may come before `send` returns.
+    shared.in_flight.fetch_add(1, Ordering::AcqRel);
     loop {
-        let attempt = producer.send_result(rec.future_record());
-        match attempt {
-            Ok(delivery) => {
-                return Ok(Box::pin(async move {
-                    let result = match delivery.await {
-                        Ok(Ok(_)) => Ok(()),
-                        Ok(Err((e, _))) => Err(e),
-                        Err(_) => Err(KafkaError::Canceled),
-                    };
-                    (result, rec, acks)
-                }));
-            }
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+        match producer.send(rec.base_record(pending)) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                 // librdkafka's queue drains on its own thread as records are sent: wait a
                 // moment and retry. Nothing is dropped.
+                pending = r.delivery_opaque;
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
-            Err((e, _)) => return Err((e, rec, acks)),
+            Err((e, r)) => {
+                shared.in_flight.fetch_sub(1, Ordering::AcqRel);
+                return Err((e, r.delivery_opaque.acks));
+            }
         }
     }
 }
