@@ -1194,3 +1194,63 @@ async fn a_token_callback_that_panics_on_delivery_is_reported_and_the_sink_goes_
     assert_eq!(released.load(Ordering::SeqCst), 99);
     assert_eq!(read_all(&output, 1, 100)[0].len(), 100);
 }
+
+/// With a dead-letter policy, a dead-letter write that fails (here the record is over the
+/// producer's size limit: the error text it carries is too long) stops the source before the
+/// failed message, as the stop policy does: nothing at or past it is committed, and the next
+/// run reads it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_write_that_fails_stops_the_source_before_the_failed_message() {
+    let input = unique("in");
+    let dlq = unique("dlq");
+    let group = unique("g");
+    create_topic(&input, 1).await;
+    create_topic(&dlq, 1).await;
+    produce(&input, (0..10).map(|i| (format!("k{i}"), i.to_string()))).await;
+
+    let src = source(&group)
+        .partition(&input, 0)
+        .on_failure(OnFailure::dead_letter(&dlq))
+        .build()
+        .unwrap();
+    let _done = src
+        .map_async(2, |m| async move {
+            let n: u32 = m.payload_str().unwrap().parse().unwrap();
+            // An error text over the dead-letter producer's 1,000,000-byte limit.
+            assert!(n != 3, "cannot process 3: {}", "x".repeat(1_100_000));
+            n
+        })
+        .sink_to_vec();
+    let result = timeout(Duration::from_secs(30), src.run())
+        .await
+        .expect("run did not stop");
+    let origin = format!("cannot write {input}/0@3");
+    assert!(
+        matches!(&result, Err(Error::Failed { node, message })
+            if node == "kafka_source" && message.starts_with(&origin) && message.contains("too large")),
+        "{}",
+        format!("{result:?}").chars().take(300).collect::<String>()
+    );
+    assert_eq!(
+        committed(&group, &input, 0),
+        Some(3),
+        "stops before the failed offset"
+    );
+
+    let src = source(&group).partition(&input, 0).build().unwrap();
+    let again = src
+        .map(|m| m.payload_str().unwrap().parse::<u32>().unwrap())
+        .sink_to_vec();
+    let run = tokio::spawn(src.run());
+    wait_until("the rest of the partition", Duration::from_secs(30), || {
+        again.snapshot().len() >= 7
+    })
+    .await;
+    src.stop();
+    timeout(Duration::from_secs(30), run)
+        .await
+        .expect("run did not stop")
+        .unwrap()
+        .expect("second run");
+    assert_eq!(again.snapshot(), (3..10).collect::<Vec<_>>());
+}
