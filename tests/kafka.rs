@@ -1254,3 +1254,12 @@ async fn a_dead_letter_write_that_fails_stops_the_source_before_the_failed_messa
         .expect("second run");
     assert_eq!(again.snapshot(), (3..10).collect::<Vec<_>>());
 }
+
+#[test]
+#[should_panic(expected = "`to_kafka` runs on a tokio runtime, and there is none here")]
+fn a_kafka_sink_built_outside_a_runtime_says_what_is_missing() {
+    let source = Source::<String>::new();
+    let _ = source.to_kafka(ProducerConfig::new(&closed_port()), |s| {
+        Record::to("t").payload(s)
+    });
+}
