@@ -28,6 +28,7 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::error::Error;
 use super::sync::Lock;
@@ -164,6 +165,8 @@ impl Drop for Ack {
     fn drop(&mut self) {
         if std::thread::panicking() {
             self.mark_unwinding();
+        } else if DROPPING_LOST.load(Ordering::Relaxed) != 0 {
+            self.mark_lost();
         }
     }
 }
@@ -218,6 +221,14 @@ impl Ack {
         }
     }
 
+    /// A clone dropped by [`dropping_lost`] on this thread: its holder lost the element.
+    #[cold]
+    fn mark_lost(&self) {
+        if let Some(error) = LOST.try_with(|l| l.borrow().clone()).ok().flatten() {
+            self.mark(error, true);
+        }
+    }
+
     /// A clone dropped while its thread unwinds: the element's path panicked.
     #[cold]
     fn mark_unwinding(&self) {
@@ -240,6 +251,36 @@ impl fmt::Debug for Ack {
             .field("holders", &Arc::strong_count(&self.0))
             .finish()
     }
+}
+
+/// How many threads are inside [`dropping_lost`]: while none is, dropping a token costs one
+/// relaxed load more than nothing.
+static DROPPING_LOST: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// The failure of the tokens dropped on this thread inside [`dropping_lost`].
+    static LOST: RefCell<Option<Error>> = const { RefCell::new(None) };
+}
+
+/// Runs `drop_holdings`, which drops what a holder that lost its elements still held (the
+/// future of a node task whose runtime shut down): every token dropped on this thread meanwhile
+/// fails with `error` rather than being released as done.
+pub(crate) fn dropping_lost(error: Error, drop_holdings: impl FnOnce()) {
+    struct Reset(Option<Error>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            let outer = self.0.take();
+            let _ = LOST.try_with(|l| *l.borrow_mut() = outer);
+            DROPPING_LOST.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+    DROPPING_LOST.fetch_add(1, Ordering::Relaxed);
+    let outer = LOST
+        .try_with(|l| l.borrow_mut().replace(error))
+        .ok()
+        .flatten();
+    let _reset = Reset(outer);
+    drop_holdings();
 }
 
 thread_local! {

@@ -197,6 +197,16 @@ impl<T: 'static> Slot<T> {
     fn addr(&self) -> Option<usize> {
         self.conn.lock().as_ref().map(|c| c.addr)
     }
+
+    /// Nothing took the element: if the slot is a feedback edge whose target is gone (every
+    /// handle of the source was dropped), the graph ended under the element, as when it
+    /// reaches a closed source, and its tokens fail. An empty slot just drops it.
+    #[cold]
+    fn lost_feedback(&self, cx: &mut Cx) {
+        if self.conn.lock().as_ref().is_some_and(Conn::is_feedback) {
+            cx.acks.fail(&Error::Closed);
+        }
+    }
 }
 
 impl<T: 'static> Slot<T> {
@@ -215,7 +225,7 @@ impl<T: 'static> Slot<T> {
 impl<T: 'static> Push<T> for Slot<T> {
     fn push(&self, x: T, cx: &mut Cx) {
         match self.target() {
-            None => {}
+            None => self.lost_feedback(cx),
             Some((port, true)) => push_feedback(port, move |p, cx| p.push(x, cx), cx),
             Some((port, false)) => port.push(x, cx),
         }
@@ -223,7 +233,7 @@ impl<T: 'static> Push<T> for Slot<T> {
 
     fn push_batch(&self, xs: Vec<T>, cx: &mut Cx) {
         match self.target() {
-            None => {}
+            None => self.lost_feedback(cx),
             Some((port, true)) => push_feedback(port, move |p, cx| p.push_batch(xs, cx), cx),
             Some((port, false)) => port.push_batch(xs, cx),
         }

@@ -40,7 +40,7 @@ use tokio::runtime::Handle;
 use tokio::sync::Notify;
 
 use super::Item;
-use super::ack::{Acks, take_panic_site};
+use super::ack::{Acks, dropping_lost, take_panic_site};
 use super::cx::Cx;
 use super::edges::Outputs;
 use super::emit::Emit;
@@ -256,7 +256,7 @@ impl Task {
             task.finish();
         };
         rt.spawn(Guarded {
-            body,
+            body: Some(body),
             task: self.clone(),
             span: None,
         });
@@ -267,8 +267,9 @@ pin_project_lite::pin_project! {
     /// A task's future, which tells the task when it is dropped before it completed, and
     /// runs inside a `tracing` span named after its node.
     struct Guarded<F> {
+        // `None` once dropped early (see the drop below).
         #[pin]
-        body: F,
+        body: Option<F>,
         task: Arc<Task>,
         // Made at the first poll, not at spawn: a node is usually named right after it is
         // built (`.buffer(8).named("ingest")`), after its task was spawned.
@@ -277,10 +278,18 @@ pin_project_lite::pin_project! {
 
     impl<F> PinnedDrop for Guarded<F> {
         fn drop(this: Pin<&mut Self>) {
-            // Runs before `body` is dropped: the hooks fail what the node queues, then the
-            // body's own holdings (a batch in hand) are failed as they drop.
+            // The hooks fail what the node queues; then the body is dropped here, so that the
+            // tokens of what it still holds (an element in hand, futures in flight, a batch)
+            // fail with the node's death as they drop, instead of being released as done.
+            let this = this.project();
             if !this.task.is_finished() {
                 this.task.die();
+                let error = this.task.death();
+                let mut body = this.body;
+                match error {
+                    Some(error) => dropping_lost(error, || body.set(None)),
+                    None => body.set(None),
+                }
             }
         }
     }
@@ -294,7 +303,10 @@ impl<F: Future<Output = ()>> Future for Guarded<F> {
         let task = &**this.task;
         let span = this.span.get_or_insert_with(|| task.span());
         let _entered = span.enter();
-        this.body.poll(cx)
+        match this.body.as_pin_mut() {
+            Some(body) => body.poll(cx),
+            None => std::task::Poll::Ready(()),
+        }
     }
 }
 

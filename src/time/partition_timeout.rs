@@ -135,9 +135,13 @@ where
         let started = {
             let mut s = self.shared.state.lock();
             if s.batches.ended {
-                // A push that raced `close()`: the batches were flushed already.
+                // A push that raced `close()`: the batches were flushed already. Or the task
+                // died: the element is lost with the node, as the push reports.
                 drop(s);
-                return cx.reject_closed();
+                return match self.task.death() {
+                    Some(error) => cx.acks.fail(&error),
+                    None => cx.reject_closed(),
+                };
             }
             let started = !s.open.contains_key(&key);
             if started {

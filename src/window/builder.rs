@@ -501,6 +501,11 @@ impl<T: Item, K: WindowKey> WindowBuilder<T, K> {
             skew: self.skew,
             idle: self.idle,
         };
+        if self.idle.is_some() {
+            // Panics outside a runtime before the node is added, not after: a failed build
+            // leaves the graph as it was.
+            crate::graph::task::runtime("window idle_timeout");
+        }
         let op = TimeWindowOp::<T, K, A, S>::new(cfg, ts, self.key.clone(), agg, late);
         let node: Arc<Node<TimeWindowOp<T, K, A, S>>> = self.stream.then_node(kind, op);
         let owner: Arc<dyn NodeDyn> = node.clone();
