@@ -479,15 +479,11 @@ fn processing_window_open_when_the_runtime_shuts_down_fails_what_it_holds() {
     );
 }
 
-/// A window whose idle timer's runtime shut down still works on event time (it is a
-/// synchronous node), yet every later `emit` returns `Error::Failed` saying that "the elements
-/// it held are lost", while the element is in fact taken, later delivered and its token
-/// released as done; and `close()` then returns `Ok`. The two reports contradict each other:
-/// a producer that retries on the error duplicates the element.
+/// A window whose idle timer's runtime shut down is lost with it, as any node whose task died:
+/// what it held fails, later emits are refused with the node's failure and their tokens fail
+/// with it (nothing is delivered that an `Err` called lost), and `close()` reports it.
 #[test]
-#[ignore = "bug: after the idle timer's runtime shut down, a window's emits fail while their \
-            elements are delivered and done, and close() returns Ok"]
-fn a_window_whose_idle_timer_died_does_not_report_delivered_elements_as_failed() {
+fn a_window_whose_idle_timer_died_fails_what_it_held_and_refuses_later_elements() {
     let rt = paused_runtime();
     let source = Source::new();
     let outcomes = Outcomes::default();
@@ -504,28 +500,35 @@ fn a_window_whose_idle_timer_died_does_not_report_delivered_elements_as_failed()
             .unwrap();
         counts
     });
+    assert_eq!(outcomes.count(), 0, "the open window holds element 1");
     drop_bounded(rt);
+    assert!(
+        failed_in(&outcomes.of(1), "tumbling_window"),
+        "{:?}",
+        outcomes.of(1)
+    );
     let other = paused_runtime();
     other.block_on(async {
-        let second = bounded(source.emit_with_ack(2, outcomes.ack(2))).await;
-        let third = bounded(source.emit_with_ack(5_000, outcomes.ack(5_000))).await;
+        for x in [2, 5_000] {
+            let result = bounded(source.emit_with_ack(x, outcomes.ack(x))).await;
+            assert!(
+                matches!(&result, Err(Error::Failed { node, .. }) if node == "tumbling_window"),
+                "emit of {x} returned {result:?}"
+            );
+            assert!(
+                failed_in(&outcomes.of(x), "tumbling_window"),
+                "{:?}",
+                outcomes.of(x)
+            );
+        }
         let closed = bounded(source.close()).await;
-        for (x, result) in [(2, &second), (5_000, &third)] {
-            if result.is_err() {
-                // The emit said the element was lost: so must its token, and it must not
-                // have been delivered.
-                assert!(
-                    matches!(outcomes.of(x), Some(Outcome::Failed(_))),
-                    "emit of {x} returned {result:?}, its token ended {:?}, delivered {:?}",
-                    outcomes.of(x),
-                    counts.snapshot()
-                );
-            }
-        }
-        if second.is_err() || third.is_err() {
-            assert!(closed.is_err(), "emits failed, then close returned Ok");
-        }
+        assert!(closed.is_err(), "close returned {closed:?}");
     });
+    assert_eq!(
+        counts.snapshot(),
+        Vec::<(i64, u64)>::new(),
+        "nothing delivered"
+    );
 }
 
 #[test]
@@ -1138,6 +1141,36 @@ async fn a_panic_in_one_of_several_windows_closed_by_the_idle_timer_is_reported_
     assert_eq!(counts.snapshot().len(), 3);
     assert!(counts.snapshot().contains(&(0, 100_000, 1)));
     assert_eq!(outcomes.of(30), Some(Outcome::Done));
+}
+
+/// The same panic with no emit after it: `close()` reports it rather than dropping it.
+#[tokio::test(start_paused = true)]
+async fn a_panic_downstream_of_an_idle_flush_right_before_close_is_reported_by_close() {
+    let source = Source::<i64>::new();
+    let counts = source
+        .window(Window::tumbling(1_000))
+        .timestamp(|t| *t)
+        .idle_timeout(Duration::from_secs(2))
+        .count()
+        .map(|r| {
+            assert!(r.start != 0, "first window");
+            r.value
+        })
+        .named("picky")
+        .sink_to_vec();
+    let outcomes = Outcomes::default();
+    bounded(source.emit_with_ack(100, outcomes.ack(100)))
+        .await
+        .unwrap();
+    sleep(Duration::from_secs(5)).await; // the idle timer closed [0, 1000)
+    assert!(
+        failed_in(&outcomes.of(100), "picky"),
+        "{:?}",
+        outcomes.of(100)
+    );
+    let closed = bounded(source.close()).await;
+    assert!(panicked_in(&closed, "picky", "first window"), "{closed:?}");
+    assert!(counts.snapshot().is_empty());
 }
 
 // ---------------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ pub(crate) use stream::metrics as metrics_of;
 pub use stream::{Metrics, Stream};
 pub use try_emit::TryEmitError;
 
-pub(crate) use ack::{Acks, panic_site};
+pub(crate) use ack::{Acks, dropping_lost, panic_site};
 #[allow(unused_imports)]
 pub(crate) use cx::{Cx, Pending};
 pub(crate) use edges::Outputs;

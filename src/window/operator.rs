@@ -41,9 +41,12 @@ use super::result::{LateEvent, WindowResult, WindowStats};
 use super::slots::Slots;
 use super::timers::{Entry, Timers};
 use crate::Item;
+
 use crate::graph::sync::Lock;
 use crate::graph::task::{Task, forward};
-use crate::graph::{Acks, Cx, Emit, Error, Input, Node, Operator, Outputs, panic_site};
+use crate::graph::{
+    Acks, Cx, Emit, Error, Input, Node, Operator, Outputs, dropping_lost, panic_site,
+};
 
 /// `(end, start, first arrival)` of a key's earliest window with data.
 pub(crate) type Timer = (i64, i64, u64);
@@ -835,6 +838,22 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>> TimeWindowOp<T, K,
         resume(push_results(out, outs, cx));
     }
 
+    /// The idle timer's task died (its runtime shut down): the window is lost with it, as any
+    /// node whose task died. What it holds fails with `error`, and later pushes are refused
+    /// with it; otherwise an `emit` would report the death while its element was delivered.
+    fn die(&self, error: &Error) {
+        let held = {
+            let mut st = self.state.lock();
+            st.ended = true;
+            st.timers = Timers::default();
+            st.expiries.clear();
+            st.emptied.clear();
+            std::mem::take(&mut st.keys)
+        };
+        // Dropping the stores drops the tokens of their elements: they fail with `error`.
+        dropping_lost(error.clone(), || drop(held));
+    }
+
     /// When the idle timer should look next; `None` once the operator has ended.
     fn idle_deadline(&self, timeout: std::time::Duration) -> Option<Instant> {
         let st = self.state.lock();
@@ -883,6 +902,9 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>> Operator
     type Out = WindowResult<K, A::Out>;
 
     fn on_end(&self, out: &Outputs<Self::Out>, cx: &mut Cx) {
+        // What the idle timer recorded (a panic downstream of a flush, its death) comes out of
+        // `close()` if no push reported it first.
+        self.task.report(cx);
         let mut outs = Vec::new();
         {
             let mut st = self.state.lock();
@@ -920,9 +942,13 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>> Input<0>
         let late = {
             let mut st = self.state.lock();
             if st.ended {
-                // A push that raced `close()`: the windows were flushed already.
+                // A push that raced `close()`: the windows were flushed already. Or the idle
+                // timer's task died: the window was lost with it, as the push reports.
                 drop(st);
-                return cx.reject_closed();
+                return match self.task.death() {
+                    Some(error) => cx.acks.fail(&error),
+                    None => cx.reject_closed(),
+                };
             }
             out.call(|| self.apply(&mut st, &x, ts, key, &cx.acks, &mut outs))
         };
@@ -986,6 +1012,12 @@ pub(crate) fn spawn_idle<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>
     let weak: Weak<Node<TimeWindowOp<T, K, A, S>>> = Arc::downgrade(node);
     let stop = node.op.stop.clone();
     let t = task.clone();
+    let dying = weak.clone();
+    task.on_death(move |e| {
+        if let Some(node) = dying.upgrade() {
+            node.op.die(e);
+        }
+    });
     task.spawn(&rt, async move {
         while let Some(deadline) = weak.upgrade().and_then(|n| n.op.idle_deadline(timeout)) {
             let sleep = std::pin::pin!(tokio::time::sleep_until(deadline));
