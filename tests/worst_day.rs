@@ -1173,6 +1173,40 @@ async fn a_panic_downstream_of_an_idle_flush_right_before_close_is_reported_by_c
     assert!(counts.snapshot().is_empty());
 }
 
+/// The idle timer closes several windows at once into a slow downstream, and `close()` comes
+/// while the timer still waits for room: every window's result is delivered before `close()`
+/// returns, none is pushed into a downstream that already ended.
+#[tokio::test(start_paused = true)]
+async fn close_while_the_idle_timer_waits_for_room_loses_none_of_its_results() {
+    let source = Source::<(i64, i64)>::new();
+    let got = source
+        .window(Window::tumbling(1_000))
+        .timestamp(|e| e.1)
+        .key_by(|e| e.0)
+        .idle_timeout(Duration::from_secs(2))
+        .count()
+        .map(|r| r.key)
+        .buffer(1)
+        .rate_limit(Duration::from_millis(100))
+        .sink_to_vec();
+    let outcomes = Outcomes::default();
+    for k in 0..5 {
+        bounded(source.emit_with_ack((k, 100), outcomes.ack(k)))
+            .await
+            .unwrap();
+    }
+    // The timer fires at 2 s and pushes five results into a queue of one, drained every 100 ms.
+    sleep(Duration::from_millis(2_050)).await;
+    assert!(got.snapshot().len() < 5, "the timer is still pushing");
+    bounded(source.close()).await.unwrap();
+    let mut keys = got.snapshot();
+    keys.sort();
+    assert_eq!(keys, vec![0, 1, 2, 3, 4]);
+    for k in 0..5 {
+        assert_eq!(outcomes.of(k), Some(Outcome::Done), "element {k}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // 5. A panicking consumer of an error side output.
 // ---------------------------------------------------------------------------------------

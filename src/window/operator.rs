@@ -43,7 +43,7 @@ use super::timers::{Entry, Timers};
 use crate::Item;
 
 use crate::graph::sync::Lock;
-use crate::graph::task::{Task, forward};
+use crate::graph::task::{Task, forward_finish, forward_start};
 use crate::graph::{
     Acks, Cx, Emit, Error, Input, Node, Operator, Outputs, dropping_lost, panic_site,
 };
@@ -1028,8 +1028,17 @@ pub(crate) fn spawn_idle<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>
                 break;
             }
             let Some(node) = weak.upgrade() else { break };
-            for (r, acks) in node.op.idle_tick(timeout) {
-                forward(&node.out, &t, r, acks.unwrap_or_default()).await;
+            // Every result is pushed before any wait for room: a `close()` during the wait
+            // then finds none of them still in this task's hands, where the window's end
+            // would overtake them into a downstream that already ended.
+            let waits: Vec<Emit> = node
+                .op
+                .idle_tick(timeout)
+                .into_iter()
+                .filter_map(|(r, acks)| forward_start(&node.out, &t, r, acks.unwrap_or_default()))
+                .collect();
+            for emit in waits {
+                forward_finish(&t, emit).await;
             }
         }
     });
