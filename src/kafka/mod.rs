@@ -35,6 +35,11 @@
 //!   stays missing for the startup timeout, `run` commits what is done and fails naming it.
 //!   (Some brokers answer such a fetch with a malformed metadata entry that crashes
 //!   librdkafka 2.12.1 first; the process dies and, on restart, nothing done is lost.)
+//! - A broker restart: the sink keeps its records (and their tokens) until the broker is back
+//!   or `message.timeout.ms` passes. A broker that comes back without the topics it had (one
+//!   that keeps them in memory) has made librdkafka 2.12.1 crash while it refreshed its
+//!   metadata; run a pipeline under a supervisor that starts it again: nothing done is lost,
+//!   and what was not committed is read again.
 //! - Size of a record: one over the producer's `message.max.bytes` (default 1,000,000
 //!   bytes) goes to the sink's error output with its size and the limit.
 //! - Delivery of a sink: a record that cannot be delivered fails after `message.timeout.ms`
