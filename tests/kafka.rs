@@ -1263,3 +1263,45 @@ fn a_kafka_sink_built_outside_a_runtime_says_what_is_missing() {
         Record::to("t").payload(s)
     });
 }
+
+/// The sink under its two waits: librdkafka's own queue full (five records at most: the sink
+/// retries, nothing is dropped) and the `in_flight` bound reached (two records at most: the
+/// sink waits for reports). Every record arrives, in order, and every token is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_whose_queues_fill_up_retries_and_waits_and_delivers_everything() {
+    for (name, config) in [
+        (
+            "queue of 5",
+            ProducerConfig::new(&brokers()).set("queue.buffering.max.messages", "5"),
+        ),
+        ("in_flight 2", ProducerConfig::new(&brokers()).in_flight(2)),
+    ] {
+        let output = unique("out");
+        create_topic(&output, 1).await;
+        let source = Source::new();
+        let topic = output.clone();
+        let sink = source
+            .to_kafka(config, move |i: u32| {
+                Record::to(&topic).payload(i.to_string())
+            })
+            .unwrap();
+        let (acks, seen) = tokens(300);
+        for (i, ack) in acks.into_iter().enumerate() {
+            source.emit_with_ack(i as u32, ack).await.unwrap();
+        }
+        timeout(Duration::from_secs(60), source.close())
+            .await
+            .expect("close did not finish")
+            .unwrap();
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 300, "{name}");
+        assert!(seen.iter().all(|(_, o)| o.is_done()), "{name}: {seen:?}");
+        assert_eq!(sink.metrics().errors, 0, "{name}");
+        let got: Vec<String> = read_all(&output, 1, 300)[0]
+            .iter()
+            .map(|(_, v)| v.clone())
+            .collect();
+        let want: Vec<String> = (0..300).map(|i| i.to_string()).collect();
+        assert_eq!(got, want, "{name}");
+    }
+}
