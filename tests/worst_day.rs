@@ -1207,6 +1207,68 @@ async fn close_while_the_idle_timer_waits_for_room_loses_none_of_its_results() {
     }
 }
 
+/// `close()` from another thread while the idle timer pushes a tick's results through a slow
+/// synchronous stage into a buffer: the window's end reaches the buffer only after the timer
+/// has pushed every result it took, so none is refused and lost.
+#[test]
+fn close_from_another_thread_while_the_idle_timer_pushes_loses_none_of_its_results() {
+    let rt = paused_runtime();
+    let (entered_tx, entered_rx) = mpsc::channel::<()>();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let (entered_tx, go_rx) = (Mutex::new(entered_tx), Mutex::new(go_rx));
+    let source = Source::<(i64, i64)>::new();
+    let outcomes = Outcomes::default();
+    let got = rt.block_on(async {
+        let got = source
+            .window(Window::tumbling(1_000))
+            .timestamp(|e| e.1)
+            .key_by(|e| e.0)
+            .idle_timeout(Duration::from_secs(2))
+            .count()
+            .map(move |r| {
+                if r.key == 0 {
+                    // The first result of the tick: hold the timer here while `close()` runs.
+                    entered_tx.lock().unwrap().send(()).unwrap();
+                    go_rx
+                        .lock()
+                        .unwrap()
+                        .recv_timeout(LIMIT)
+                        .expect("never released");
+                }
+                r.key
+            })
+            .buffer(4)
+            .sink_to_vec();
+        for k in 0..3 {
+            bounded(source.emit_with_ack((k, 100), outcomes.ack(k)))
+                .await
+                .unwrap();
+        }
+        let closer = std::thread::spawn({
+            let source = source.clone();
+            move || {
+                entered_rx
+                    .recv_timeout(LIMIT)
+                    .expect("the idle timer never pushed");
+                // The window ends here, on this thread, while the timer is inside the map.
+                let closing = source.close();
+                go_tx.send(()).unwrap();
+                closing
+            }
+        });
+        sleep(Duration::from_secs(3)).await; // the timer fires at 2 s
+        let closing = closer.join().unwrap();
+        bounded(closing).await.unwrap();
+        got
+    });
+    let mut keys = got.snapshot();
+    keys.sort();
+    assert_eq!(keys, vec![0, 1, 2]);
+    for k in 0..3 {
+        assert_eq!(outcomes.of(k), Some(Outcome::Done), "element {k}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // 5. A panicking consumer of an error side output.
 // ---------------------------------------------------------------------------------------

@@ -110,6 +110,13 @@ pub(crate) trait Operator: Send + Sync + Sized + 'static {
     /// does, once it has drained what it holds (see `graph::task`).
     const DEFERS_END: bool = false;
 
+    /// [`DEFERS_END`](Self::DEFERS_END) for this node: an operator whose background task is
+    /// optional (a window's idle timer) decides per node.
+    #[inline]
+    fn defers_end(&self) -> bool {
+        Self::DEFERS_END
+    }
+
     /// How many elements the node holds right now (the `held` counter).
     fn held(&self) -> usize {
         0
@@ -306,7 +313,7 @@ impl<Op: Operator> Node<Op> {
     pub(crate) fn finish(&self, cx: &mut Cx) {
         if self.meta.mark_done() {
             let flushed = catch_unwind(AssertUnwindSafe(|| self.op.on_end(&self.out, cx)));
-            if !Op::DEFERS_END {
+            if !self.op.defers_end() {
                 self.out.end(cx);
             }
             if let Err(payload) = flushed {

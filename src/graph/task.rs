@@ -21,8 +21,9 @@
 //! - A failure on the task (a panic downstream, an error reported by a node further down) is
 //!   recorded in the node's [`Task`] and reported once: on the next push into the node, or by
 //!   the wait that `close()` registers. It is never lost, and never stops the elements after it.
-//! - Such a node sets `Operator::DEFERS_END`: when it ends, its task drains the mailbox, then
-//!   ends the targets, then marks itself finished; `close()` waits for that.
+//! - Such a node sets `Operator::DEFERS_END` (or answers `Operator::defers_end` per node):
+//!   when it ends, its task drains the mailbox, then ends the targets, then marks itself
+//!   finished; `close()` waits for that.
 //! - The node is fed through an [`Inlet`]: when the last upstream edge to it is dropped (every
 //!   source handle gone), the mailbox closes and the task drains and ends, so no task outlives
 //!   its graph.

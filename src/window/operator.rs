@@ -21,6 +21,12 @@
 //! is closed, and a fresh key's windows are bounded by the same watermark); with a per-key
 //! clock its clock value survives in a compact `key -> clock` map, so its late events are
 //! still recognised.
+//!
+//! The idle timer (a task, only with an idle timeout) closes windows by processing time and
+//! pushes every result of a tick before it waits for room downstream. A window with a timer
+//! leaves ending its targets to the timer: at the window's end the timer stops, finishes
+//! pushing what it took, then ends the targets; `close()` waits for it. So no result the timer
+//! took out of the windows can reach a target that already ended.
 
 use std::any::Any;
 use std::collections::BTreeSet;
@@ -43,7 +49,7 @@ use super::timers::{Entry, Timers};
 use crate::Item;
 
 use crate::graph::sync::Lock;
-use crate::graph::task::{Task, forward_finish, forward_start};
+use crate::graph::task::{Task, end_targets, forward_finish, forward_start};
 use crate::graph::{
     Acks, Cx, Emit, Error, Input, Node, Operator, Outputs, dropping_lost, panic_site,
 };
@@ -917,7 +923,18 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>> Operator
         self.stop.notify_one();
         let caught = push_results(out, outs, cx);
         self.late.finish(cx);
+        if self.cfg.idle.is_some() {
+            // The idle timer ends the targets once it has pushed what it took (see
+            // `spawn_idle`); `close()` waits for it.
+            self.task.wait_finished(cx);
+        }
         resume(caught);
+    }
+
+    /// With an idle timer, the timer's task ends the targets: it may be pushing results it took
+    /// from the windows when the window ends, and those must reach the targets first.
+    fn defers_end(&self) -> bool {
+        self.cfg.idle.is_some()
     }
 
     fn held(&self) -> usize {
@@ -1040,6 +1057,11 @@ pub(crate) fn spawn_idle<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>
             for emit in waits {
                 forward_finish(&t, emit).await;
             }
+        }
+        // The window ended (the timer stops only then, or when the node is gone): every result
+        // this task took is pushed, so the targets may end now.
+        if let Some(node) = weak.upgrade() {
+            end_targets(&node.out, &t).await;
         }
     });
 }
