@@ -3,13 +3,15 @@
 //! test: whatever returned `Ok` is delivered, whatever is lost gets an `Err` promptly and a
 //! failed outcome on its token, and no call hangs.
 
-use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use brooklet::{Ack, Error, Outcome, Source, Stream};
+
+mod support;
+use support::{bounded, failed_in};
 
 /// Outcomes reported so far, by element.
 #[derive(Clone, Default)]
@@ -32,23 +34,6 @@ impl Outcomes {
     fn count(&self) -> usize {
         self.0.lock().unwrap().len()
     }
-}
-
-fn failed_in(o: &Option<Outcome>, node: &str) -> bool {
-    match o {
-        Some(Outcome::Failed(e)) => match e.first() {
-            Error::Panicked { node: n, .. } | Error::Failed { node: n, .. } => n == node,
-            _ => false,
-        },
-        _ => false,
-    }
-}
-
-/// Fails the test instead of hanging it.
-async fn bounded<F: Future>(f: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(30), f)
-        .await
-        .expect("the call hung")
 }
 
 #[tokio::test]

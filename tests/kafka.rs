@@ -140,6 +140,27 @@ async fn keyed_messages_flow_from_source_through_map_to_sink_in_key_order() {
     assert_eq!(next.len(), KEYS);
 }
 
+/// Runs the group's source on partition 0 of `input` again and checks that it reads exactly
+/// the payloads `expected`, from where the group's committed offset left it.
+async fn read_again(group: &str, input: &str, expected: std::ops::Range<u32>) {
+    let src = source(group).partition(input, 0).build().unwrap();
+    let again = src
+        .map(|m| m.payload_str().unwrap().parse::<u32>().unwrap())
+        .sink_to_vec();
+    let run = tokio::spawn(src.run());
+    wait_until("the rest of the partition", Duration::from_secs(30), || {
+        again.snapshot().len() >= expected.len()
+    })
+    .await;
+    src.stop();
+    timeout(Duration::from_secs(30), run)
+        .await
+        .expect("run did not stop")
+        .unwrap()
+        .expect("second run");
+    assert_eq!(again.snapshot(), expected.collect::<Vec<_>>());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_message_stops_the_source_uncommitted_and_a_restart_reprocesses_it() {
     let input = unique("in");
@@ -171,22 +192,7 @@ async fn a_failed_message_stops_the_source_uncommitted_and_a_restart_reprocesses
     );
 
     // Second run, same group: starts at the failed message.
-    let src = source(&group).partition(&input, 0).build().unwrap();
-    let again = src
-        .map(|m| m.payload_str().unwrap().parse::<u32>().unwrap())
-        .sink_to_vec();
-    let run = tokio::spawn(src.run());
-    wait_until("the rest of the partition", Duration::from_secs(30), || {
-        again.snapshot().len() >= 4
-    })
-    .await;
-    src.stop();
-    timeout(Duration::from_secs(30), run)
-        .await
-        .expect("run did not stop")
-        .unwrap()
-        .expect("second run");
-    assert_eq!(again.snapshot(), vec![6, 7, 8, 9]);
+    read_again(&group, &input, 6..10).await;
     assert_eq!(committed(&group, &input, 0), Some(10));
 }
 
@@ -1237,22 +1243,7 @@ async fn a_dead_letter_write_that_fails_stops_the_source_before_the_failed_messa
         "stops before the failed offset"
     );
 
-    let src = source(&group).partition(&input, 0).build().unwrap();
-    let again = src
-        .map(|m| m.payload_str().unwrap().parse::<u32>().unwrap())
-        .sink_to_vec();
-    let run = tokio::spawn(src.run());
-    wait_until("the rest of the partition", Duration::from_secs(30), || {
-        again.snapshot().len() >= 7
-    })
-    .await;
-    src.stop();
-    timeout(Duration::from_secs(30), run)
-        .await
-        .expect("run did not stop")
-        .unwrap()
-        .expect("second run");
-    assert_eq!(again.snapshot(), (3..10).collect::<Vec<_>>());
+    read_again(&group, &input, 3..10).await;
 }
 
 #[test]

@@ -12,7 +12,6 @@
 //! Every wait is bounded: futures by a timeout, threads by `recv_timeout`. Time-driven nodes
 //! run on tokio's paused clock; worker threads are held and released through channels.
 
-use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -24,7 +23,8 @@ use brooklet::window::{BatchOptions, FixedTimeWindow, ProcessingWindow, Window};
 use brooklet::{Ack, Error, Outcome, Source, Stream};
 use tokio::time::sleep;
 
-const LIMIT: Duration = Duration::from_secs(30);
+mod support;
+use support::{LIMIT, bounded, failed_in};
 
 /// Outcomes reported so far, by element, and the elements given a token.
 #[derive(Clone, Default)]
@@ -76,16 +76,6 @@ impl Outcomes {
     }
 }
 
-fn failed_in(o: &Option<Outcome>, node: &str) -> bool {
-    match o {
-        Some(Outcome::Failed(e)) => match e.first() {
-            Error::Panicked { node: n, .. } | Error::Failed { node: n, .. } => n == node,
-            _ => false,
-        },
-        _ => false,
-    }
-}
-
 /// Whether `r` is the report of a panic in `node` with `message`.
 fn panicked_in(r: &Result<(), Error>, node: &str, message: &str) -> bool {
     match r {
@@ -94,11 +84,6 @@ fn panicked_in(r: &Result<(), Error>, node: &str, message: &str) -> bool {
         }
         Ok(()) => false,
     }
-}
-
-/// Fails the test instead of hanging it.
-async fn bounded<F: Future>(f: F) -> F::Output {
-    tokio::time::timeout(LIMIT, f).await.expect("the call hung")
 }
 
 /// The message of a caught panic.

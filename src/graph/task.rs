@@ -158,7 +158,7 @@ impl Task {
     /// The task was dropped before it finished: from now on every push into the node and
     /// `close()` fail, and what the node holds is failed.
     #[cold]
-    fn die(&self) {
+    fn die(&self) -> Error {
         let error = Error::Failed {
             node: self.name(),
             message: "its tokio runtime shut down (or dropped its task) before the node \
@@ -166,7 +166,8 @@ impl Task {
                 .to_string(),
         };
         tracing::warn!(node = %self.name(), "node task dropped before it finished");
-        self.die_with(error);
+        self.die_with(error.clone());
+        error
     }
 
     /// The task stopped for good with `error` before it finished its work.
@@ -182,6 +183,15 @@ impl Task {
             hook(&error);
         }
         self.finish();
+    }
+
+    /// Refuses a push into a node that has ended: the push and its tokens fail with the task's
+    /// death if the task died, with [`Error::Closed`] otherwise (a push racing `close()`).
+    #[cold]
+    pub(crate) fn refuse(&self, cx: &mut Cx) {
+        let error = self.death().unwrap_or(Error::Closed);
+        cx.acks.fail(&error);
+        cx.fail(error);
     }
 
     /// The error a dead task fails every push with, if it died.
@@ -284,13 +294,9 @@ pin_project_lite::pin_project! {
             // fail with the node's death as they drop, instead of being released as done.
             let this = this.project();
             if !this.task.is_finished() {
-                this.task.die();
-                let error = this.task.death();
+                let error = this.task.die();
                 let mut body = this.body;
-                match error {
-                    Some(error) => dropping_lost(error, || body.set(None)),
-                    None => body.set(None),
-                }
+                dropping_lost(error, || body.set(None));
             }
         }
     }

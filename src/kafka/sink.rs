@@ -29,7 +29,7 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::panic::AssertUnwindSafe;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -394,6 +394,8 @@ pub(crate) struct KafkaSinkOp<T> {
     mailbox: Arc<Mailbox<T>>,
     task: Arc<Task>,
     errors: Side<DeliveryError>,
+    /// The producer's `message.max.bytes`, quoted when a record is over it.
+    max_bytes: String,
     _t: PhantomData<fn(T)>,
 }
 
@@ -529,6 +531,16 @@ struct Undelivered {
     task: Arc<Task>,
 }
 
+impl Undelivered {
+    /// The record, its error and its tokens, for the task to pass on; the drop then has no
+    /// tokens left to fail.
+    fn take(mut self) -> (Record, KafkaError, Acks) {
+        let acks = std::mem::take(&mut self.acks);
+        let record = std::mem::replace(&mut self.record, Record::to(""));
+        (record, self.error.clone(), acks)
+    }
+}
+
 impl Drop for Undelivered {
     fn drop(&mut self) {
         if !self.acks.is_empty() {
@@ -565,7 +577,7 @@ impl ProducerContext for Reports {
             Ok(_) => {
                 // Releasing the tokens runs their callbacks; a panic there must not end
                 // librdkafka's polling thread (no more reports would come).
-                if let Err(payload) = std::panic::catch_unwind(AssertUnwindSafe(|| drop(acks))) {
+                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| drop(acks))) {
                     let error = shared.task.panicked(&*payload);
                     let _ = shared.report.send(Report::Panicked(error));
                 }
@@ -583,7 +595,7 @@ impl ProducerContext for Reports {
                 };
                 // With the task gone, the report comes back and its drop fails the tokens.
                 if let Err(returned) = shared.report.send(Report::Undelivered(undelivered)) {
-                    let _ = std::panic::catch_unwind(AssertUnwindSafe(|| drop(returned)));
+                    let _ = catch_unwind(AssertUnwindSafe(|| drop(returned)));
                 }
             }
         }
@@ -657,6 +669,7 @@ impl<T: Item> Stream<T> {
                 mailbox: mailbox.clone(),
                 task: task.clone(),
                 errors,
+                max_bytes,
                 _t: PhantomData,
             },
         );
@@ -675,35 +688,28 @@ impl<T: Item> Stream<T> {
                 tokio::select! {
                     biased;
                     Some(report) = reports.recv() => match report {
-                        Report::Undelivered(mut u) => {
-                            let acks = std::mem::take(&mut u.acks);
-                            let why = reason(&u.error, &u.record, &max_bytes);
-                            let rec = std::mem::replace(&mut u.record, Record::to(""));
-                            undelivered(&worker.op.errors, &t, &worker, rec, why, acks).await;
+                        Report::Undelivered(u) => {
+                            let (rec, err, acks) = u.take();
+                            undelivered(&worker, rec, &err, acks).await;
                             shared.in_flight.fetch_sub(1, Ordering::AcqRel);
                         }
                         Report::Panicked(error) => t.fail(error),
                     },
                     x = mailbox.recv(), if room => match x {
-                        Some((x, acks)) => {
-                            let built = std::panic::catch_unwind(AssertUnwindSafe(|| record(x)));
-                            match built {
-                                Ok(rec) => {
-                                    if let Err((err, acks)) = send(&producer, &shared, &rec, acks).await {
-                                        let why = reason(&err, &rec, &max_bytes);
-                                        undelivered(&worker.op.errors, &t, &worker, rec, why, acks)
-                                            .await;
-                                    }
-                                }
-                                Err(payload) => {
-                                    worker.out.errors.inc_exact();
-                                    let error = t.panicked(&*payload);
-                                    acks.fail(&error);
-                                    t.fail(error);
+                        None => open = false,
+                        Some((x, acks)) => match catch_unwind(AssertUnwindSafe(|| record(x))) {
+                            Ok(rec) => {
+                                if let Err((e, acks)) = send(&producer, &shared, &rec, acks).await {
+                                    undelivered(&worker, rec, &e, acks).await;
                                 }
                             }
-                        }
-                        None => open = false,
+                            Err(payload) => {
+                                worker.out.errors.inc_exact();
+                                let error = t.panicked(&*payload);
+                                acks.fail(&error);
+                                t.fail(error);
+                            }
+                        },
                     },
                     // Room again, or the last report in: look again.
                     () = shared.changed.notified(), if !room => {}
@@ -759,9 +765,6 @@ async fn send(
 /// Why `rec` was not delivered, in words that say what to change where librdkafka's own
 /// message does not (a record over the size limit, refused by the client or by the broker).
 fn reason(e: &KafkaError, rec: &Record, max_bytes: &str) -> String {
-    if let KafkaError::Canceled = e {
-        return "the producer was dropped before delivery".to_string();
-    }
     match e.rdkafka_error_code() {
         Some(RDKafkaErrorCode::MessageSizeTooLarge) => format!(
             "{e}: the record is {} bytes (key, payload and headers) and the producer's \
@@ -777,13 +780,13 @@ fn reason(e: &KafkaError, rec: &Record, max_bytes: &str) -> String {
 /// Sends an undelivered record to the error side output with its tokens; when nothing is
 /// connected there, records the failure for the next `emit` or `close()`.
 async fn undelivered<T: Item>(
-    errors: &Side<DeliveryError>,
-    task: &Task,
     node: &crate::graph::Node<KafkaSinkOp<T>>,
     rec: Record,
-    err: String,
+    e: &KafkaError,
     acks: Acks,
 ) {
+    let (errors, task) = (&node.op.errors, &node.op.task);
+    let err = reason(e, &rec, &node.op.max_bytes);
     node.out.errors.inc_exact();
     tracing::warn!(topic = rec.topic(), error = %err, "to_kafka: a record was not delivered");
     if !errors.is_connected() {

@@ -78,9 +78,7 @@ impl<T: Send + 'static, U: Item> Input<0> for ParMapOp<T, U> {
                 // The node has ended (a push racing with close), or its task died: nothing
                 // will run the element, and the caller must hear it.
                 self.gate.leave();
-                let error = self.task.death().unwrap_or(Error::Closed);
-                cx.acks.fail(&error);
-                cx.fail(error);
+                self.task.refuse(cx);
             }
         }
     }

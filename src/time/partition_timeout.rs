@@ -138,10 +138,7 @@ where
                 // A push that raced `close()`: the batches were flushed already. Or the task
                 // died: the element is lost with the node, as the push reports.
                 drop(s);
-                return match self.task.death() {
-                    Some(error) => cx.acks.fail(&error),
-                    None => cx.reject_closed(),
-                };
+                return self.task.refuse(cx);
             }
             let started = !s.open.contains_key(&key);
             if started {

@@ -47,7 +47,6 @@ use super::result::{LateEvent, WindowResult, WindowStats};
 use super::slots::Slots;
 use super::timers::{Entry, Timers};
 use crate::Item;
-
 use crate::graph::sync::Lock;
 use crate::graph::task::{Task, end_targets, forward_finish, forward_start};
 use crate::graph::{
@@ -908,9 +907,6 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>> Operator
     type Out = WindowResult<K, A::Out>;
 
     fn on_end(&self, out: &Outputs<Self::Out>, cx: &mut Cx) {
-        // What the idle timer recorded (a panic downstream of a flush, its death) comes out of
-        // `close()` if no push reported it first.
-        self.task.report(cx);
         let mut outs = Vec::new();
         {
             let mut st = self.state.lock();
@@ -925,7 +921,8 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>> Operator
         self.late.finish(cx);
         if self.cfg.idle.is_some() {
             // The idle timer ends the targets once it has pushed what it took (see
-            // `spawn_idle`); `close()` waits for it.
+            // `spawn_idle`); `close()` waits for it, and reports what it recorded (a panic
+            // downstream of a flush, its death).
             self.task.wait_finished(cx);
         }
         resume(caught);
@@ -962,10 +959,7 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>> Input<0>
                 // A push that raced `close()`: the windows were flushed already. Or the idle
                 // timer's task died: the window was lost with it, as the push reports.
                 drop(st);
-                return match self.task.death() {
-                    Some(error) => cx.acks.fail(&error),
-                    None => cx.reject_closed(),
-                };
+                return self.task.refuse(cx);
             }
             out.call(|| self.apply(&mut st, &x, ts, key, &cx.acks, &mut outs))
         };
