@@ -35,6 +35,10 @@ fn main() {
         println!("{total}");
         return;
     }
+    if let Some(total) = rx_local(&topology, count) {
+        println!("{total}");
+        return;
+    }
     let (name, batched) = match topology.strip_suffix("_batch") {
         Some(name) => (name, true),
         None => (topology.as_str(), false),
@@ -94,11 +98,62 @@ fn main() {
     } else {
         for x in 0..count {
             for s in &sources {
-                drop(black_box(s.emit(black_box(x))));
+                drop(s.emit(black_box(x)));
             }
         }
     }
     println!("{}", acc.load(Relaxed));
+}
+
+/// The peer to compare with: rxRust `Local` (`Rc`/`RefCell`), the synchronous chains of
+/// `overhead.rs` with an `rx_` prefix (`rx_map_filter_sink`, `rx_chain1`, `rx_chain10`), pushed
+/// by the same loop; returns the sum, or `None` for a topology that is not one of these.
+fn rx_local(topology: &str, count: u64) -> Option<u64> {
+    use rxrust::prelude::*;
+    use std::cell::Cell;
+    use std::convert::Infallible;
+    use std::rc::Rc;
+    let name = topology.strip_prefix("rx_")?;
+    let subject = Local::subject::<u64, Infallible>();
+    let acc = Rc::new(Cell::new(0u64));
+    let a = acc.clone();
+    let add = move |x: u64| a.set(a.get().wrapping_add(x));
+    match name {
+        "map_filter_sink" => {
+            subject
+                .clone()
+                .map(|x| x + 1)
+                .filter(|x| x % 3 != 0)
+                .subscribe(add);
+        }
+        "chain1" => {
+            subject.clone().map(|x| x + 1).subscribe(add);
+        }
+        "chain10" => {
+            subject
+                .clone()
+                .map(|x| x + 1)
+                .map(|x| x + 1)
+                .map(|x| x + 1)
+                .map(|x| x + 1)
+                .map(|x| x + 1)
+                .map(|x| x + 1)
+                .map(|x| x + 1)
+                .map(|x| x + 1)
+                .map(|x| x + 1)
+                .map(|x| x + 1)
+                .subscribe(add);
+        }
+        other => panic!("unknown topology {other}"),
+    }
+    // The same loop over the sources as brooklet's below.
+    let mut subjects = vec![subject];
+    for x in 0..count {
+        for s in &mut subjects {
+            s.next(black_box(x));
+        }
+    }
+    Some(acc.get())
 }
 
 #[derive(Clone, Copy)]

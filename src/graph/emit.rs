@@ -81,6 +81,22 @@ impl Future for Emit {
     }
 }
 
+impl Drop for Emit {
+    /// The complete case, an `emit` through synchronous nodes only, is one test inlined into
+    /// the caller; only a future that collected waits or an error calls out to drop them.
+    #[inline(always)]
+    fn drop(&mut self) {
+        if let Some(collected) = self.slow.take() {
+            drop_collected(collected);
+        }
+    }
+}
+
+#[inline(never)]
+fn drop_collected(collected: Box<Collected>) {
+    drop(collected);
+}
+
 /// The slow half of `Emit::poll`: polls what is pending and reports the first error.
 #[inline(never)]
 fn poll_collected(c: &mut Collected, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
