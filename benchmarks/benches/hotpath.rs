@@ -14,7 +14,8 @@
 //! `union_4`, `zip_2`, and each of them with `_batch` appended (the same elements pushed in
 //! batches of 1,024 with `emit_batch`). The window workloads of `benchmarks/benches/windows.rs`:
 //! `tumbling` and `hopping` (in order, 100 keys) and `tumbling_ooo` and `hopping_ooo` (1,000
-//! keys, out of order inside a 1 s grace period).
+//! keys, out of order inside a 1 s grace period). The peer: `rx_map_filter_sink`, `rx_chain1`
+//! and `rx_chain10` run the same chains on rxRust `Local`, pushed by the same loop.
 
 use std::hint::black_box;
 use std::sync::Arc;

@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use super::gate::{Gate, OpenOnDrop};
 use super::options::ParMap;
-use super::pool::{Done, Failable, Inbox, Pool};
+use super::pool::{Done, Failable, Inbox, Pool, fills_every_core};
 use super::reorder::Reorder;
 use crate::graph::sync::Lock;
 use crate::graph::task::{Detach, Task, end_targets, forward_finish, forward_start, runtime};
@@ -208,7 +208,12 @@ where
     let rt = runtime(kind);
     let (pool, workers) = Pool::new();
     let inbox = Inbox::new(options.workers());
-    let gate = Gate::new(options.in_flight());
+    // The producer may poll for room while the workers drain, unless they fill every core.
+    let gate = if fills_every_core(options.workers()) {
+        Gate::new(options.in_flight())
+    } else {
+        Gate::polling(options.in_flight())
+    };
     let task = Task::new(kind);
     let node = up.then_detachable(
         kind,

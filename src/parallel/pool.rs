@@ -122,7 +122,7 @@ impl<T: Send + 'static> Workers<T> {
         let finish = Arc::new(finish);
         // Workers that fill every core must not poll by spinning: the thread they wait for
         // (the producer) would then have no core to run on.
-        let polite = workers >= thread::available_parallelism().map_or(1, |n| n.get());
+        let polite = fills_every_core(workers);
         for i in 0..workers {
             let (rx, f, finish, inbox) = (self.0.clone(), f.clone(), finish.clone(), inbox.clone());
             let rt = rt.clone();
@@ -141,6 +141,11 @@ impl<T: Send + 'static> Workers<T> {
         }
         tracing::debug!(kind, workers, "worker pool started");
     }
+}
+
+/// Whether `workers` threads leave no core of this machine free.
+pub(crate) fn fills_every_core(workers: usize) -> bool {
+    workers >= thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Tells the inbox that a worker has gone, however it goes.
@@ -186,7 +191,7 @@ const WORKER_SPINS: u32 = 2_000;
 const WORKER_YIELDS: u32 = 16;
 
 /// Polls in a row that may come up empty before a waiter stops polling.
-const MAX_MISSES: u32 = 4;
+pub(crate) const MAX_MISSES: u32 = 4;
 
 /// Once polling stopped paying, only every this many waits polls again (the others block at
 /// once), so that a pool whose jobs or results come slowly does not burn a core polling.
@@ -194,7 +199,7 @@ const RETRY_EVERY: u32 = 16;
 
 /// Whether the wait after `misses` polls that came up empty in a row should poll first.
 #[inline]
-fn should_poll(misses: u32) -> bool {
+pub(crate) fn should_poll(misses: u32) -> bool {
     misses < MAX_MISSES || misses.is_multiple_of(RETRY_EVERY)
 }
 
