@@ -408,6 +408,26 @@ async fn a_panic_in_one_flushed_batch_does_not_lose_the_others() {
     assert_eq!(outcomes.of(2), Some(Outcome::Done));
 }
 
+#[tokio::test]
+async fn a_panic_on_one_pair_zip_latest_releases_does_not_lose_the_others() {
+    let (a, b) = (Source::new(), Source::new());
+    let seen = a
+        .zip_latest(&b)
+        .map(|(x, y): (i64, i64)| if x == 1 { panic!("pair of 1") } else { x + y })
+        .named("pairs")
+        .sink_to_vec();
+    let outcomes = Outcomes::default();
+    for x in 1..=3 {
+        // `b` has no value yet: all three wait, and their emits return `Ok`.
+        a.emit_with_ack(x, outcomes.ack(x)).await.unwrap();
+    }
+    assert!(catch_unwind(AssertUnwindSafe(|| drop(b.emit(100)))).is_err());
+    assert_eq!(seen.snapshot(), vec![102, 103]);
+    assert!(failed_in(&outcomes.of(1), "pairs"));
+    assert_eq!(outcomes.of(2), Some(Outcome::Done));
+    assert_eq!(outcomes.of(3), Some(Outcome::Done));
+}
+
 /// An `emit` that passed the source's closed check is held just in front of `graph` until
 /// `close()` has finished; then it goes on. It must either be refused with `Closed` or be
 /// delivered: never `Ok` and lost. Deterministic, unlike a free-running race.
@@ -445,6 +465,43 @@ async fn emit_held_across_close(name: &str, graph: impl Fn(&Stream<i64>) -> Stre
         }
         Err(e) => panic!("{name}: unexpected error {e:?}"),
     }
+}
+
+/// A source whose one element, 10, was emitted and which was then closed: the partner of a
+/// join whose other input is under test.
+fn ended_partner() -> Source<i64> {
+    let other = Source::new();
+    drop(other.emit(10));
+    drop(other.close());
+    other
+}
+
+/// The joins, with their other input ended first: the held element arrives after the join
+/// has ended and dropped what it held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emit_held_across_close_into_a_join_is_refused_or_delivered() {
+    emit_held_across_close("zip", |s| {
+        s.zip(&ended_partner()).map(|(x, _): (i64, i64)| x)
+    })
+    .await;
+    emit_held_across_close("zip_latest", |s| {
+        s.zip_latest(&ended_partner()).map(|(x, _): (i64, i64)| x)
+    })
+    .await;
+    emit_held_across_close("combine_latest", |s| {
+        s.combine_latest(&ended_partner())
+            .map(|(x, _): (i64, i64)| x)
+    })
+    .await;
+    emit_held_across_close("zip_all", |s| {
+        s.zip_all([&*ended_partner()]).map(|row: Vec<i64>| row[0])
+    })
+    .await;
+    emit_held_across_close("combine_latest_all", |s| {
+        s.combine_latest_all([&*ended_partner()])
+            .map(|row: Vec<i64>| row[0])
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,7 +16,13 @@ pub enum EmitOn {
     Right,
 }
 
-type Latest<A, B> = (Option<(A, Acks)>, Option<(B, Acks)>);
+/// The latest value of each input, with its tokens.
+struct Latest<A, B> {
+    a: Option<(A, Acks)>,
+    b: Option<(B, Acks)>,
+    /// The node has ended: later elements (pushes that raced `close()`) are refused.
+    ended: bool,
+}
 
 pub(crate) struct CombineLatest<A, B> {
     emit_on: EmitOn,
@@ -28,13 +34,17 @@ impl<A: Item, B: Item> Operator for CombineLatest<A, B> {
 
     /// No pair can be emitted any more: the latest values go, and their tokens with them.
     fn on_end(&self, _out: &Outputs<(A, B)>, _cx: &mut Cx) {
-        let left = std::mem::take(&mut *self.latest.lock());
+        let left = {
+            let mut l = self.latest.lock();
+            l.ended = true;
+            (l.a.take(), l.b.take())
+        };
         drop(left);
     }
 
     fn held(&self) -> usize {
         let l = self.latest.lock();
-        l.0.is_some() as usize + l.1.is_some() as usize
+        l.a.is_some() as usize + l.b.is_some() as usize
     }
 }
 
@@ -45,8 +55,12 @@ impl<A: Item, B: Item> Input<0> for CombineLatest<A, B> {
         let emits = self.emit_on != EmitOn::Right;
         let (pair, _replaced) = {
             let mut l = self.latest.lock();
-            let replaced = l.0.replace((x.clone(), cx.acks.clone()));
-            let pair = match (&l.1, emits) {
+            if l.ended {
+                drop(l);
+                return cx.reject_closed();
+            }
+            let replaced = l.a.replace((x.clone(), cx.acks.clone()));
+            let pair = match (&l.b, emits) {
                 (Some((y, their)), true) => Some(((x, y.clone()), cx.acks.merge(their))),
                 _ => None,
             };
@@ -65,8 +79,12 @@ impl<A: Item, B: Item> Input<1> for CombineLatest<A, B> {
         let emits = self.emit_on != EmitOn::Left;
         let (pair, _replaced) = {
             let mut l = self.latest.lock();
-            let replaced = l.1.replace((y.clone(), cx.acks.clone()));
-            let pair = match (&l.0, emits) {
+            if l.ended {
+                drop(l);
+                return cx.reject_closed();
+            }
+            let replaced = l.b.replace((y.clone(), cx.acks.clone()));
+            let pair = match (&l.a, emits) {
                 (Some((x, their)), true) => Some(((x.clone(), y), their.merge(&cx.acks))),
                 _ => None,
             };
@@ -123,7 +141,11 @@ impl<T: Item> Stream<T> {
             "combine_latest",
             CombineLatest {
                 emit_on,
-                latest: Lock::new((None, None)),
+                latest: Lock::new(Latest {
+                    a: None,
+                    b: None,
+                    ended: false,
+                }),
             },
         );
         node.link_port::<1>(other);

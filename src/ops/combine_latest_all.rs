@@ -21,6 +21,9 @@ struct In<T> {
     /// Keeps the input's port alive (a feedback edge holds it only weakly).
     _port: Arc<dyn Any + Send + Sync>,
     latest: Option<(T, Acks)>,
+    /// The input's upstream has ended: later elements (pushes that raced `close()`) are
+    /// refused.
+    ended: bool,
 }
 
 pub(crate) struct CombineLatestAll<T> {
@@ -59,6 +62,7 @@ impl<T: Item> Inputs for CombineLatestAll<T> {
             upstream,
             _port: port,
             latest: None,
+            ended: false,
         });
     }
 
@@ -68,6 +72,10 @@ impl<T: Item> Inputs for CombineLatestAll<T> {
             let Some(me) = inputs.iter_mut().find(|i| i.id == id) else {
                 return; // cut while the push was under way
             };
+            if me.ended {
+                drop(inputs);
+                return cx.reject_closed();
+            }
             let replaced = me.latest.replace((x, cx.acks.clone()));
             let row = inputs
                 .iter()
@@ -84,7 +92,11 @@ impl<T: Item> Inputs for CombineLatestAll<T> {
         }
     }
 
-    fn ended(&self, _id: u64, _out: &Outputs<Vec<T>>, _cx: &mut Cx) {}
+    fn ended(&self, id: u64, _out: &Outputs<Vec<T>>, _cx: &mut Cx) {
+        if let Some(me) = self.inputs.lock().iter_mut().find(|i| i.id == id) {
+            me.ended = true;
+        }
+    }
 
     fn cut(&self, id: u64, _out: &Outputs<Vec<T>>, _cx: &mut Cx) {
         let gone = {

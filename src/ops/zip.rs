@@ -27,6 +27,8 @@ impl<X> Side<X> {
 struct State<A, B> {
     a: Side<A>,
     b: Side<B>,
+    /// The node has ended: later elements (pushes that raced `close()`) are refused.
+    done: bool,
 }
 
 struct Shared<A, B> {
@@ -47,15 +49,21 @@ enum Arrival<Y> {
     Queued(bool),
     /// The partner ended with nothing left to pair: it can never be paired.
     Dropped,
+    /// The node has ended (a push that raced `close()`).
+    Refused,
 }
 
 fn arrive<X, Y>(
     mine: &mut Side<X>,
     theirs: &mut Side<Y>,
+    done: bool,
     x: X,
     acks: &Acks,
     bound: usize,
 ) -> (Arrival<Y>, Option<X>) {
+    if done {
+        return (Arrival::Refused, None);
+    }
     if let Some((y, their_acks)) = theirs.queue.pop_front() {
         return (Arrival::Paired(y, their_acks), Some(x));
     }
@@ -166,6 +174,7 @@ impl<A: Item, B: Item> Operator for Zip<A, B> {
         // Unpaired leftovers can never be paired: drop them, releasing their tokens.
         let (a, b) = {
             let mut s = self.shared.state.lock();
+            s.done = true;
             (
                 std::mem::take(&mut s.a.queue),
                 std::mem::take(&mut s.b.queue),
@@ -187,8 +196,8 @@ impl<A: Item, B: Item> Input<0> for Zip<A, B> {
     fn on_input(&self, x: A, out: &Outputs<(A, B)>, cx: &mut Cx) {
         let (arrival, x) = {
             let mut s = self.shared.state.lock();
-            let State { a, b } = &mut *s;
-            arrive(a, b, x, &cx.acks, self.bound)
+            let State { a, b, done } = &mut *s;
+            arrive(a, b, *done, x, &cx.acks, self.bound)
         };
         match (arrival, x) {
             (Arrival::Paired(y, their_acks), Some(x)) => {
@@ -197,6 +206,7 @@ impl<A: Item, B: Item> Input<0> for Zip<A, B> {
                 out.push_acked((x, y), acks, cx);
             }
             (Arrival::Queued(true), _) => self.wait_for_room(cx, true),
+            (Arrival::Refused, _) => cx.reject_closed(),
             _ => {}
         }
     }
@@ -211,7 +221,11 @@ impl<A: Item, B: Item> Input<0> for Zip<A, B> {
         }
         let arrival = {
             let mut s = self.shared.state.lock();
-            let State { a, b } = &mut *s;
+            let State { a, b, done } = &mut *s;
+            if *done {
+                drop(s);
+                return cx.reject_closed();
+            }
             arrive_batch(a, b, xs, self.bound, |x, y| (x, y))
         };
         self.after_batch(arrival, true, out, cx, |x, cx| {
@@ -231,8 +245,8 @@ impl<A: Item, B: Item> Input<1> for Zip<A, B> {
     fn on_input(&self, y: B, out: &Outputs<(A, B)>, cx: &mut Cx) {
         let (arrival, y) = {
             let mut s = self.shared.state.lock();
-            let State { a, b } = &mut *s;
-            arrive(b, a, y, &cx.acks, self.bound)
+            let State { a, b, done } = &mut *s;
+            arrive(b, a, *done, y, &cx.acks, self.bound)
         };
         match (arrival, y) {
             (Arrival::Paired(x, their_acks), Some(y)) => {
@@ -241,6 +255,7 @@ impl<A: Item, B: Item> Input<1> for Zip<A, B> {
                 out.push_acked((x, y), acks, cx);
             }
             (Arrival::Queued(true), _) => self.wait_for_room(cx, false),
+            (Arrival::Refused, _) => cx.reject_closed(),
             _ => {}
         }
     }
@@ -254,7 +269,11 @@ impl<A: Item, B: Item> Input<1> for Zip<A, B> {
         }
         let arrival = {
             let mut s = self.shared.state.lock();
-            let State { a, b } = &mut *s;
+            let State { a, b, done } = &mut *s;
+            if *done {
+                drop(s);
+                return cx.reject_closed();
+            }
             arrive_batch(b, a, ys, self.bound, |y, x| (x, y))
         };
         self.after_batch(arrival, false, out, cx, |y, cx| {
@@ -324,6 +343,7 @@ impl<T: Item> Stream<T> {
                     state: Lock::new(State {
                         a: Side::new(),
                         b: Side::new(),
+                        done: false,
                     }),
                     room: Gate::new(),
                 }),

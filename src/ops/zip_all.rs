@@ -123,12 +123,18 @@ impl<T: Item> Inputs for ZipAll<T> {
     fn on_input_from(&self, id: u64, x: T, out: &Outputs<Vec<T>>, cx: &mut Cx) {
         let (made, over) = {
             let mut inputs = self.shared.inputs.lock();
+            let Some(at) = inputs.iter().position(|i| i.id == id) else {
+                return; // cut while the push was under way
+            };
+            if inputs[at].ended {
+                // After its upstream's end: a push that raced `close()`.
+                drop(inputs);
+                return cx.reject_closed();
+            }
             if starved(&inputs, id) {
                 return; // can never be paired: dropped, its tokens released
             }
-            let Some(me) = inputs.iter_mut().find(|i| i.id == id) else {
-                return; // cut while the push was under way
-            };
+            let me = &mut inputs[at];
             me.queue.push_back((x, cx.acks.clone()));
             let over = me.queue.len() > self.bound;
             (rows(&mut inputs), over)

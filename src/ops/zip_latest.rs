@@ -14,6 +14,7 @@ struct State<A, B> {
     /// Lossless elements that arrived before the other input had a value.
     waiting: VecDeque<(A, Acks)>,
     latest: Option<(B, Acks)>,
+    /// The node has ended: later elements (pushes that raced `close()`) are refused.
     ended: bool,
 }
 
@@ -52,6 +53,10 @@ impl<A: Item, B: Item> Input<0> for ZipLatest<A, B> {
     fn on_input(&self, x: A, out: &Outputs<(A, B)>, cx: &mut Cx) {
         let ready = {
             let mut s = self.shared.state.lock();
+            if s.ended {
+                drop(s);
+                return cx.reject_closed();
+            }
             match &s.latest {
                 Some((y, their)) => Some(((x, y.clone()), cx.acks.merge(their))),
                 None => {
@@ -84,6 +89,10 @@ impl<A: Item, B: Item> Input<1> for ZipLatest<A, B> {
     fn on_input(&self, y: B, out: &Outputs<(A, B)>, cx: &mut Cx) {
         let (waiting, _replaced) = {
             let mut s = self.shared.state.lock();
+            if s.ended {
+                drop(s);
+                return cx.reject_closed();
+            }
             let replaced = s.latest.replace((y.clone(), cx.acks.clone()));
             (std::mem::take(&mut s.waiting), replaced)
         };
@@ -91,10 +100,12 @@ impl<A: Item, B: Item> Input<1> for ZipLatest<A, B> {
             return;
         }
         self.shared.room.notify_waiters();
-        for (x, acks) in waiting {
-            let acks = acks.merge(&cx.acks);
-            out.push_acked((x, y.clone()), acks, cx);
-        }
+        // Each pair on its own: a panic on one's path does not take the others with it.
+        let pairs: Vec<_> = waiting
+            .into_iter()
+            .map(|(x, acks)| ((x, y.clone()), acks.merge(&cx.acks)))
+            .collect();
+        out.push_each_acked(pairs, cx);
     }
 }
 
