@@ -428,6 +428,47 @@ async fn a_panic_on_one_pair_zip_latest_releases_does_not_lose_the_others() {
     assert_eq!(outcomes.of(3), Some(Outcome::Done));
 }
 
+/// A `reduce` cannot merge, so a processing window adds the event to every window it falls in,
+/// one by one: a panic in the second must leave the first as it was, count the error and name
+/// the node.
+#[tokio::test(start_paused = true)]
+async fn a_reduce_panicking_in_one_processing_window_of_several_updates_none() {
+    use brooklet::window::ProcessingWindow;
+    let ms = Duration::from_millis;
+    let source = Source::new();
+    let windows = source
+        .processing_window(ProcessingWindow::hopping(ms(100), ms(50)))
+        .clock_starting_at(0)
+        .reduce(0i64, |acc, x: &i64| {
+            assert!(!(acc == 10 && *x == 1), "reduce refuses 10 + 1");
+            acc + x
+        })
+        .named("windows");
+    let results = windows.sink_to_vec();
+    source.emit(3).await.unwrap(); // at 0 ms: in [-50, 50) and [0, 100)
+    tokio::time::sleep(ms(55)).await;
+    source.emit(10).await.unwrap(); // at 55 ms: in [0, 100) (now 13) and [50, 150) (10)
+    tokio::time::sleep(ms(5)).await;
+    let outcomes = Outcomes::default();
+    let emitted = catch_unwind(AssertUnwindSafe(|| {
+        drop(source.emit_with_ack(1, outcomes.ack(1)))
+    }));
+    assert!(emitted.is_err(), "the panic reaches the caller");
+    assert!(
+        failed_in(&outcomes.of(1), "windows"),
+        "{:?}",
+        outcomes.of(1)
+    );
+    assert_eq!(windows.metrics().errors, 1);
+    bounded(source.close()).await.unwrap();
+    let got: Vec<(i64, i64)> = results
+        .snapshot()
+        .into_iter()
+        .map(|r| (r.start, r.value))
+        .collect();
+    assert_eq!(got, vec![(-50, 3), (0, 13), (50, 10)]);
+}
+
 /// An `emit` that passed the source's closed check is held just in front of `graph` until
 /// `close()` has finished; then it goes on. It must either be refused with `Closed` or be
 /// delivered: never `Ok` and lost. Deterministic, unlike a free-running race.

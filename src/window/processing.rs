@@ -710,6 +710,33 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>> Input<0> for ProcessingOp<T, K, A>
                 return;
             }
             let wake = s.open.is_empty();
+            // An aggregate that cannot merge adds the event to a copy of each window's
+            // accumulator, all before any is stored, when there are several: a panic leaves
+            // every window as it was.
+            let mut staged = if A::MERGEABLE || self.window.step == self.window.size {
+                Vec::new()
+            } else {
+                let open = &s.open;
+                out.call(|| {
+                    self.window
+                        .starts_of(now)
+                        .map(|start| {
+                            let slot = open
+                                .get(&start)
+                                .and_then(|w| w.index.get(&key).map(|&i| &w.slots[i]));
+                            match slot {
+                                Some(slot) => {
+                                    let mut acc = slot.acc.clone();
+                                    agg.add(&mut acc, &x, now);
+                                    acc
+                                }
+                                None => fresh.clone(),
+                            }
+                        })
+                        .collect()
+                })
+            }
+            .into_iter();
             for start in self.window.starts_of(now) {
                 let win = s.open.entry(start).or_insert_with(|| Win {
                     slots: Vec::new(),
@@ -728,12 +755,11 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>> Input<0> for ProcessingOp<T, K, A>
                     }
                 };
                 let slot = &mut win.slots[i];
-                if A::MERGEABLE {
-                    agg.merge(&mut slot.acc, &fresh);
-                } else {
-                    // Cannot merge: the event is added again; its functions already ran on
-                    // it once without panicking.
-                    agg.add(&mut slot.acc, &x, now);
+                match staged.next() {
+                    Some(acc) => slot.acc = acc,
+                    None if A::MERGEABLE => agg.merge(&mut slot.acc, &fresh),
+                    // One window only (tumbling): in place.
+                    None => out.call(|| agg.add(&mut slot.acc, &x, now)),
                 }
                 if !cx.acks.is_empty() {
                     slot.acks.push(cx.acks.clone());
