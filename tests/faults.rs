@@ -469,6 +469,36 @@ async fn a_reduce_panicking_in_one_processing_window_of_several_updates_none() {
     assert_eq!(got, vec![(-50, 3), (0, 13), (50, 10)]);
 }
 
+/// A reader that goes away (a consumer task cancelled) leaves elements unread: their tokens
+/// must fail, or an upstream Kafka source would commit past them.
+#[tokio::test]
+async fn a_dropped_to_stream_reader_fails_what_it_never_read() {
+    use futures::StreamExt;
+    let source = Source::new();
+    let mut reader = source.to_stream_bounded(4);
+    let outcomes = Outcomes::default();
+    for x in 1..=3 {
+        source.emit_with_ack(x, outcomes.ack(x)).await.unwrap();
+    }
+    assert_eq!(reader.next().await, Some(1));
+    assert_eq!(outcomes.of(1), Some(Outcome::Done));
+    drop(reader);
+    assert!(
+        failed_in(&outcomes.of(2), "to_stream"),
+        "{:?}",
+        outcomes.of(2)
+    );
+    assert!(failed_in(&outcomes.of(3), "to_stream"));
+    // An element that reaches it later cannot be read either: refused, with a reason.
+    let later = source.emit_with_ack(4, outcomes.ack(4)).await;
+    assert!(
+        matches!(&later, Err(Error::Failed { node, message })
+            if node == "to_stream" && message.contains("dropped")),
+        "{later:?}"
+    );
+    assert!(failed_in(&outcomes.of(4), "to_stream"));
+}
+
 /// An `emit` that passed the source's closed check is held just in front of `graph` until
 /// `close()` has finished; then it goes on. It must either be refused with `Closed` or be
 /// delivered: never `Ok` and lost. Deterministic, unlike a free-running race.

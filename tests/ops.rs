@@ -302,8 +302,11 @@ async fn to_stream_reader_dropped_releases_pending_emits() {
     assert!(!pending.is_complete());
     drop(pull);
     pending.await.unwrap();
-    // Later elements are discarded, never block.
-    source.emit(3).await.unwrap();
+    // Later elements cannot be read: refused at once, never blocking.
+    assert!(matches!(
+        source.emit(3).await,
+        Err(brooklet::Error::Failed { .. })
+    ));
 }
 
 #[test]

@@ -9,11 +9,21 @@ use std::task::{Context, Poll, Waker};
 use tokio::sync::Notify;
 
 use crate::graph::sync::{Lock, until};
-use crate::graph::{Acks, Cx, Input, Operator, Outputs, Room};
-use crate::{Item, Stream};
+use crate::graph::{Acks, Cx, Input, NodeDyn, Operator, Outputs, Room};
+use crate::{Error, Item, Stream};
 
 /// How many elements [`Stream::to_stream`] buffers for a slow reader before `emit` pends.
 pub const DEFAULT_PULL_CAPACITY: usize = 16;
+
+/// Why an element that the reader never took is lost.
+fn reader_gone(node: String) -> Error {
+    Error::Failed {
+        node,
+        message: "its reader (the stream returned by `to_stream`) was dropped before reading \
+                  this element"
+            .to_string(),
+    }
+}
 
 struct State<T> {
     queue: VecDeque<(T, Acks)>,
@@ -63,11 +73,14 @@ impl<T: Item> Operator for PullOp<T> {
 impl<T: Item> Input<0> for PullOp<T> {
     type In = T;
 
-    fn on_input(&self, x: T, _out: &Outputs<()>, cx: &mut Cx) {
+    fn on_input(&self, x: T, out: &Outputs<()>, cx: &mut Cx) {
         let (waker, full) = {
             let mut s = self.shared.state.lock();
             if s.reader_gone {
-                return;
+                drop(s);
+                let error = reader_gone(out.name());
+                cx.acks.fail(&error);
+                return cx.fail(error);
             }
             s.queue.push_back((x, cx.acks.clone()));
             (s.reader.take(), s.queue.len() > self.capacity)
@@ -93,10 +106,29 @@ impl<T: Item> Input<0> for PullOp<T> {
 /// A `futures::Stream` of a node's output, returned by [`Stream::to_stream`].
 ///
 /// It ends (`None`) when the node ends: when its source is closed, or when the last handle to
-/// its source is dropped. Dropping it is allowed: later elements are discarded
-/// and pending emits resolve.
+/// its source is dropped.
+///
+/// Dropping it early is allowed, and pending emits then resolve, but what it buffered and
+/// every element that reaches the node later are lost: their acknowledgement tokens fail,
+/// and an `emit` that reaches the node afterwards returns the error (a consumer that went
+/// away must not let a Kafka source upstream commit past what it never read).
+///
+/// ```
+/// use brooklet::{Error, Source};
+/// use futures::StreamExt;
+/// # futures::executor::block_on(async {
+/// let source = Source::new();
+/// let mut reader = source.to_stream();
+/// source.emit(1).await?;
+/// assert_eq!(reader.next().await, Some(1));
+/// drop(reader);
+/// assert!(matches!(source.emit(2).await, Err(Error::Failed { .. })));
+/// # Ok::<(), brooklet::Error>(()) }).unwrap();
+/// ```
 pub struct Pull<T> {
     shared: Arc<Shared<T>>,
+    /// Names the node in the failures of what is lost when the reader goes.
+    node: Arc<dyn NodeDyn>,
 }
 
 impl<T> fmt::Debug for Pull<T> {
@@ -132,12 +164,18 @@ impl<T> futures_util::Stream for Pull<T> {
 
 impl<T> Drop for Pull<T> {
     fn drop(&mut self) {
-        let dropped = {
+        let unread = {
             let mut s = self.shared.state.lock();
             s.reader_gone = true;
             std::mem::take(&mut s.queue)
         };
-        drop(dropped);
+        if !unread.is_empty() {
+            let error = reader_gone(self.node.meta().name());
+            for (_, acks) in &unread {
+                acks.fail(&error);
+            }
+        }
+        drop(unread);
         self.shared.room.notify_waiters();
     }
 }
@@ -194,13 +232,13 @@ impl<T: Item> Stream<T> {
             }),
             room: Notify::new(),
         });
-        let _node = self.then_node(
+        let node = self.then_node(
             "to_stream",
             PullOp {
                 capacity,
                 shared: shared.clone(),
             },
         );
-        Pull { shared }
+        Pull { shared, node }
     }
 }
