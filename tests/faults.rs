@@ -499,6 +499,64 @@ async fn a_dropped_to_stream_reader_fails_what_it_never_read() {
     assert!(failed_in(&outcomes.of(4), "to_stream"));
 }
 
+/// `run` is the caller of every emit it makes: a panic on the way stops it with an error
+/// naming the node, after closing the source, so what the graph holds is still flushed.
+#[tokio::test]
+async fn a_panic_under_run_stops_it_with_the_error_and_flushes_the_graph() {
+    let source = Source::from_iter(1..=5i64);
+    let batches = source
+        .map(|x| {
+            assert!(x != 3, "no 3");
+            x
+        })
+        .named("checked")
+        .partition(10)
+        .sink_to_vec();
+    let ran = bounded(source.run()).await;
+    assert!(
+        matches!(&ran, Err(Error::Panicked { node, message })
+            if node == "checked" && message.contains("no 3")),
+        "{ran:?}"
+    );
+    assert!(source.is_closed());
+    assert_eq!(batches.snapshot(), vec![vec![1, 2]], "flushed at close");
+}
+
+/// And for a panic while the graph flushes at the end of the input.
+#[tokio::test]
+async fn a_panic_in_the_final_flush_under_run_is_its_error() {
+    let source = Source::from_iter(1..=5i64);
+    source
+        .partition(10)
+        .map(|batch: Vec<i64>| assert!(batch.len() > 5, "short batch"))
+        .named("flush");
+    let ran = bounded(source.run()).await;
+    assert!(
+        matches!(&ran, Err(Error::Panicked { node, message })
+            if node == "flush" && message.contains("short batch")),
+        "{ran:?}"
+    );
+}
+
+/// The same for a panic in the input stream itself.
+#[tokio::test]
+async fn a_panicking_input_stream_stops_run_with_the_error_and_flushes_the_graph() {
+    use futures::StreamExt;
+    let input = futures::stream::iter(1..=5i64).map(|x| {
+        assert!(x != 3, "the input broke");
+        x
+    });
+    let source = Source::from_stream(input).named("input");
+    let batches = source.partition(10).sink_to_vec();
+    let ran = bounded(source.run()).await;
+    assert!(
+        matches!(&ran, Err(Error::Panicked { node, message })
+            if node == "input" && message.contains("the input broke")),
+        "{ran:?}"
+    );
+    assert_eq!(batches.snapshot(), vec![vec![1, 2]]);
+}
+
 /// An `emit` that passed the source's closed check is held just in front of `graph` until
 /// `close()` has finished; then it goes on. It must either be refused with `Closed` or be
 /// delivered: never `Ok` and lost. Deterministic, unlike a free-running race.

@@ -7,10 +7,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::pin;
 
-use futures_util::StreamExt;
 use futures_util::future::{self, Either};
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::Notify;
 
 use super::Item;
@@ -291,8 +292,11 @@ impl<T: Item> Source<T> {
     ///
     /// The returned future owns what it needs (`'static`), so it can be spawned. It stops early
     /// without error if the source is closed meanwhile, and stops with the error if an emission
-    /// reports one (the source is then closed). Fails with [`Error::NotRunnable`] when the
-    /// source has no input or another `run` already took it.
+    /// reports one. A panic on the way (in a function on the synchronous path, in the input
+    /// stream, or while the graph flushes at the end) does not unwind out of `run`: it stops
+    /// with [`Error::Panicked`], naming the node. Either way the source is closed first, so
+    /// what the graph holds is flushed. Fails with [`Error::NotRunnable`] when the source has
+    /// no input or another `run` already took it.
     ///
     /// ```
     /// use brooklet::{Error, Source};
@@ -311,23 +315,56 @@ impl<T: Item> Source<T> {
             loop {
                 let next = {
                     let ended = until(&this.node.op.ended, || this.is_closed());
-                    match future::select(pin!(input.next()), pin!(ended)).await {
-                        Either::Left((next, _)) => next,
+                    let next = AssertUnwindSafe(input.next()).catch_unwind();
+                    match future::select(pin!(next), pin!(ended)).await {
+                        Either::Left((Ok(next), _)) => next,
+                        Either::Left((Err(payload), _)) => {
+                            let e = Error::panicked(&this.name(), &*payload);
+                            return this.stop_with(e).await;
+                        }
                         // Closed meanwhile: stop now rather than at the input's next item.
                         Either::Right(((), _)) => return Ok(()),
                     }
                 };
                 let Some(x) = next else { break };
-                match this.emit(x).await {
+                let emitted = match catch_unwind(AssertUnwindSafe(|| this.emit(x))) {
+                    Ok(emit) => emit.await,
+                    Err(payload) => {
+                        let node = take_panic_site().unwrap_or_else(|| this.name());
+                        Err(Error::panicked(&node, &*payload))
+                    }
+                };
+                match emitted {
                     Ok(()) => {}
                     Err(Error::Closed) => return Ok(()),
-                    Err(e) => {
-                        let _ = this.close().await;
-                        return Err(e);
-                    }
+                    Err(e) => return this.stop_with(e).await,
                 }
             }
-            this.close().await
+            this.close_caught().await
+        }
+    }
+
+    /// Ends a `run` that failed with `error`: closes the source (flushing what the graph
+    /// holds) and returns the error.
+    async fn stop_with(&self, error: Error) -> Result<(), Error> {
+        let _ = self.close_caught().await;
+        Err(error)
+    }
+
+    /// Closes the source and waits for the graph to drain, as [`close`](Source::close) does,
+    /// for the drivers of a source (`run`): a panic of the final flush, which `close` lets
+    /// unwind, becomes the [`Error::Panicked`] that `close` recorded, naming where it began.
+    pub(crate) async fn close_caught(&self) -> Result<(), Error> {
+        let caught = |payload: Box<dyn std::any::Any + Send>| {
+            let recorded = self.node.op.close_failure.lock().clone();
+            recorded.unwrap_or_else(|| Error::panicked(&self.name(), &*payload))
+        };
+        match catch_unwind(AssertUnwindSafe(|| self.close())) {
+            Ok(emit) => AssertUnwindSafe(emit)
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|p| Err(caught(p))),
+            Err(payload) => Err(caught(payload)),
         }
     }
 

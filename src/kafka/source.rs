@@ -686,8 +686,8 @@ impl<T: Item> KafkaSource<T> {
             let result = this.drive(&consumer).await;
             // Close the graph: it flushes and drains, and the tokens of everything in it are
             // released; then commit what is done.
-            let closed = close_caught(&this.source).await;
-            let errors_closed = close_caught(&this.errors).await;
+            let closed = this.source.close_caught().await;
+            let errors_closed = this.errors.close_caught().await;
             // Dead-letter writes decide whether their messages are done.
             this.shared.failures.flush().await;
             // The final commit and closing the consumer (which leaves the group) block on the
@@ -1079,27 +1079,6 @@ impl<T: Item> KafkaSource<T> {
 /// A subscription pattern (librdkafka takes a topic starting with `^` as a regex).
 fn is_pattern(topic: &str) -> bool {
     topic.starts_with('^')
-}
-
-/// Closes `source` and waits for the graph to drain; a panic of the final flush (which
-/// `close` lets unwind) becomes an [`Error::Panicked`], so the source still commits what is
-/// done and `run` returns the panic as its error.
-async fn close_caught<X: Item>(source: &Source<X>) -> Result<(), Error> {
-    use futures_util::FutureExt;
-    let caught = |payload: Box<dyn std::any::Any + Send>| Error::Panicked {
-        node: source.name(),
-        message: format!(
-            "while the graph flushed at stop: {}",
-            panic_message(&*payload)
-        ),
-    };
-    match std::panic::catch_unwind(AssertUnwindSafe(|| source.close())) {
-        Ok(emit) => AssertUnwindSafe(emit)
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|p| Err(caught(p))),
-        Err(payload) => Err(caught(payload)),
-    }
 }
 
 /// The polling half of the run loop: messages received while the partitions were paused, the
