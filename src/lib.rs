@@ -50,6 +50,8 @@
 //! `zip`, `combine_latest` and `zip_latest` merge streams. [`Stream::connect`] wires a node into
 //! a source at run time, which makes feedback loops possible; a feedback edge never keeps a
 //! graph alive, and a loop runs in constant stack (elements sent back go round breadth-first).
+//! A function that emits into its own source itself holds a [`WeakSource`]
+//! ([`Source::downgrade`]): a `Source` held there would keep its graph alive for ever.
 //!
 //! ```
 //! use brooklet::Source;
@@ -130,6 +132,7 @@ pub mod window;
 
 pub use graph::{
     Ack, Connect, Emit, Error, Item, Join, Metrics, Outcome, Source, Stream, TryEmitError,
+    WeakSource,
 };
 pub use ops::{Collect, EmitOn, Fallible, Pull, Sink, VecSink};
 

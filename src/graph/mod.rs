@@ -36,7 +36,7 @@ pub use emit::Emit;
 pub use error::Error;
 pub use join::{Connect, Join};
 pub(crate) use join::{Inputs, SamePort};
-pub use source::Source;
+pub use source::{Source, WeakSource};
 pub(crate) use stream::metrics as metrics_of;
 pub use stream::{Metrics, Stream};
 pub use try_emit::TryEmitError;

@@ -4,8 +4,8 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::pin;
@@ -144,6 +144,76 @@ impl<T: Item> Clone for Source<T> {
     }
 }
 
+/// A handle to a [`Source`] that does not keep it, or its graph, alive: for a function inside
+/// the graph that emits back into its own source, or closes it.
+///
+/// A function that holds a `Source` of its own graph makes a cycle of strong references (the
+/// source holds the graph, the graph holds the function, the function holds the source): as
+/// with a cycle of `Arc`s, the graph is then never freed, even after `close()`. Such a
+/// function holds a `WeakSource` instead and [`upgrade`](WeakSource::upgrade)s it when it
+/// needs the source; once every `Source` handle is gone, the source ends as it would without
+/// the weak one, and `upgrade` returns `None`. A loop built with
+/// [`connect`](Stream::connect) needs none of this: its feedback edge does not keep the graph
+/// alive.
+///
+/// ```
+/// use brooklet::Source;
+/// # futures::executor::block_on(async {
+/// // Counts down: every element above 0 sends the next one back into the source.
+/// let source = Source::new();
+/// let back = source.downgrade();
+/// let seen = source.sink_to_vec();
+/// source.filter(|x: &u32| *x > 0).sink(move |x| {
+///     if let Some(source) = back.upgrade() {
+///         drop(source.emit(x - 1));
+///     }
+/// });
+/// source.emit(3).await?;
+/// assert_eq!(seen.snapshot(), vec![3, 2, 1, 0]);
+/// let weak = source.downgrade();
+/// drop(source);
+/// assert!(weak.upgrade().is_none(), "nothing keeps the graph alive");
+/// # Ok::<(), brooklet::Error>(()) }).unwrap();
+/// ```
+pub struct WeakSource<T: Item>(Weak<Handle<T>>);
+
+impl<T: Item> WeakSource<T> {
+    /// The source, if a [`Source`] handle to it still exists.
+    ///
+    /// ```
+    /// use brooklet::Source;
+    /// let source = Source::<u8>::new();
+    /// let weak = source.downgrade();
+    /// assert!(weak.upgrade().is_some());
+    /// drop(source);
+    /// assert!(weak.upgrade().is_none());
+    /// ```
+    pub fn upgrade(&self) -> Option<Source<T>> {
+        let handle = self.0.upgrade()?;
+        let node = handle.0.clone();
+        Some(Source {
+            stream: Stream::from_node(node.clone()),
+            node,
+            handle,
+            sink: Lock::default(),
+        })
+    }
+}
+
+impl<T: Item> Clone for WeakSource<T> {
+    fn clone(&self) -> Self {
+        WeakSource(self.0.clone())
+    }
+}
+
+impl<T: Item> fmt::Debug for WeakSource<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WeakSource")
+            .field("alive", &(self.0.strong_count() > 0))
+            .finish()
+    }
+}
+
 /// What the clones of one `Source` share: when the last of them is dropped, nothing can emit
 /// into the source any more, so it ends as `close()` would end it, unless forward connections
 /// still feed it (it then ends when they have all ended, as any source fed by `connect` does).
@@ -225,6 +295,19 @@ impl<T: Item> Source<T> {
     /// ```
     pub fn new() -> Source<T> {
         Source::with_driver(None)
+    }
+
+    /// A handle that does not keep the source alive (see [`WeakSource`]): for a function
+    /// inside the graph that emits into its own source.
+    ///
+    /// ```
+    /// use brooklet::Source;
+    /// let source = Source::<u8>::new();
+    /// let weak = source.downgrade();
+    /// assert!(weak.upgrade().is_some_and(|s| !s.is_closed()));
+    /// ```
+    pub fn downgrade(&self) -> WeakSource<T> {
+        WeakSource(Arc::downgrade(&self.handle))
     }
 
     fn with_driver(driver: Option<Driver<T>>) -> Source<T> {
