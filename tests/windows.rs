@@ -1406,6 +1406,106 @@ fn extreme_timestamps_never_panic_and_gaps_stay_small() {
     });
 }
 
+/// A window whose end lies past `i64::MAX` (its end clamps there) closes only at the end of
+/// the stream: a watermark at `i64::MAX` would close it on the event that opened it, and it
+/// would then open again and be emitted twice.
+#[test]
+fn windows_ending_past_i64_max_close_once_at_the_end() {
+    const MAX: i64 = i64::MAX;
+    block_on(async {
+        let source = Source::<E>::new();
+        let tumbling = source
+            .window(Window::tumbling(10))
+            .timestamp(|e| e.1)
+            .count();
+        let hopping = source
+            .window(Window::hopping(10, 5))
+            .timestamp(|e| e.1)
+            .count();
+        let sliding = source
+            .window(Window::sliding(10))
+            .timestamp(|e| e.1)
+            .count();
+        let (t, h, s) = (
+            tumbling.sink_to_vec(),
+            hopping.sink_to_vec(),
+            sliding.sink_to_vec(),
+        );
+        let late = tumbling.late().sink_to_vec();
+        feed(
+            &source,
+            &[("a", MAX - 3, 0), ("a", MAX, 0), ("a", MAX - 1, 0)],
+        )
+        .await;
+        assert!(t.snapshot().is_empty(), "{:?}", t.snapshot());
+        // [MAX - 12, MAX - 2) ends inside the range: it closes under the event at MAX.
+        assert_eq!(h.snapshot(), vec![wr((), MAX - 12, MAX - 2, 1)]);
+        source.close().await.unwrap();
+        // All three in [MAX - 7, MAX + 3), reported with its end clamped.
+        assert_eq!(t.snapshot(), vec![wr((), MAX - 7, MAX, 3)]);
+        assert!(late.is_empty());
+        // Then each window once: [MAX - 7, MAX + 3) holds all three, [MAX - 2, MAX + 8) two.
+        assert_eq!(
+            h.snapshot(),
+            vec![
+                wr((), MAX - 12, MAX - 2, 1),
+                wr((), MAX - 7, MAX, 3),
+                wr((), MAX - 2, MAX, 2)
+            ]
+        );
+        let got: Vec<(i64, i64, u64)> = s
+            .snapshot()
+            .iter()
+            .map(|r| (r.start, r.end, r.value))
+            .collect();
+        // Sliding windows end at each event: `[u - 10, u]` for u = MAX - 3, MAX - 1 and MAX.
+        assert_eq!(
+            got,
+            vec![
+                (MAX - 13, MAX - 3, 1),
+                (MAX - 11, MAX - 1, 2),
+                (MAX - 10, MAX, 3)
+            ]
+        );
+    });
+}
+
+/// In current mode a sliding window ending at `i64::MAX` is found and reported as such.
+#[test]
+fn a_sliding_window_at_i64_max_in_current_mode() {
+    block_on(async {
+        let source = Source::<E>::new();
+        let out = source
+            .window(Window::sliding(10))
+            .timestamp(|e| e.1)
+            .emit_mode(EmitMode::Current)
+            .count()
+            .sink_to_vec();
+        feed(&source, &[("a", i64::MAX, 0)]).await;
+        assert_eq!(out.snapshot(), vec![wri((), i64::MAX - 10, i64::MAX, 1)]);
+        source.close().await.unwrap();
+    });
+}
+
+/// An event at `i64::MIN` sets the clock like any other: a later event beyond the maximum
+/// future skew does not move it.
+#[test]
+fn an_event_at_i64_min_sets_the_clock() {
+    block_on(async {
+        let source = Source::<E>::new();
+        let w = source
+            .window(Window::tumbling(10))
+            .timestamp(|e| e.1)
+            .max_future_skew(100)
+            .count();
+        let _out = w.sink_to_vec();
+        feed(&source, &[("a", i64::MIN, 0)]).await;
+        assert_eq!(w.stats().watermark, Some(i64::MIN));
+        feed(&source, &[("a", i64::MIN + 1_000, 0)]).await;
+        assert_eq!(w.stats().watermark, Some(i64::MIN), "beyond the skew");
+    });
+}
+
 // ---------------------------------------------------------------- mini-batch emitters
 
 mod batches {

@@ -15,12 +15,21 @@
 //!   time when no event arrives, so the last window of a quiet stream is emitted.
 //! - **watermark = clock − grace**. A time window `[s, e)` closes when `e <= watermark`.
 //! - End of stream sets the clock to +infinity.
+//!
+//! Invariant: before the end of the stream the watermark stays below `i64::MAX`. A window
+//! whose end lies past the `i64` range has its end clamped to `i64::MAX`; a watermark that
+//! reached it would close the window on the very event that opened it (an event at
+//! `i64::MAX`), and a later event would open it again. Such windows close at the end of the
+//! stream only.
 
 /// An event clock: see the module documentation.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Clock {
-    /// `i64::MIN` until the clock first moves.
+    /// Meaningful once `set`.
     time: i64,
+    /// An event (or an explicit watermark) has moved the clock: `i64::MIN` is a timestamp
+    /// like any other, not a marker.
+    set: bool,
     infinite: bool,
 }
 
@@ -28,12 +37,13 @@ impl Clock {
     pub(crate) fn new() -> Clock {
         Clock {
             time: i64::MIN,
+            set: false,
             infinite: false,
         }
     }
 
     pub(crate) fn is_set(&self) -> bool {
-        self.infinite || self.time != i64::MIN
+        self.infinite || self.set
     }
 
     /// An event at `ts` arrived: moves the clock unless explicit, or beyond the skew.
@@ -52,12 +62,13 @@ impl Clock {
 
     /// Moves the clock to `t`; a regression is ignored.
     pub(crate) fn advance(&mut self, t: i64) {
-        self.time = self.time.max(t);
+        self.time = if self.set { self.time.max(t) } else { t };
+        self.set = true;
     }
 
     /// Moves the clock forward by `ms`, if it was set.
     pub(crate) fn add(&mut self, ms: i64) {
-        if self.time != i64::MIN {
+        if self.set {
             self.time = self.time.saturating_add(ms);
         }
     }
@@ -72,14 +83,15 @@ impl Clock {
         self.infinite = true;
     }
 
-    /// `clock - grace`; `i64::MIN` before the clock moved, `i64::MAX` after the end.
+    /// `clock - grace`, below `i64::MAX` (see the module invariant); `i64::MIN` before the
+    /// clock moved, `i64::MAX` after the end.
     pub(crate) fn watermark(&self, grace: i64) -> i64 {
         if self.infinite {
             i64::MAX
-        } else if self.time == i64::MIN {
+        } else if !self.set {
             i64::MIN
         } else {
-            self.time.saturating_sub(grace)
+            self.time.saturating_sub(grace).min(i64::MAX - 1)
         }
     }
 }

@@ -18,7 +18,9 @@
 //! **Time.** Timestamps are `i64` ms since the Unix epoch, read by
 //! [`timestamp`](WindowBuilder::timestamp). Durations are `i64` ms or
 //! [`std::time::Duration`] rounded to the nearest ms ([`IntoMillis`]); sizes and steps must be
-//! > 0, grace >= 0. Arithmetic saturates: timestamps near `i64::MIN`/`i64::MAX` never panic.
+//! at least 1, grace at least 0. Arithmetic saturates: timestamps near `i64::MIN`/`i64::MAX`
+//! never panic. A window whose end lies past `i64::MAX` is reported with its end clamped there
+//! and closes only at the end of the stream (before it, the watermark stays below `i64::MAX`).
 //!
 //! **Membership.** Windows are half-open `[start, end)` (an event exactly at `end` belongs to
 //! the next window), aligned to the epoch plus an optional [offset](Window::offset); starts

@@ -239,13 +239,26 @@ pub(crate) trait Store<T, A: Aggregator<T>>: Send + 'static {
     fn expire(&mut self, _g: &Geometry, _wm: i64) {}
 }
 
-/// The `end` a result reports for the half-open bound `end`: its last ms for inclusive kinds.
+/// The `end` a result reports for the window `[start, end)`: its last ms for inclusive kinds
+/// (see [`last_ms`]).
 #[inline]
-fn reported_end<T, A: Aggregator<T>, S: Store<T, A>>(end: i64) -> i64 {
+fn reported_end<T, A: Aggregator<T>, S: Store<T, A>>(g: &Geometry, start: i64, end: i64) -> i64 {
     if S::END_INCLUSIVE {
-        end.saturating_sub(1)
+        last_ms(g, start, end)
     } else {
         end
+    }
+}
+
+/// The last ms `u` of the window `[start, end)` that `[u - size, u + 1)` clamps to: `end - 1`,
+/// unless `end` is `i64::MAX`, where `u + 1` may have clamped (then `start` has not, since
+/// `u - size` is far above `i64::MIN`).
+#[inline]
+pub(crate) fn last_ms(g: &Geometry, start: i64, end: i64) -> i64 {
+    if end == i64::MAX {
+        start.saturating_add(g.size)
+    } else {
+        end - 1
     }
 }
 
@@ -551,7 +564,7 @@ impl<K: WindowKey, S> State<K, S> {
                 WindowResult {
                     key: ks.key.clone(),
                     start,
-                    end: reported_end::<T, A, S>(end),
+                    end: reported_end::<T, A, S>(&cfg.geo, start, end),
                     end_inclusive: S::END_INCLUSIVE,
                     value,
                 },
@@ -649,17 +662,17 @@ impl<K: WindowKey, S> State<K, S> {
     }
 
     fn watermark(&self, cfg: &Config) -> Option<i64> {
-        let wm = if cfg.per_key {
+        if cfg.per_key {
             self.keys
                 .iter()
                 .map(|k| &k.clock)
                 .chain(self.retired.values())
+                .filter(|c| c.is_set())
                 .map(|c| c.watermark(cfg.grace))
-                .max()?
+                .max()
         } else {
-            self.clock.watermark(cfg.grace)
-        };
-        (wm != i64::MIN).then_some(wm)
+            self.clock.is_set().then(|| self.clock.watermark(cfg.grace))
+        }
     }
 }
 
@@ -791,7 +804,7 @@ impl<T: Item, K: WindowKey, A: Aggregator<T>, S: Store<T, A>> TimeWindowOp<T, K,
                 WindowResult {
                     key: ks.key.clone(),
                     start,
-                    end: reported_end::<T, A, S>(end),
+                    end: reported_end::<T, A, S>(&cfg.geo, start, end),
                     end_inclusive: S::END_INCLUSIVE,
                     value,
                 },

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use super::aggregate::{Aggregator, add_all};
 use super::assign::{Geometry, clamp};
-use super::operator::{Admit, Event, Store, Timer};
+use super::operator::{Admit, Event, Store, Timer, last_ms};
 use crate::Item;
 use crate::graph::Acks;
 
@@ -109,8 +109,8 @@ impl<T: Item, A: Aggregator<T>> Store<T, A> for SlidingStore<A::Acc, T> {
         admit
     }
 
-    fn current(&self, _g: &Geometry, agg: &A, _start: i64, end: i64) -> A::Out {
-        agg.result(&self.windows[&end.saturating_sub(1)].acc)
+    fn current(&self, g: &Geometry, agg: &A, start: i64, end: i64) -> A::Out {
+        agg.result(&self.windows[&last_ms(g, start, end)].acc)
     }
 
     fn next(&mut self, g: &Geometry, _wm: i64, _last_start: i64) -> Option<Timer> {
