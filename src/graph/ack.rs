@@ -46,8 +46,9 @@ use super::sync::Lock;
 #[non_exhaustive]
 pub enum Outcome {
     /// Every output built from the element was accepted downstream, or the element was dropped
-    /// on purpose (filtered out, deduplicated, replaced by a newer value in `latest`), or its
-    /// error was accepted by an error side output (`try_map`'s `errors`).
+    /// on purpose (filtered out, deduplicated, replaced by a newer value in `latest`, too late
+    /// for every window it belongs to, whether or not a window's `late()` output reads it), or
+    /// its error was accepted by an error side output (`try_map`'s `errors`).
     Done,
     /// The element was lost: a function panicked on its path, a node it was held in failed or
     /// was torn down (its runtime shut down, the graph was dropped), or it was emitted into a
