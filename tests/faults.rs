@@ -251,6 +251,25 @@ fn runtime_gone(name: &str, graph: impl FnOnce(&Source<i64>) -> Stream<i64>) {
         .enable_all()
         .build()
         .unwrap();
+    runtime_gone_on(built, name, graph);
+}
+
+/// As [`runtime_gone`], on a runtime that never runs: the node's task is dropped before its
+/// first poll (what a multi-threaded runtime does now and then, when it shuts down before
+/// its worker got to the task).
+fn runtime_gone_unpolled(name: &str, graph: impl FnOnce(&Source<i64>) -> Stream<i64>) {
+    let built = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime_gone_on(built, name, graph);
+}
+
+fn runtime_gone_on(
+    built: tokio::runtime::Runtime,
+    name: &str,
+    graph: impl FnOnce(&Source<i64>) -> Stream<i64>,
+) {
     let outcomes = Outcomes::default();
     let source = Source::new();
     let _guard = built.enter();
@@ -311,6 +330,49 @@ fn sink_async_on_a_runtime_that_shut_down_fails_loudly() {
     runtime_gone("sink_async", |s| {
         s.sink_async(|_| async {});
         s.map(|x| x)
+    });
+}
+
+#[test]
+fn nodes_whose_task_never_ran_fail_loudly() {
+    runtime_gone_unpolled("buffer", |s| s.buffer(4));
+    runtime_gone_unpolled("timed_window", |s| {
+        s.timed_window(Duration::from_millis(5))
+            .map(|w| w.len() as i64)
+    });
+    runtime_gone_unpolled("par_map", |s| s.par_map(2, |x| x + 1));
+    runtime_gone_unpolled("map_async", |s| s.map_async(2, |x| async move { x }));
+    runtime_gone_unpolled("sink_async", |s| {
+        s.sink_async(|_| async {});
+        s.map(|x| x)
+    });
+    runtime_gone_unpolled("delay", |s| s.delay(Duration::from_millis(5)));
+    runtime_gone_unpolled("rate_limit", |s| s.rate_limit(Duration::from_millis(5)));
+    runtime_gone_unpolled("latest", |s| s.latest());
+    runtime_gone_unpolled("partition_timeout", |s| {
+        s.partition_timeout(3, Duration::from_millis(5)).flatten()
+    });
+    runtime_gone_unpolled("timed_window_unique", |s| {
+        s.timed_window_unique(
+            Duration::from_millis(5),
+            |x: &i64| *x,
+            brooklet::ops::Keep::First,
+        )
+        .flatten()
+    });
+    runtime_gone_unpolled("processing_window", |s| {
+        s.processing_window(brooklet::window::ProcessingWindow::tumbling(
+            Duration::from_millis(5),
+        ))
+        .count()
+        .map(|w| w.value as i64)
+    });
+    runtime_gone_unpolled("window with an idle timer", |s| {
+        s.window(brooklet::window::Window::tumbling(1_000))
+            .timestamp(|x: &i64| *x)
+            .idle_timeout(Duration::from_secs(1))
+            .count()
+            .map(|w| w.value as i64)
     });
 }
 

@@ -242,8 +242,11 @@ impl<T: Item> Stream<T> {
         task.bind(node.clone());
         let worker = node.clone();
         let t = task.clone();
+        // Made here, not in the task's body: a task dropped before its first poll (its runtime
+        // shut down first) drops it too, which releases the emits waiting for their writes.
+        let ended = Ended(shared.clone());
         task.spawn(&rt, async move {
-            let _ended = Ended(shared.clone());
+            let _ended = ended;
             while let Some((x, acks)) = mailbox.recv().await {
                 let run = AssertUnwindSafe(async { f(x).await }).catch_unwind().await;
                 if let Err(payload) = run {
