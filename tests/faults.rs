@@ -667,6 +667,44 @@ fn ended_partner() -> Source<i64> {
     other
 }
 
+/// A join whose output comes back to it through a `connect` loop that holds elements
+/// (`partition`): at `close()` the join ends first, then the loop's flush pushes what it held
+/// into it through the feedback edge (whose end is never delivered). That element cannot be
+/// joined any more: its token must fail, not wait for ever or come out done.
+async fn feedback_into_an_ended_join(
+    name: &str,
+    join: impl FnOnce(&Source<i64>) -> brooklet::Join<i64, Vec<i64>>,
+) {
+    let outcomes = Outcomes::default();
+    {
+        let source = Source::new();
+        let joined = join(&source);
+        let seen = joined.sink_to_vec();
+        let back = joined
+            .partition(10)
+            .flatten()
+            .map(|row: Vec<i64>| row[0] + 100)
+            .filter(|x| *x < 150);
+        source.emit_with_ack(1, outcomes.ack(1)).await.unwrap();
+        // Connected after the first row, so that the row did not wait for this input.
+        back.connect(&joined);
+        let _ = bounded(source.close()).await;
+        assert_eq!(seen.snapshot(), vec![vec![1]], "{name}");
+    }
+    assert!(
+        matches!(outcomes.of(1), Some(Outcome::Failed(Error::Closed))),
+        "{name}: {:?}",
+        outcomes.of(1)
+    );
+}
+
+#[tokio::test]
+async fn feedback_into_a_join_that_ended_is_refused() {
+    let none = std::iter::empty::<&Stream<i64>>;
+    feedback_into_an_ended_join("zip_all", |s| s.zip_all(none())).await;
+    feedback_into_an_ended_join("combine_latest_all", |s| s.combine_latest_all(none())).await;
+}
+
 /// The joins, with their other input ended first: the held element arrives after the join
 /// has ended and dropped what it held.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -691,6 +729,21 @@ async fn an_emit_held_across_close_into_a_join_is_refused_or_delivered() {
     emit_held_across_close("combine_latest_all", |s| {
         s.combine_latest_all([&*ended_partner()])
             .map(|row: Vec<i64>| row[0])
+    })
+    .await;
+    // The same with the held element on the second input.
+    emit_held_across_close("zip, second input", |s| {
+        ended_partner().zip(s).map(|(_, x): (i64, i64)| x)
+    })
+    .await;
+    emit_held_across_close("zip_latest, second input", |s| {
+        ended_partner().zip_latest(s).map(|(_, x): (i64, i64)| x)
+    })
+    .await;
+    emit_held_across_close("combine_latest, second input", |s| {
+        ended_partner()
+            .combine_latest(s)
+            .map(|(_, x): (i64, i64)| x)
     })
     .await;
 }

@@ -34,12 +34,16 @@ impl<T: Item> Operator for CombineLatestAll<T> {
     type Out = Vec<T>;
 
     /// No row can be emitted any more: the latest values go, and their tokens with them.
+    /// Every input counts as ended, feedback ones included (their ends are not delivered).
     fn on_end(&self, _out: &Outputs<Vec<T>>, _cx: &mut Cx) {
         let left: Vec<_> = self
             .inputs
             .lock()
             .iter_mut()
-            .map(|i| i.latest.take())
+            .map(|i| {
+                i.ended = true;
+                i.latest.take()
+            })
             .collect();
         drop(left);
     }

@@ -85,13 +85,17 @@ impl<T: Item> Operator for ZipAll<T> {
     type Out = Vec<T>;
 
     fn on_end(&self, _out: &Outputs<Vec<T>>, _cx: &mut Cx) {
-        // What is still unpaired can never be: drop it, releasing its tokens.
+        // What is still unpaired can never be: drop it, releasing its tokens. Every input
+        // counts as ended, feedback ones included (their ends are not delivered).
         let left: Vec<_> = self
             .shared
             .inputs
             .lock()
             .iter_mut()
-            .map(|i| std::mem::take(&mut i.queue))
+            .map(|i| {
+                i.ended = true;
+                std::mem::take(&mut i.queue)
+            })
             .collect();
         drop(left);
         self.shared.room.wake();
