@@ -50,8 +50,9 @@
 //! `zip`, `combine_latest` and `zip_latest` merge streams. [`Stream::connect`] wires a node into
 //! a source at run time, which makes feedback loops possible; a feedback edge never keeps a
 //! graph alive, and a loop runs in constant stack (elements sent back go round breadth-first).
-//! A function that emits into its own source itself holds a [`WeakSource`]
-//! ([`Source::downgrade`]): a `Source` held there would keep its graph alive for ever.
+//! A function that emits into its own source itself (for a few turns: each one runs inside
+//! the push that caused it) holds a [`WeakSource`] ([`Source::downgrade`]): a `Source` held
+//! there would keep its graph alive for ever.
 //!
 //! ```
 //! use brooklet::Source;

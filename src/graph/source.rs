@@ -152,9 +152,12 @@ impl<T: Item> Clone for Source<T> {
 /// with a cycle of `Arc`s, the graph is then never freed, even after `close()`. Such a
 /// function holds a `WeakSource` instead and [`upgrade`](WeakSource::upgrade)s it when it
 /// needs the source; once every `Source` handle is gone, the source ends as it would without
-/// the weak one, and `upgrade` returns `None`. A loop built with
-/// [`connect`](Stream::connect) needs none of this: its feedback edge does not keep the graph
-/// alive.
+/// the weak one, and `upgrade` returns `None`.
+///
+/// An emit made this way runs inside the push that caused it (depth first), so every turn of
+/// such a loop takes more stack. A loop of many turns is built with
+/// [`connect`](Stream::connect) instead: it runs in constant stack (breadth first), and its
+/// feedback edge does not keep the graph alive either.
 ///
 /// ```
 /// use brooklet::Source;

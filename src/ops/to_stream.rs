@@ -91,13 +91,17 @@ impl<T: Item> Input<0> for PullOp<T> {
         if full {
             let shared = self.shared.clone();
             let capacity = self.capacity;
+            let node = out.name();
             cx.wait(async move {
                 until(&shared.room, || {
                     let s = shared.state.lock();
                     s.queue.len() <= capacity || s.reader_gone
                 })
                 .await;
-                Ok(())
+                // A reader gone before it made room did not read this element (it was behind
+                // a full buffer): the wait reports the loss its token reports.
+                let gone = shared.state.lock().reader_gone;
+                if gone { Err(reader_gone(node)) } else { Ok(()) }
             });
         }
     }
@@ -108,10 +112,10 @@ impl<T: Item> Input<0> for PullOp<T> {
 /// It ends (`None`) when the node ends: when its source is closed, or when the last handle to
 /// its source is dropped.
 ///
-/// Dropping it early is allowed, and pending emits then resolve, but what it buffered and
-/// every element that reaches the node later are lost: their acknowledgement tokens fail,
-/// and an `emit` that reaches the node afterwards returns the error (a consumer that went
-/// away must not let a Kafka source upstream commit past what it never read).
+/// Dropping it early is allowed, but what it buffered and every element that reaches the node
+/// later are lost: their acknowledgement tokens fail, an `emit` waiting for room resolves
+/// with the error, and so does an `emit` that reaches the node afterwards (a consumer that
+/// went away must not let a Kafka source upstream commit past what it never read).
 ///
 /// ```
 /// use brooklet::{Error, Source};
@@ -182,7 +186,8 @@ impl<T> Drop for Pull<T> {
 
 impl<T: Item> Stream<T> {
     /// A pull adapter: the node's output as a [`futures::Stream`](futures_util::Stream), buffering up to
-    /// [`DEFAULT_PULL_CAPACITY`] elements for a slow reader (then `emit` pends).
+    /// [`DEFAULT_PULL_CAPACITY`] elements for a slow reader (then `emit` pends). A reader
+    /// dropped early loses what it has not read, and says so (see [`Pull`]).
     ///
     /// ```
     /// use brooklet::Source;
