@@ -96,7 +96,9 @@
 //! **Threads.** State is updated under the operator's lock, which is released before anything
 //! is pushed downstream. When several threads emit into one window operator at once, each
 //! result is still emitted exactly once, but results produced by different threads may
-//! interleave.
+//! interleave. Aggregate functions (and `reduce`) may run under that lock: one that emits
+//! into the graph feeding the same window would wait for the lock it holds. Emit back from downstream of the window instead (a sink, or a loop built
+//! with [`connect`](crate::Stream::connect)).
 //!
 //! ```
 //! use brooklet::Source;
