@@ -238,6 +238,37 @@ async fn a_message_that_does_not_decode_goes_to_errors_and_the_partition_flows_o
     );
 }
 
+/// With nothing reading `errors()`, a refused message is not handled: as `try_map` does, the
+/// source treats it as a failure, and by default stops before it, uncommitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_does_not_decode_with_nothing_on_errors_stops_the_source() {
+    let input = unique("in");
+    let group = unique("g");
+    create_topic(&input, 1).await;
+    let payloads = ["1", "2", "three", "4", "5"];
+    produce(
+        &input,
+        payloads.iter().map(|p| (String::new(), p.to_string())),
+    )
+    .await;
+    let src = source(&group)
+        .partition(&input, 0)
+        .build_with(|m| m.payload_str().unwrap_or("").parse::<i64>())
+        .unwrap();
+    let good = src.sink_to_vec();
+    let result = timeout(Duration::from_secs(60), src.run())
+        .await
+        .expect("run did not stop");
+    let error = result.expect_err("the refused message stops the source");
+    let text = error.to_string();
+    assert!(
+        text.contains(&format!("{input}/0@2")) && text.contains("errors()"),
+        "{text}"
+    );
+    assert_eq!(good.snapshot()[..2], [1, 2]);
+    assert_eq!(committed(&group, &input, 0), Some(2), "stopped before it");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_sink_pauses_the_source_without_losing_group_membership() {
     const N: usize = 40;

@@ -25,7 +25,8 @@
 //! - Decoding is part of the source: a typed source runs the user's decoder on each message;
 //!   a message that does not decode goes to the [`errors`](KafkaSource::errors) side output
 //!   with its token, and counts as handled once that output accepted it, so one bad record does
-//!   not stop its partition.
+//!   not stop its partition. With nothing connected to that output it is a failure like any
+//!   other.
 
 use std::fmt;
 use std::future::Future;
@@ -333,7 +334,8 @@ impl KafkaSourceBuilder {
     /// Builds a source that decodes every message with `decode` and emits the results. A
     /// message `decode` refuses goes, with the error, to the [`errors`](KafkaSource::errors)
     /// side output; it counts as handled once that output accepted it, and the partition goes
-    /// on.
+    /// on. With nothing connected to `errors()`, a refused message is a failure for the
+    /// [failure policy](KafkaSourceBuilder::on_failure).
     ///
     /// # Panics
     ///
@@ -585,8 +587,10 @@ impl KafkaSource<Message> {
 
 impl<T: Item> KafkaSource<T> {
     /// The side output of messages the decoder refused (see
-    /// [`KafkaSourceBuilder::build_with`]). With nothing connected, such messages are dropped,
-    /// and count as handled.
+    /// [`KafkaSourceBuilder::build_with`]). A refused message counts as handled once this output
+    /// has accepted it; with nothing connected here it is a failure, which the
+    /// [failure policy](KafkaSourceBuilder::on_failure) decides on (by default the source
+    /// stops before it, uncommitted).
     ///
     /// ```
     /// use brooklet::kafka::KafkaSource;
@@ -831,9 +835,22 @@ impl<T: Item> KafkaSource<T> {
             let token = ack.clone();
             let emitted = std::panic::catch_unwind(AssertUnwindSafe(|| match decode(msg) {
                 Ok(x) => self.source.emit_with_ack(x, token),
-                Err(bad) => {
+                Err(bad) if self.errors.node.out.has_active() => {
                     tracing::debug!(error = %bad, "kafka source: message does not decode");
                     self.errors.emit_with_ack(*bad, token)
+                }
+                Err(bad) => {
+                    // Nothing takes the refusal, so nothing handled the message: a failure,
+                    // for the failure policy to decide on (as `try_map` does).
+                    token.fail(Error::Failed {
+                        node: self.source.name(),
+                        message: format!(
+                            "{}/{}@{offset} does not decode ({bad}), and nothing consumes the \
+                             source's `errors()` output",
+                            part.topic, part.partition
+                        ),
+                    });
+                    Emit::complete()
                 }
             }));
             let emit = match emitted {
