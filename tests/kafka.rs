@@ -196,27 +196,32 @@ async fn a_failed_message_stops_the_source_uncommitted_and_a_restart_reprocesses
     assert_eq!(committed(&group, &input, 0), Some(10));
 }
 
+/// A topic of five numbers, the third of which ("three") does not decode, and a source that
+/// reads it as `i64`s.
+async fn numbers_with_one_bad(input: &str, group: &str) -> KafkaSource<i64> {
+    create_topic(input, 1).await;
+    let payloads = ["1", "2", "three", "4", "5"];
+    produce(
+        input,
+        payloads.iter().map(|p| (String::new(), p.to_string())),
+    )
+    .await;
+    source(group)
+        .partition(input, 0)
+        .build_with(|m| m.payload_str().unwrap_or("").parse::<i64>())
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_that_does_not_decode_goes_to_errors_and_the_partition_flows_on() {
     let input = unique("in");
     let group = unique("g");
-    create_topic(&input, 1).await;
-    let payloads = ["1", "2", "three", "4", "5"];
-    produce(
-        &input,
-        payloads.iter().map(|p| (String::new(), p.to_string())),
-    )
-    .await;
-
-    let src = source(&group)
-        .partition(&input, 0)
-        .build_with(|m| m.payload_str().unwrap_or("").parse::<i64>())
-        .unwrap();
+    let src = numbers_with_one_bad(&input, &group).await;
     let good = src.sink_to_vec();
     let bad = src.errors().sink_to_vec();
     let run = tokio::spawn(src.run());
     wait_until("every message", Duration::from_secs(30), || {
-        good.snapshot().len() + bad.snapshot().len() >= payloads.len()
+        good.snapshot().len() + bad.snapshot().len() >= 5
     })
     .await;
     src.stop();
@@ -244,17 +249,7 @@ async fn a_message_that_does_not_decode_goes_to_errors_and_the_partition_flows_o
 async fn a_message_that_does_not_decode_with_nothing_on_errors_stops_the_source() {
     let input = unique("in");
     let group = unique("g");
-    create_topic(&input, 1).await;
-    let payloads = ["1", "2", "three", "4", "5"];
-    produce(
-        &input,
-        payloads.iter().map(|p| (String::new(), p.to_string())),
-    )
-    .await;
-    let src = source(&group)
-        .partition(&input, 0)
-        .build_with(|m| m.payload_str().unwrap_or("").parse::<i64>())
-        .unwrap();
+    let src = numbers_with_one_bad(&input, &group).await;
     let good = src.sink_to_vec();
     let result = timeout(Duration::from_secs(60), src.run())
         .await
