@@ -264,6 +264,46 @@ async fn a_message_that_does_not_decode_with_nothing_on_errors_stops_the_source(
     assert_eq!(committed(&group, &input, 0), Some(2), "stopped before it");
 }
 
+/// At stop the graph drains before the final commit. A drain longer than the consumer's
+/// `max.poll.interval.ms` must not cost the group membership, and with it that commit: the
+/// source keeps polling (its partitions paused) while the graph drains.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_at_stop_longer_than_the_poll_interval_still_commits_everything() {
+    const N: usize = 30;
+    let input = unique("in");
+    let group = unique("g");
+    create_topic(&input, 1).await;
+    produce(&input, (0..N).map(|i| (String::new(), i.to_string()))).await;
+    let src = source(&group)
+        .topic(&input)
+        .set("max.poll.interval.ms", "2500")
+        .build()
+        .unwrap();
+    let done = Arc::new(AtomicUsize::new(0));
+    let d = done.clone();
+    // 30 records at 200 ms each: a drain of about 6 s, well past the 2.5 s interval.
+    src.buffer(N).sink_async(move |_| {
+        let d = d.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            d.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    let run = tokio::spawn(src.run());
+    wait_until("every record buffered", Duration::from_secs(30), || {
+        src.metrics().emitted as usize >= N
+    })
+    .await;
+    src.stop();
+    timeout(Duration::from_secs(60), run)
+        .await
+        .expect("run did not stop")
+        .unwrap()
+        .expect("run");
+    assert_eq!(done.load(Ordering::Relaxed), N);
+    assert_eq!(committed(&group, &input, 0), Some(N as i64));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_sink_pauses_the_source_without_losing_group_membership() {
     const N: usize = 40;

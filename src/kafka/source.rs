@@ -689,11 +689,11 @@ impl<T: Item> KafkaSource<T> {
             };
             let result = this.drive(&consumer).await;
             // Close the graph: it flushes and drains, and the tokens of everything in it are
-            // released; then commit what is done.
-            let closed = this.source.close_caught().await;
-            let errors_closed = this.errors.close_caught().await;
+            // released; then commit what is done. The consumer keeps polling meanwhile.
+            let closed = this.draining(&consumer, this.source.close_caught()).await;
+            let errors_closed = this.draining(&consumer, this.errors.close_caught()).await;
             // Dead-letter writes decide whether their messages are done.
-            this.shared.failures.flush().await;
+            this.draining(&consumer, this.shared.failures.flush()).await;
             // The final commit and closing the consumer (which leaves the group) block on the
             // brokers: do them on a blocking thread, not on a runtime worker.
             let closing = this.clone();
@@ -710,6 +710,35 @@ impl<T: Item> KafkaSource<T> {
                 return Err(e);
             }
             result.and(closed).and(errors_closed)
+        }
+    }
+
+    /// Awaits `work` (the graph draining at stop) while the consumer keeps polling, its
+    /// partitions paused: a drain longer than `max.poll.interval.ms` would otherwise make
+    /// librdkafka leave the group, and the final commit would be refused. What arrives
+    /// meanwhile (prefetched before the pause, or from a partition assigned since) is not
+    /// emitted, so not committed either: the next run reads it. Progress is committed every
+    /// commit interval, as while running.
+    async fn draining<R>(
+        &self,
+        consumer: &StreamConsumer<Context>,
+        work: impl Future<Output = R>,
+    ) -> R {
+        let mut work = std::pin::pin!(work);
+        if let Ok(r) = tokio::time::timeout(self.shared.pause_after, &mut work).await {
+            return r;
+        }
+        pause(consumer, true);
+        let mut reader = Reader::new(self.shared.commit_interval, self.shared.pause_after);
+        loop {
+            tokio::select! {
+                r = &mut work => return r,
+                polled = reader.poll(self, consumer) => {
+                    if let Polled::Message(..) = polled {
+                        pause(consumer, true);
+                    }
+                }
+            }
         }
     }
 
