@@ -181,7 +181,11 @@ async fn a_failed_message_stops_the_source_uncommitted_and_a_restart_reprocesses
         .await
         .expect("run did not stop");
     match result {
-        Err(Error::Panicked { message, .. }) => assert!(message.contains("cannot process 6")),
+        // The error says which message stopped the source.
+        Err(Error::Panicked { message, .. }) => assert!(
+            message.contains("cannot process 6") && message.contains(&format!("{input}/0@6")),
+            "{message}"
+        ),
         other => panic!("expected the panic as an error, got {other:?}"),
     }
     assert_eq!(done.snapshot(), vec![0, 1, 2, 3, 4, 5]);

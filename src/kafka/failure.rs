@@ -291,7 +291,8 @@ impl Failures {
             return;
         }
         part.fail(offset);
-        self.stopper.stop_with(error);
+        let at = format!("{}/{}@{offset}", part.topic, part.partition);
+        self.stopper.stop_with(located(error, &at));
     }
 
     /// Waits until every dead-letter write was queued (those retried have a bounded time) and
@@ -309,6 +310,33 @@ impl Failures {
         if let Ok(Err(e)) = flushed {
             tracing::warn!(error = %e, "kafka source: dead-letter writes not flushed");
         }
+    }
+}
+
+/// `error`, saying which message (`at`, as `topic/partition@offset`) it stopped the source at,
+/// unless it says so already.
+fn located(error: Error, at: &str) -> Error {
+    let with_at = |message: String| {
+        if message.contains(at) {
+            message
+        } else {
+            format!("{message} (while processing {at})")
+        }
+    };
+    match error {
+        Error::Panicked { node, message } => Error::Panicked {
+            node,
+            message: with_at(message),
+        },
+        Error::Failed { node, message } => Error::Failed {
+            node,
+            message: with_at(message),
+        },
+        Error::Several { first, more } => Error::Several {
+            first: Box::new(located(*first, at)),
+            more,
+        },
+        other => other,
     }
 }
 
