@@ -577,22 +577,25 @@ async fn a_panic_in_the_record_function_fails_that_elements_token_only() {
     assert_eq!(read_all(&output, 1, 2)[0].len(), 2);
 }
 
+/// Ten keyed records (`k0`..`k9`, payloads `0`..`9`) on a fresh `input`, and a source that
+/// reads them with the dead-letter policy writing to a fresh `dlq`.
+async fn with_dead_letters(input: &str, dlq: &str, group: &str) -> KafkaSource {
+    create_topic(input, 1).await;
+    create_topic(dlq, 1).await;
+    produce(input, (0..10).map(|i| (format!("k{i}"), i.to_string()))).await;
+    source(group)
+        .partition(input, 0)
+        .on_failure(OnFailure::dead_letter(dlq))
+        .build()
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_dead_letter_policy_a_failed_message_goes_to_the_dead_letter_topic_and_the_partition_goes_on()
  {
-    let input = unique("in");
-    let dlq = unique("dlq");
-    let group = unique("g");
-    create_topic(&input, 1).await;
-    create_topic(&dlq, 1).await;
-    produce(&input, (0..10).map(|i| (format!("k{i}"), i.to_string()))).await;
-
+    let (input, dlq, group) = (unique("in"), unique("dlq"), unique("g"));
     // The failure happens on an asynchronous path (a map_async future panics).
-    let src = source(&group)
-        .partition(&input, 0)
-        .on_failure(OnFailure::dead_letter(&dlq))
-        .build()
-        .unwrap();
+    let src = with_dead_letters(&input, &dlq, &group).await;
     let done = src
         .map_async(2, |m| async move {
             let n: u32 = m.payload_str().unwrap().parse().unwrap();
@@ -1277,18 +1280,8 @@ async fn a_token_callback_that_panics_on_delivery_is_reported_and_the_sink_goes_
 /// run reads it again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_letter_write_that_fails_stops_the_source_before_the_failed_message() {
-    let input = unique("in");
-    let dlq = unique("dlq");
-    let group = unique("g");
-    create_topic(&input, 1).await;
-    create_topic(&dlq, 1).await;
-    produce(&input, (0..10).map(|i| (format!("k{i}"), i.to_string()))).await;
-
-    let src = source(&group)
-        .partition(&input, 0)
-        .on_failure(OnFailure::dead_letter(&dlq))
-        .build()
-        .unwrap();
+    let (input, dlq, group) = (unique("in"), unique("dlq"), unique("g"));
+    let src = with_dead_letters(&input, &dlq, &group).await;
     let _done = src
         .map_async(2, |m| async move {
             let n: u32 = m.payload_str().unwrap().parse().unwrap();

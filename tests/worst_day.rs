@@ -232,6 +232,13 @@ fn shutdown_in_flight_across(
     later_calls_fail(node, &source, &outcomes);
 }
 
+/// Completes at once for 1, never for anything larger: work that is in progress for ever.
+async fn stuck_past_one(x: i64) {
+    if x > 1 {
+        std::future::pending::<()>().await;
+    }
+}
+
 fn emit(source: &Source<i64>, outcomes: &Outcomes, x: i64) {
     // The future is dropped: the element is accepted all the same.
     drop(source.emit_with_ack(x, outcomes.ack(x)));
@@ -243,9 +250,7 @@ fn map_async_futures_running_when_the_runtime_shuts_down_fail() {
         "map_async",
         |s, arrived| {
             s.map_async(2, |x: i64| async move {
-                if x > 1 {
-                    std::future::pending::<()>().await;
-                }
+                stuck_past_one(x).await;
                 x
             })
             .sink(record(arrived));
@@ -271,9 +276,7 @@ fn sink_async_writes_in_progress_when_the_runtime_shuts_down_fail() {
             s.sink_async(move |x: i64| {
                 let arrived = arrived.clone();
                 async move {
-                    if x > 1 {
-                        std::future::pending::<()>().await;
-                    }
+                    stuck_past_one(x).await;
                     arrived.lock().unwrap().push(x);
                 }
             });

@@ -16,7 +16,7 @@ use crate::{Error, Item, Stream};
 pub const DEFAULT_PULL_CAPACITY: usize = 16;
 
 /// Why an element that the reader never took is lost.
-fn reader_gone(node: String) -> Error {
+fn never_read(node: String) -> Error {
     Error::Failed {
         node,
         message: "its reader (the stream returned by `to_stream`) was dropped before reading \
@@ -78,7 +78,7 @@ impl<T: Item> Input<0> for PullOp<T> {
             let mut s = self.shared.state.lock();
             if s.reader_gone {
                 drop(s);
-                let error = reader_gone(out.name());
+                let error = never_read(out.name());
                 cx.acks.fail(&error);
                 return cx.fail(error);
             }
@@ -101,7 +101,7 @@ impl<T: Item> Input<0> for PullOp<T> {
                 // A reader gone before it made room did not read this element (it was behind
                 // a full buffer): the wait reports the loss its token reports.
                 let gone = shared.state.lock().reader_gone;
-                if gone { Err(reader_gone(node)) } else { Ok(()) }
+                if gone { Err(never_read(node)) } else { Ok(()) }
             });
         }
     }
@@ -174,7 +174,7 @@ impl<T> Drop for Pull<T> {
             std::mem::take(&mut s.queue)
         };
         if !unread.is_empty() {
-            let error = reader_gone(self.node.meta().name());
+            let error = never_read(self.node.meta().name());
             for (_, acks) in &unread {
                 acks.fail(&error);
             }
